@@ -1,0 +1,115 @@
+"""Event-loop and scheduler plumbing.
+
+Where things run:
+
+* A run subscribed from a thread with a running asyncio loop runs on that loop, and its
+  events are delivered there.
+* A run subscribed from a thread with no running loop (a plain script calling
+  ``agent.stream(task).subscribe(...)``) runs on the *rxagents runtime loop*: one daemon
+  thread owned by this module, started on first use. Its events are delivered on that thread.
+* Time-based operators default to the scheduler of the loop that will deliver their events
+  (:func:`default_scheduler`), never to RxPY's thread-per-timer ``TimeoutScheduler``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Coroutine
+from datetime import datetime, timezone
+from typing import Any, TypeVar
+from weakref import WeakKeyDictionary
+
+from reactivex import abc
+from reactivex.scheduler.eventloop import AsyncIOScheduler, AsyncIOThreadSafeScheduler
+
+__all__ = [
+    "clock",
+    "default_scheduler",
+    "loop_scheduler",
+    "run_sync",
+    "runtime_loop",
+]
+
+_T = TypeVar("_T")
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+_lock = threading.Lock()
+_runtime: asyncio.AbstractEventLoop | None = None
+_schedulers: WeakKeyDictionary[asyncio.AbstractEventLoop, abc.SchedulerBase] = WeakKeyDictionary()
+
+
+def runtime_loop() -> asyncio.AbstractEventLoop:
+    """The rxagents runtime loop: a daemon thread's event loop, started on first use."""
+    global _runtime
+    with _lock:
+        if _runtime is None or _runtime.is_closed():
+            loop = asyncio.new_event_loop()
+            ready = threading.Event()
+
+            def main() -> None:
+                asyncio.set_event_loop(loop)
+                loop.call_soon(ready.set)
+                loop.run_forever()
+
+            threading.Thread(target=main, name="rxagents-runtime", daemon=True).start()
+            ready.wait()
+            _runtime = loop
+        return _runtime
+
+
+def running_loop() -> asyncio.AbstractEventLoop | None:
+    """The asyncio loop running in this thread, if any."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+def loop_scheduler(loop: asyncio.AbstractEventLoop) -> abc.SchedulerBase:
+    """A reactivex scheduler for ``loop`` (thread-safe for the runtime loop), cached per loop."""
+    with _lock:
+        sched = _schedulers.get(loop)
+        if sched is None:
+            sched = AsyncIOThreadSafeScheduler(loop) if loop is _runtime else AsyncIOScheduler(loop)
+            _schedulers[loop] = sched
+        return sched
+
+
+def run_loop() -> asyncio.AbstractEventLoop:
+    """The loop a run started from this thread executes on: the running loop, else the runtime loop."""
+    return running_loop() or runtime_loop()
+
+
+def default_scheduler(scheduler: abc.SchedulerBase | None = None) -> abc.SchedulerBase:
+    """``scheduler`` if given, else the scheduler of the loop runs started here execute on."""
+    if scheduler is not None:
+        return scheduler
+    return loop_scheduler(run_loop())
+
+
+def clock(scheduler: abc.SchedulerBase) -> float:
+    """The scheduler's clock in seconds (virtual seconds for a ``TestScheduler``)."""
+    now = scheduler.now
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=timezone.utc)
+    return (now - _EPOCH).total_seconds()
+
+
+def run_sync(coro: Coroutine[Any, Any, _T]) -> _T:
+    """Run ``coro`` to completion from synchronous code and return its result.
+
+    From a thread with no running loop this is ``asyncio.run`` (callbacks run on the calling
+    thread). From inside a running loop (Jupyter, an async framework calling sync code) the
+    coroutine runs on the runtime loop's thread while this thread waits, so there is no
+    deadlock; callbacks then run on the runtime thread. ``KeyboardInterrupt`` while waiting
+    cancels the coroutine before it propagates.
+    """
+    if running_loop() is None:
+        return asyncio.run(coro)
+    future = asyncio.run_coroutine_threadsafe(coro, runtime_loop())
+    try:
+        return future.result()
+    except BaseException:
+        future.cancel()
+        raise

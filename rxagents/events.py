@@ -1,0 +1,164 @@
+"""The token event model: one frozen record per thing a run produces.
+
+Grammar of one run (see ``DESIGN.md``)::
+
+    start (token | reasoning | tool_call | retry)* usage? finish      then on_completed
+    start (token | reasoning | tool_call | retry)* error              then on_error
+
+``seq`` counts the events of one run from 0 with no gaps, so a consumer can detect a
+lost event (a gap) or a duplicate (a repeated seq) without looking at the text.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "EventKind",
+    "TokenEvent",
+    "ToolCallDelta",
+    "Usage",
+]
+
+
+class EventKind(str, enum.Enum):
+    """What a :class:`TokenEvent` carries."""
+
+    START = "start"
+    TOKEN = "token"
+    REASONING = "reasoning"
+    TOOL_CALL = "tool_call"
+    USAGE = "usage"
+    FINISH = "finish"
+    ERROR = "error"
+    RETRY = "retry"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+#: Kinds that carry text of the answer or of the model's reasoning.
+TEXT_KINDS = frozenset({EventKind.TOKEN, EventKind.REASONING})
+#: Kinds that end a run; exactly one of them is the last event of every run.
+TERMINAL_KINDS = frozenset({EventKind.FINISH, EventKind.ERROR})
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Token counts reported by the model for a run (summed over its loops)."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.prompt_tokens + other.prompt_tokens,
+            self.completion_tokens + other.completion_tokens,
+            self.total_tokens + other.total_tokens,
+        )
+
+    def to_dict(self) -> dict[str, int]:
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.total_tokens,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallDelta:
+    """A piece of a streamed tool call. Pieces with the same ``index`` join into one call:
+    ``id`` and ``name`` arrive once (usually first), ``arguments`` is a JSON text split anywhere."""
+
+    index: int = 0
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"index": self.index, "id": self.id, "name": self.name, "arguments": self.arguments}
+
+
+@dataclass(frozen=True, slots=True)
+class TokenEvent:
+    """One event of one agent run.
+
+    Attributes:
+        kind: what the event carries (:class:`EventKind`).
+        agent: the agent's name.
+        run_id: identifies the run (one subscription to ``Agent.stream``).
+        seq: position in the run, from 0, strictly increasing, no gaps.
+        loop: the ``max_loops`` iteration (1-based) the event belongs to.
+        text: the text delta for ``token``/``reasoning``; the reason for ``retry``.
+        tool_call: the tool-call delta for ``tool_call`` events.
+        usage: token counts for ``usage`` events.
+        finish_reason: why the model stopped, on ``finish`` events.
+        error: the exception, on ``error`` events.
+        time: the scheduler clock (seconds) when the event was produced.
+        model: the model name the run used.
+    """
+
+    kind: EventKind
+    agent: str
+    run_id: str
+    seq: int
+    loop: int = 1
+    text: str = ""
+    tool_call: ToolCallDelta | None = None
+    usage: Usage | None = None
+    finish_reason: str | None = None
+    error: BaseException | None = field(default=None, compare=False)
+    time: float = 0.0
+    model: str = ""
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.kind in TERMINAL_KINDS
+
+    def to_dict(self) -> dict[str, Any]:
+        """The detailed-mode dict given to ``stream=True`` callbacks.
+
+        Always has the keys ``content`` (text delta, ``""`` when none), ``usage`` (a dict or
+        ``None``) and ``finish_reason``, plus ``type``, ``agent``, ``run_id``, ``seq``, ``loop``,
+        ``time``, ``model``, and ``tool_call``/``error`` when the event carries them.
+        """
+        out: dict[str, Any] = {
+            "type": self.kind.value,
+            "content": self.text if self.kind in TEXT_KINDS else "",
+            "usage": self.usage.to_dict() if self.usage is not None else None,
+            "finish_reason": self.finish_reason,
+            "agent": self.agent,
+            "run_id": self.run_id,
+            "seq": self.seq,
+            "loop": self.loop,
+            "time": self.time,
+            "model": self.model,
+        }
+        if self.kind is EventKind.REASONING:
+            out["reasoning"] = self.text
+        if self.tool_call is not None:
+            out["tool_call"] = self.tool_call.to_dict()
+        if self.error is not None:
+            out["error"] = f"{type(self.error).__name__}: {self.error}"
+        if self.kind is EventKind.RETRY:
+            out["reason"] = self.text
+        return out
+
+    def __repr__(self) -> str:
+        parts = [f"{self.kind.value}", f"agent={self.agent!r}", f"seq={self.seq}"]
+        if self.loop != 1:
+            parts.append(f"loop={self.loop}")
+        if self.text:
+            parts.append(f"text={self.text!r}")
+        if self.tool_call is not None:
+            parts.append(f"tool_call={self.tool_call!r}")
+        if self.usage is not None:
+            parts.append(f"usage={self.usage!r}")
+        if self.finish_reason is not None:
+            parts.append(f"finish_reason={self.finish_reason!r}")
+        if self.error is not None:
+            parts.append(f"error={type(self.error).__name__}")
+        return f"TokenEvent({', '.join(parts)})"
