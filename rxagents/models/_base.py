@@ -1,0 +1,54 @@
+"""What a model backend is: something that turns one request into an async iterator of deltas."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from rxagents.events import EventKind, ToolCallDelta, Usage
+
+__all__ = ["Delta", "ModelBackend", "ModelRequest"]
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRequest:
+    """One chat-completion request. ``api_key`` never appears in the repr."""
+
+    model: str
+    messages: Sequence[Mapping[str, Any]]
+    temperature: float | None = None
+    max_tokens: int | None = None
+    api_base: str | None = None
+    api_key: str | None = field(default=None, repr=False)
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Delta:
+    """A piece of a model's answer: the backend-side half of a TokenEvent.
+
+    ``kind`` is one of TOKEN, REASONING, TOOL_CALL, USAGE, FINISH. A backend yields
+    FINISH exactly once, last, with its ``finish_reason``; USAGE at most once, before FINISH.
+    A failure is raised (an ``rxagents.errors.ModelError``), never yielded.
+    """
+
+    kind: EventKind
+    text: str = ""
+    tool_call: ToolCallDelta | None = None
+    usage: Usage | None = None
+    finish_reason: str | None = None
+
+
+@runtime_checkable
+class ModelBackend(Protocol):
+    """A model: ``stream(request)`` returns an async iterator of :class:`Delta`.
+
+    Closing the iterator early (``aclose``, or cancelling the task iterating it) must release
+    everything it holds, HTTP connections included.
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    def stream(self, request: ModelRequest) -> AsyncIterator[Delta]: ...

@@ -1,0 +1,246 @@
+"""The embedded offline model: deterministic, no network, honest about what it is.
+
+It answers any task with text that says plainly it comes from rxagents' offline model, split at
+realistic token boundaries (words and sub-word pieces with their leading space, punctuation on its
+own), at a configurable pace. It reports usage and a finish reason like a real provider, and can
+emit reasoning and tool-call deltas and injected faults (an error after N tokens, a stall) for tests.
+
+The answer is a *script* — a list of (delay, step) pairs — so it can be played on an asyncio loop
+(:meth:`OfflineModel.stream`) or on any reactivex scheduler, virtual time included
+(see ``rxagents._run``), with identical results.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import re
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from rxagents.errors import ConfigurationError, ModelError
+from rxagents.events import EventKind, ToolCallDelta, Usage
+from rxagents.models._base import Delta, ModelRequest
+
+__all__ = ["STALL", "OfflineModel", "Step", "ToolCallSpec", "tokenize"]
+
+
+class _Stall:
+    """Script step: stop producing, without ending, until cancelled."""
+
+    def __repr__(self) -> str:
+        return "STALL"
+
+
+STALL: Final = _Stall()
+
+#: One step of a script: wait ``delay`` seconds, then yield the delta / raise the error / stall.
+Step = tuple[float, Delta | BaseException | _Stall]
+
+_WORDS = re.compile(r"\s*[\w'’-]+|\s*[^\w\s]|\s+")
+_VOCAB = (
+    "streams", "tokens", "observables", "operators", "events", "agents", "buffers", "schedulers",
+    "pipelines", "callbacks", "dashboards", "sequence", "order", "latency", "throughput",
+    "completion", "cancellation", "backpressure", "composition", "determinism",
+)
+_CONNECT = (
+    "In practice, {a} and {b} are composed so that nothing is lost.",
+    "Each step keeps the {a} in order while the {b} stay responsive.",
+    "A careful design treats {a} as values and {b} as transformations.",
+    "When the {a} slow down, the {b} absorb the difference without blocking.",
+    "Testing {a} in virtual time makes the {b} reproducible.",
+    "The key idea is that {a} describe what happens, while {b} decide when.",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallSpec:
+    """A tool call the offline model should make: name and JSON-able arguments."""
+
+    name: str
+    arguments: Mapping[str, Any]
+    id: str | None = None
+
+
+def tokenize(text: str) -> list[str]:
+    """Split ``text`` at realistic token boundaries; ``"".join(tokenize(t)) == t``."""
+    out: list[str] = []
+    for match in _WORDS.finditer(text):
+        piece = match.group(0)
+        core = piece.lstrip()
+        if len(core) <= 6:
+            out.append(piece)
+            continue
+        lead = piece[: len(piece) - len(core)]
+        first = 4 if len(core) > 8 else 3
+        out.append(lead + core[:first])
+        rest = core[first:]
+        while rest:
+            out.append(rest[:4])
+            rest = rest[4:]
+    return out
+
+
+def _count_tokens(text: str) -> int:
+    return len(tokenize(text))
+
+
+def _task_of(messages: Sequence[Mapping[str, Any]]) -> tuple[str, int]:
+    """The first user message (the task) and how many assistant turns came before."""
+    task = next((str(m.get("content", "")) for m in messages if m.get("role") == "user"), "")
+    turns = sum(1 for m in messages if m.get("role") == "assistant")
+    return task, turns
+
+
+def _answer(task: str, turns: int, length: int) -> str:
+    """The deterministic answer text: an honest header, then filler derived from the task."""
+    short = " ".join(task.split())
+    if len(short) > 80:
+        short = short[:77] + "..."
+    digest = hashlib.sha256(f"{task}\x00{turns}".encode()).digest()
+    words = [w.lower() for w in re.findall(r"[A-Za-z]{5,}", task)] or list(_VOCAB[:3])
+    if turns:
+        head = (
+            f"[offline model, loop {turns + 1}] Revisiting the previous answer to \"{short}\": "
+            "this is still rxagents' offline model, not an LLM."
+        )
+    else:
+        head = (
+            f"[offline model] This answer comes from rxagents' built-in offline model, not an LLM: "
+            f"no provider was called. Task: \"{short}\"."
+        )
+    parts = [head]
+    i = 0
+    while _count_tokens(" ".join(parts)) < length:
+        a = words[digest[i % len(digest)] % len(words)]
+        b = _VOCAB[digest[(i + 7) % len(digest)] % len(_VOCAB)]
+        parts.append(_CONNECT[(digest[(i + 3) % len(digest)] + i) % len(_CONNECT)].format(a=a, b=b))
+        i += 1
+    return " ".join(parts)
+
+
+class OfflineModel:
+    """A deterministic local model for demos and tests. No network, no keys.
+
+    Args:
+        pace: seconds between tokens (0 streams as fast as the loop allows).
+        first_token_delay: seconds before the first token; defaults to ``pace``.
+        length: about how many tokens an answer has (``max_tokens`` cuts it, finish ``"length"``).
+        reasoning: reasoning deltas emitted before the answer (e.g. ``("Let me think", " step by step.")``).
+        tool_calls: tool calls to stream instead of... after the answer text; finish becomes ``"tool_calls"``.
+        fail_after: raise a :class:`~rxagents.errors.ModelError` after this many tokens (0: before any).
+        stall_after: stop producing, without ending, after this many tokens (for timeout tests).
+        fail_times: only the first ``fail_times`` requests fail (default: all of them, when faults are set).
+        error_status: the HTTP-like status code the injected error reports (e.g. 503).
+        retry_after: the ``retry_after`` seconds the injected error reports.
+        text: a fixed answer text to stream instead of the generated one.
+    """
+
+    def __init__(
+        self,
+        *,
+        pace: float = 0.0,
+        first_token_delay: float | None = None,
+        length: int = 60,
+        reasoning: Sequence[str] = (),
+        tool_calls: Sequence[ToolCallSpec] = (),
+        fail_after: int | None = None,
+        stall_after: int | None = None,
+        fail_times: int | None = None,
+        error_status: int | None = 500,
+        retry_after: float | None = None,
+        text: str | None = None,
+    ) -> None:
+        for name, value in (("pace", pace), ("first_token_delay", first_token_delay)):
+            if value is not None and value < 0:
+                raise ConfigurationError(f"{name} must be >= 0 seconds, got {value!r}")
+        if length < 1:
+            raise ConfigurationError(f"length must be >= 1 token, got {length!r}")
+        for name, count in (("fail_after", fail_after), ("stall_after", stall_after), ("fail_times", fail_times)):
+            if count is not None and count < 0:
+                raise ConfigurationError(f"{name} must be >= 0 or None, got {count!r}")
+        self.pace = pace
+        self.first_token_delay = pace if first_token_delay is None else first_token_delay
+        self.length = length
+        self.reasoning = tuple(reasoning)
+        self.tool_calls = tuple(tool_calls)
+        self.fail_after = fail_after
+        self.stall_after = stall_after
+        self.fail_times = fail_times
+        self.error_status = error_status
+        self.retry_after = retry_after
+        self.text = text
+        self.requests = 0
+
+    @property
+    def name(self) -> str:
+        return "offline"
+
+    def __repr__(self) -> str:
+        return f"OfflineModel(pace={self.pace!r}, length={self.length!r})"
+
+    def script(self, request: ModelRequest) -> list[Step]:
+        """The steps answering ``request``. Each call counts as one request (for ``fail_times``)."""
+        self.requests += 1
+        faulty = self.fail_times is None or self.requests <= self.fail_times
+        task, turns = _task_of(request.messages)
+        text = self.text if self.text is not None else _answer(task, turns, self.length)
+        tokens = tokenize(text)
+        finish = "stop"
+        if request.max_tokens is not None and len(tokens) > request.max_tokens:
+            tokens, finish = tokens[: request.max_tokens], "length"
+
+        steps: list[Step] = []
+        delay = self.first_token_delay
+        for piece in self.reasoning:
+            steps.append((delay, Delta(EventKind.REASONING, text=piece)))
+            delay = self.pace
+        for i, token in enumerate(tokens):
+            if faulty and self.fail_after == i:
+                steps.append((delay, self._error(i)))
+                return steps
+            if faulty and self.stall_after == i:
+                steps.append((delay, STALL))
+                return steps
+            steps.append((delay, Delta(EventKind.TOKEN, text=token)))
+            delay = self.pace
+        if faulty and self.fail_after is not None and self.fail_after >= len(tokens):
+            steps.append((delay, self._error(len(tokens))))
+            return steps
+        if faulty and self.stall_after is not None and self.stall_after >= len(tokens):
+            steps.append((delay, STALL))
+            return steps
+        for index, call in enumerate(self.tool_calls):
+            args = json.dumps(dict(call.arguments))
+            call_id = call.id or f"call_offline_{index}"
+            steps.append((delay, Delta(EventKind.TOOL_CALL, tool_call=ToolCallDelta(index, call_id, call.name, ""))))
+            for start in range(0, len(args), 8):
+                piece = args[start : start + 8]
+                steps.append((self.pace, Delta(EventKind.TOOL_CALL, tool_call=ToolCallDelta(index, arguments=piece))))
+            finish = "tool_calls"
+        prompt = sum(_count_tokens(str(m.get("content", ""))) for m in request.messages)
+        completion = len(tokens) + sum(_count_tokens(p) for p in self.reasoning)
+        steps.append((0.0, Delta(EventKind.USAGE, usage=Usage(prompt, completion, prompt + completion))))
+        steps.append((0.0, Delta(EventKind.FINISH, finish_reason=finish)))
+        return steps
+
+    def _error(self, after: int) -> ModelError:
+        return ModelError(
+            f"offline model: injected failure after {after} tokens (status {self.error_status})",
+            status_code=self.error_status,
+            retry_after=self.retry_after,
+        )
+
+    async def stream(self, request: ModelRequest) -> AsyncIterator[Delta]:
+        """Play :meth:`script` on the running asyncio loop."""
+        for delay, step in self.script(request):
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if isinstance(step, _Stall):
+                await asyncio.Event().wait()
+            elif isinstance(step, BaseException):
+                raise step
+            else:
+                yield step
