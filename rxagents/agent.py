@@ -1,0 +1,255 @@
+"""The Agent: swarms-style configuration on top of a cold Observable of token events.
+
+``agent.stream(task)`` is the primitive: a cold ``Observable[TokenEvent]`` (each subscription is
+a new run; disposing it cancels the run and closes the HTTP stream). ``astream``, ``run`` and
+``arun`` are built on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Literal
+
+import reactivex
+from reactivex import abc
+
+from rxagents import _runtime
+from rxagents._dispatch import Dispatcher
+from rxagents._run import RunSpec, run_events, run_observable
+from rxagents.errors import ConfigurationError
+from rxagents.events import EventKind, TokenEvent
+from rxagents.models import ModelBackend, resolve_model
+from rxagents.sinks import ConsolePrinter
+
+__all__ = ["Agent", "StreamingCallback"]
+
+#: A callback gets each text delta as ``str`` — or, with ``stream=True``, each event's detailed dict.
+StreamingCallback = Callable[[Any], Any]
+
+# swarms Agent parameters accepted for compatibility that do not change streaming behaviour here.
+_ACCEPTED_SWARMS_PARAMS = frozenset({
+    "interactive", "autosave", "dashboard", "dynamic_temperature_enabled", "saved_state_path",
+    "user_name", "retry_attempts", "context_length", "output_type", "tools", "agent_description",
+    "description", "docs", "dynamic_context_window", "artifacts_on", "persistent_memory",
+    "auto_generate_prompt", "tool_system_prompt", "return_step_meta", "plan_enabled", "top_p",
+})
+
+
+def _check_callback(name: str, fn: object) -> None:
+    if fn is not None and not callable(fn):
+        raise ConfigurationError(f"{name} must be callable (a function taking one argument) or None, got {fn!r}")
+
+
+def _check_task(task: object) -> str:
+    if not isinstance(task, str) or not task.strip():
+        raise ConfigurationError(f"task must be a non-empty string, got {task!r}")
+    return task
+
+
+class Agent:
+    """An LLM agent whose runs are streams.
+
+    Args:
+        agent_name: name shown in headers and carried by every event.
+        model_name: a litellm model name (``"gpt-4o-mini"``, ``"anthropic/..."``), ``"offline"``
+            for the embedded offline model, or any name served by ``api_base``. With no key
+            configured for a known provider, the offline model is used (with a warning).
+        system_prompt: the system message.
+        max_loops: how many times the agent answers, each loop seeing the conversation so far.
+        streaming_on: print tokens as they arrive (when ``print_on``); runs always stream.
+        stream: detailed mode: callbacks receive ``event.to_dict()`` instead of text.
+        print_on: print to the console (``False``: silent).
+        verbose: log each event at DEBUG on the ``rxagents`` logger.
+        streaming_callback: default callback for :meth:`run`/:meth:`arun`.
+        temperature, max_tokens: sampling settings sent to the model.
+        api_base, api_key: an OpenAI-compatible endpoint and its key (key never logged or shown).
+        llm: a model backend instance (e.g. ``OfflineModel(pace=0.02)``) instead of ``model_name``.
+        on_callback_error: ``"log"`` (default): a raising callback is counted and logged once per
+            run and the stream continues; ``"raise"``: the run stops and raises ``RunError``.
+    """
+
+    def __init__(
+        self,
+        agent_name: str = "Agent",
+        model_name: str | None = None,
+        system_prompt: str | None = None,
+        max_loops: int = 1,
+        streaming_on: bool = False,
+        stream: bool = False,
+        print_on: bool = True,
+        verbose: bool = False,
+        streaming_callback: StreamingCallback | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        api_base: str | None = None,
+        api_key: str | None = None,
+        llm: ModelBackend | None = None,
+        on_callback_error: Literal["log", "raise"] = "log",
+        **swarms_options: Any,
+    ) -> None:
+        unknown = set(swarms_options) - _ACCEPTED_SWARMS_PARAMS
+        if unknown:
+            raise TypeError(
+                f"Agent() got unexpected keyword argument(s) {sorted(unknown)}; "
+                "see the Agent docstring for the supported parameters"
+            )
+        if not isinstance(agent_name, str) or not agent_name:
+            raise ConfigurationError(f"agent_name must be a non-empty string, got {agent_name!r}")
+        if isinstance(max_loops, bool) or not isinstance(max_loops, int) or max_loops < 1:
+            raise ConfigurationError(f"max_loops must be an int >= 1, got {max_loops!r}")
+        if max_tokens is not None and max_tokens < 1:
+            raise ConfigurationError(f"max_tokens must be >= 1 or None, got {max_tokens!r}")
+        if temperature is not None and not 0 <= temperature <= 2:
+            raise ConfigurationError(f"temperature must be between 0 and 2, got {temperature!r}")
+        if on_callback_error not in ("log", "raise"):
+            raise ConfigurationError(f"on_callback_error must be 'log' or 'raise', got {on_callback_error!r}")
+        _check_callback("streaming_callback", streaming_callback)
+
+        self.agent_name = agent_name
+        self.system_prompt = system_prompt
+        self.max_loops = max_loops
+        self.streaming_on = streaming_on
+        self.stream_detailed = stream
+        self.print_on = print_on
+        self.verbose = verbose
+        self.streaming_callback = streaming_callback
+        self.on_callback_error = on_callback_error
+        self.options = dict(swarms_options)
+        if llm is not None:
+            if not isinstance(llm, ModelBackend):
+                raise ConfigurationError(f"llm must be a model backend (with .name and .stream()), got {llm!r}")
+            self.llm: ModelBackend = llm
+            self.model_name = model_name or llm.name
+            self._api_base, self._api_key = api_base, api_key
+        else:
+            resolved = resolve_model(model_name, api_base=api_base, api_key=api_key)
+            self.llm = resolved.backend
+            self.model_name = resolved.model
+            self._api_base, self._api_key = resolved.api_base, resolved.api_key
+        self.temperature = temperature
+        self.max_tokens = max_tokens
+
+    def __repr__(self) -> str:
+        return f"Agent(agent_name={self.agent_name!r}, model_name={self.model_name!r}, max_loops={self.max_loops})"
+
+    # the primitive -------------------------------------------------------------------------------
+    def _spec(self) -> RunSpec:
+        return RunSpec(
+            agent=self.agent_name,
+            backend=self.llm,
+            model=self.model_name,
+            system_prompt=self.system_prompt,
+            max_loops=self.max_loops,
+            temperature=self.temperature,
+            max_tokens=self.max_tokens,
+            api_base=self._api_base,
+            api_key=self._api_key,
+        )
+
+    def stream(self, task: str, *, scheduler: abc.SchedulerBase | None = None) -> reactivex.Observable[TokenEvent]:
+        """The run as a cold ``Observable[TokenEvent]``.
+
+        Each subscription starts a new run; disposing it cancels the run and closes its HTTP stream.
+        Events are delivered on the loop the run executes on: the running asyncio loop of the
+        subscribing thread, else the rxagents runtime thread. Pass ``scheduler=`` an asyncio
+        scheduler to choose the loop, or a ``TestScheduler`` to play the offline model in virtual time.
+
+        Example::
+
+            agent.stream("Explain streams").pipe(ops.filter(lambda e: e.kind == "token"))
+        """
+        return run_observable(self._spec(), _check_task(task), scheduler)
+
+    async def astream(self, task: str) -> AsyncIterator[TokenEvent]:
+        """``async for event in agent.astream(task)``: the run's events on the current loop.
+
+        Leaving the loop early (``break``) or cancelling the task ends the run and closes the HTTP
+        stream. A failed run yields its ``error`` event, then raises the ``RxAgentsError``.
+        """
+        spec, task = self._spec(), _check_task(task)
+        sched = _runtime.loop_scheduler(asyncio.get_running_loop())
+        events = run_events(spec, task, lambda: _runtime.clock(sched))
+        try:
+            async for event in events:
+                yield event
+        finally:
+            await events.aclose()
+
+    # swarms-style API ---------------------------------------------------------------------------
+    def _dispatcher(self, streaming_callback: StreamingCallback | None) -> Dispatcher:
+        _check_callback("streaming_callback", streaming_callback)
+        callback = streaming_callback or self.streaming_callback
+        handlers: list[Callable[[TokenEvent], Any]] = []
+        if self.verbose:
+            import logging
+
+            logger = logging.getLogger("rxagents")
+            handlers.append(lambda e: logger.debug("%r", e))
+        if callback is not None:
+            if inspect.iscoroutinefunction(callback):
+                raise ConfigurationError(
+                    "streaming_callback must be a plain function for run()/arun(); for async callbacks use "
+                    "agent.stream(task).pipe(rxagents.operators.tap_safe(async_fn))"
+                )
+            if self.stream_detailed:
+                handlers.append(lambda e: callback(e.to_dict()))
+            else:
+                handlers.append(lambda e: callback(e.text) if e.kind is EventKind.TOKEN else None)
+        elif self.print_on and self.streaming_on:
+            handlers.append(ConsolePrinter(self.agent_name, self.max_loops))
+        return Dispatcher(handlers, agent=self.agent_name, on_callback_error=self.on_callback_error)
+
+    def _finish(self, dispatcher: Dispatcher, streaming_callback: StreamingCallback | None) -> str:
+        text = dispatcher.result()
+        if self.print_on and not self.streaming_on and (streaming_callback or self.streaming_callback) is None:
+            printer = ConsolePrinter(self.agent_name, self.max_loops)
+            print(printer.header() + text, flush=True)
+        return text
+
+    def run(self, task: str, streaming_callback: StreamingCallback | None = None, *args: Any, **kwargs: Any) -> str:
+        """Run the agent and return its final answer (the last loop's text).
+
+        ``streaming_callback`` (or the Agent's) gets each text delta as ``str`` — or each event's
+        detailed dict with ``stream=True`` — on **the thread that called run()**, while the socket is
+        read on the rxagents runtime loop, so a slow callback never stalls the stream. A raising
+        callback is isolated (see ``on_callback_error``). Works from plain scripts and from inside a
+        running event loop (Jupyter). Ctrl-C cancels the run and closes its connection.
+
+        Raises:
+            RunError: the run failed; ``.partial_text`` and ``.events`` hold what arrived.
+        """
+        task = _check_task(task)
+        dispatcher = self._dispatcher(streaming_callback)
+        observable = run_observable(self._spec(), task, _runtime.loop_scheduler(_runtime.runtime_loop()))
+        subscription = observable.subscribe(
+            on_next=dispatcher.push, on_error=dispatcher.push_error, on_completed=dispatcher.push_end
+        )
+        dispatcher.on_fatal = subscription.dispose
+        try:
+            dispatcher.drain()
+        except BaseException:
+            subscription.dispose()
+            raise
+        return self._finish(dispatcher, streaming_callback)
+
+    async def arun(self, task: str, streaming_callback: StreamingCallback | None = None, *args: Any, **kwargs: Any) -> str:
+        """``await agent.arun(task)``: as :meth:`run`, with the socket read on the current loop and
+        callbacks called on a worker thread (so they never block the loop). Cancelling the awaiting
+        task cancels the run."""
+        task = _check_task(task)
+        dispatcher = self._dispatcher(streaming_callback)
+        loop = asyncio.get_running_loop()
+        observable = run_observable(self._spec(), task, _runtime.loop_scheduler(loop))
+        subscription = observable.subscribe(
+            on_next=dispatcher.push, on_error=dispatcher.push_error, on_completed=dispatcher.push_end
+        )
+        dispatcher.on_fatal = subscription.dispose
+        try:
+            await loop.run_in_executor(None, dispatcher.drain)
+        except BaseException:
+            subscription.dispose()
+            dispatcher.push_end()
+            raise
+        return self._finish(dispatcher, streaming_callback)
