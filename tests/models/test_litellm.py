@@ -1,0 +1,109 @@
+"""The litellm backend through real HTTP to the local OpenAI-compatible server."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+import json
+
+import pytest
+
+from rxagents import _runtime
+from rxagents.errors import ModelError
+from rxagents.events import EventKind
+from rxagents.models import Delta, LiteLLMModel, ModelRequest
+from rxagents.testing._faults import DropAfter, HttpError, Reply, ToolCallSpec, words
+from rxagents.testing._server import LocalModelServer
+
+_names = itertools.count()
+_T = TypeVar("_T")
+
+
+def run(coro: Coroutine[Any, Any, _T]) -> _T:
+    """Run on the persistent rxagents runtime loop (litellm's HTTP clients are cached per loop)."""
+    return asyncio.run_coroutine_threadsafe(coro, _runtime.runtime_loop()).result(timeout=30)
+SECRET = "sk-rxagents-test-SECRET-4242"
+
+
+def _setup(server: LocalModelServer, reply: Reply) -> ModelRequest:
+    name = f"lite-{next(_names)}"
+    server.enqueue(reply, model=name)
+    return ModelRequest(
+        model=f"openai/{name}",
+        messages=[{"role": "user", "content": "Say hello"}],
+        api_base=server.url,
+        api_key=SECRET,
+    )
+
+
+async def _collect(request: ModelRequest) -> list[Delta]:
+    return [d async for d in LiteLLMModel().stream(request)]
+
+
+def test_text_arrives_in_order_then_usage_and_finish(model_server: LocalModelServer) -> None:
+    request = _setup(model_server, Reply(tokens=words("Hello streaming world, in order.")))
+    deltas = run(_collect(request))
+    tokens = [d.text for d in deltas if d.kind is EventKind.TOKEN]
+    assert tokens == list(words("Hello streaming world, in order."))
+    assert [d.kind for d in deltas[-2:]] == [EventKind.USAGE, EventKind.FINISH]
+    usage = deltas[-2].usage
+    assert usage is not None and usage.completion_tokens == len(tokens) and usage.total_tokens > 0
+    assert deltas[-1].finish_reason == "stop"
+
+
+def test_usage_is_requested_and_litellm_retries_are_off(model_server: LocalModelServer) -> None:
+    request = _setup(model_server, Reply(tokens=("ok",)))
+    run(_collect(request))
+    body = next(b for b in reversed(model_server.requests) if b["model"] == request.model.split("/", 1)[1])
+    assert body["stream"] is True
+    assert body["stream_options"] == {"include_usage": True}
+
+
+def test_reasoning_deltas_are_mapped(model_server: LocalModelServer) -> None:
+    request = _setup(model_server, Reply(tokens=("Answer.",), reasoning=("Think", "ing...")))
+    deltas = run(_collect(request))
+    assert "".join(d.text for d in deltas if d.kind is EventKind.REASONING) == "Thinking..."
+    assert deltas.index(next(d for d in deltas if d.kind is EventKind.TOKEN)) > 0
+
+
+def test_tool_call_deltas_reassemble(model_server: LocalModelServer) -> None:
+    args = json.dumps({"city": "Paris", "unit": "celsius"})
+    request = _setup(model_server, Reply(tokens=(), tool_calls=(ToolCallSpec("get_weather", args, pieces=4),)))
+    deltas = run(_collect(request))
+    calls = [d.tool_call for d in deltas if d.tool_call is not None]
+    assert len(calls) >= 4
+    assert next(c.name for c in calls if c.name) == "get_weather"
+    assert json.loads("".join(c.arguments for c in calls)) == {"city": "Paris", "unit": "celsius"}
+    assert deltas[-1].finish_reason == "tool_calls"
+
+
+def test_rate_limit_becomes_model_error_with_retry_after(model_server: LocalModelServer) -> None:
+    request = _setup(model_server, Reply(fault=HttpError(429, retry_after=3)))
+    with pytest.raises(ModelError) as info:
+        run(_collect(request))
+    assert info.value.status_code == 429
+    assert info.value.retry_after == 3.0
+    assert SECRET not in str(info.value)
+
+
+def test_dropped_connection_is_an_error_not_a_short_answer(model_server: LocalModelServer) -> None:
+    request = _setup(model_server, Reply(tokens=words("one two three four five"), fault=DropAfter(2)))
+    got: list[str] = []
+
+    async def consume() -> None:
+        async for d in LiteLLMModel().stream(request):
+            got.append(d.text)
+
+    with pytest.raises(ModelError):
+        run(consume())
+    assert "".join(got) in ("", "one", "one two")
+
+
+def test_the_api_key_is_sent_but_never_recorded(model_server: LocalModelServer) -> None:
+    request = _setup(model_server, Reply(tokens=("ok",)))
+    run(_collect(request))
+    record = model_server.request_records[-1]
+    assert SECRET not in repr(record)
+    assert SECRET not in repr(request)

@@ -1,0 +1,108 @@
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from rxagents.errors import ConfigurationError, ModelError
+from rxagents.events import EventKind
+from rxagents.models import STALL, Delta, ModelRequest, OfflineModel, ToolCallSpec, tokenize
+
+
+def _request(task: str = "Explain streams", max_tokens: int | None = None) -> ModelRequest:
+    return ModelRequest(model="offline", messages=[{"role": "user", "content": task}], max_tokens=max_tokens)
+
+
+async def _collect(model: OfflineModel, request: ModelRequest) -> list[Delta]:
+    return [d async for d in model.stream(request)]
+
+
+@given(st.text())
+def test_tokenize_round_trips_any_text(text: str) -> None:
+    assert "".join(tokenize(text)) == text
+
+
+def test_tokens_have_realistic_boundaries() -> None:
+    # short words whole with their leading space, long ones in sub-word pieces, punctuation alone
+    assert tokenize("Neural networks, simply.") == ["Neural", " net", "work", "s", ",", " simply", "."]
+
+
+def test_answer_is_deterministic_and_honest() -> None:
+    first = [d.text for d in asyncio.run(_collect(OfflineModel(), _request()))]
+    second = [d.text for d in asyncio.run(_collect(OfflineModel(), _request()))]
+    assert first == second
+    assert "offline model" in "".join(first)
+    assert "not an LLM" in "".join(first)
+
+
+def test_usage_then_finish_close_the_stream() -> None:
+    deltas = asyncio.run(_collect(OfflineModel(text="one two three"), _request()))
+    kinds = [d.kind for d in deltas]
+    assert kinds[-2:] == [EventKind.USAGE, EventKind.FINISH]
+    usage = deltas[-2].usage
+    assert usage is not None and usage.completion_tokens == 3
+    assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
+    assert deltas[-1].finish_reason == "stop"
+
+
+def test_max_tokens_cuts_the_answer_with_finish_length() -> None:
+    deltas = asyncio.run(_collect(OfflineModel(), _request(max_tokens=5)))
+    assert sum(d.kind is EventKind.TOKEN for d in deltas) == 5
+    assert deltas[-1].finish_reason == "length"
+
+
+def test_reasoning_comes_before_the_answer() -> None:
+    deltas = asyncio.run(_collect(OfflineModel(text="Hi.", reasoning=("Let me", " think.")), _request()))
+    assert [d.kind for d in deltas[:3]] == [EventKind.REASONING, EventKind.REASONING, EventKind.TOKEN]
+
+
+def test_tool_call_deltas_reassemble_into_json() -> None:
+    model = OfflineModel(text="Checking.", tool_calls=(ToolCallSpec("get_weather", {"city": "Paris", "days": 3}),))
+    deltas = asyncio.run(_collect(model, _request()))
+    calls = [d.tool_call for d in deltas if d.tool_call is not None]
+    assert len(calls) > 2
+    assert calls[0].name == "get_weather" and calls[0].id
+    assert json.loads("".join(c.arguments for c in calls)) == {"city": "Paris", "days": 3}
+    assert deltas[-1].finish_reason == "tool_calls"
+
+
+def test_fail_after_raises_model_error_after_n_tokens() -> None:
+    async def run() -> list[str]:
+        got: list[str] = []
+        with pytest.raises(ModelError) as info:
+            async for d in OfflineModel(fail_after=4, error_status=503, retry_after=2.0).stream(_request()):
+                got.append(d.text)
+        assert info.value.status_code == 503 and info.value.retry_after == 2.0
+        return got
+
+    assert len(asyncio.run(run())) == 4
+
+
+def test_fail_times_only_fails_the_first_requests() -> None:
+    model = OfflineModel(fail_after=0, fail_times=1)
+    with pytest.raises(ModelError):
+        asyncio.run(_collect(model, _request()))
+    assert asyncio.run(_collect(model, _request()))[-1].kind is EventKind.FINISH
+
+
+def test_stall_after_is_a_stall_step_in_the_script() -> None:
+    steps = OfflineModel(stall_after=2).script(_request())
+    assert steps[-1][1] is STALL
+    assert sum(isinstance(s, Delta) for _, s in steps) == 2
+
+
+def test_pace_spaces_the_script() -> None:
+    steps = OfflineModel(pace=0.5, first_token_delay=2.0, text="a b c").script(_request())
+    assert [delay for delay, _ in steps[:3]] == [2.0, 0.5, 0.5]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [({"pace": -1}, "pace"), ({"length": 0}, "length"), ({"fail_after": -2}, "fail_after")],
+)
+def test_bad_arguments_name_the_parameter(kwargs: dict[str, float], name: str) -> None:
+    with pytest.raises(ConfigurationError, match=name):
+        OfflineModel(**kwargs)  # type: ignore[arg-type]
