@@ -16,7 +16,7 @@ import asyncio
 import concurrent.futures
 import itertools
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -158,7 +158,7 @@ async def _aclose(iterator: AsyncIterator[Delta]) -> None:
 
 async def run_events(
     spec: RunSpec, task: str, now: Callable[[], float], run_id: str | None = None
-) -> AsyncIterator[TokenEvent]:
+) -> AsyncGenerator[TokenEvent, None]:
     """The events of one run, on the running asyncio loop.
 
     On failure the ``error`` event is yielded, then the :class:`RxAgentsError` raised. Closing the
@@ -273,7 +273,9 @@ def _loop_of(scheduler: abc.SchedulerBase | None) -> asyncio.AbstractEventLoop:
     return _runtime.run_loop()
 
 
-def run_observable(spec: RunSpec, task: str, scheduler: abc.SchedulerBase | None = None) -> reactivex.Observable[TokenEvent]:
+def run_observable(
+    spec: RunSpec, task: str, scheduler: abc.SchedulerBase | None = None
+) -> reactivex.Observable[TokenEvent]:
     """A cold Observable: each subscription is a new run; disposing it cancels the run.
 
     With an asyncio scheduler (or none) the run executes on that loop (or the current/runtime

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Coroutine
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 from weakref import WeakKeyDictionary
 
@@ -32,7 +32,7 @@ __all__ = [
 ]
 
 _T = TypeVar("_T")
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 _lock = threading.Lock()
 _runtime: asyncio.AbstractEventLoop | None = None
@@ -92,7 +92,7 @@ def clock(scheduler: abc.SchedulerBase) -> float:
     """The scheduler's clock in seconds (virtual seconds for a ``TestScheduler``)."""
     now = scheduler.now
     if now.tzinfo is None:
-        now = now.replace(tzinfo=timezone.utc)
+        now = now.replace(tzinfo=UTC)
     return (now - _EPOCH).total_seconds()
 
 

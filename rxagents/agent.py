@@ -234,7 +234,9 @@ class Agent:
             raise
         return self._finish(dispatcher, streaming_callback)
 
-    async def arun(self, task: str, streaming_callback: StreamingCallback | None = None, *args: Any, **kwargs: Any) -> str:
+    async def arun(
+        self, task: str, streaming_callback: StreamingCallback | None = None, *args: Any, **kwargs: Any
+    ) -> str:
         """``await agent.arun(task)``: as :meth:`run`, with the socket read on the current loop and
         callbacks called on a worker thread (so they never block the loop). Cancelling the awaiting
         task cancels the run."""

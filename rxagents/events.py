@@ -23,7 +23,7 @@ __all__ = [
 ]
 
 
-class EventKind(str, enum.Enum):
+class EventKind(enum.StrEnum):
     """What a :class:`TokenEvent` carries."""
 
     START = "start"
@@ -34,9 +34,6 @@ class EventKind(str, enum.Enum):
     FINISH = "finish"
     ERROR = "error"
     RETRY = "retry"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 #: Kinds that carry text of the answer or of the model's reasoning.

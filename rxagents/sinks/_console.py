@@ -55,7 +55,8 @@ class ConsolePrinter:
         elif kind is EventKind.FINISH:
             self._write("" if self._at_line_start else "\n")
         elif kind is EventKind.ERROR:
-            self._write(("" if self._at_line_start else "\n") + f"[error] {type(event.error).__name__}: {event.error}\n")
+            lead = "" if self._at_line_start else "\n"
+            self._write(f"{lead}[error] {type(event.error).__name__}: {event.error}\n")
         elif kind is EventKind.RETRY:
             self._write(f"\n[retrying: {event.text}]\n")
         else:

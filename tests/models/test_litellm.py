@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 from collections.abc import Coroutine
 from typing import Any, TypeVar
-import json
 
 import pytest
 
