@@ -1,0 +1,587 @@
+"""A local OpenAI-compatible chat-completions server for tests, with fault injection.
+
+:class:`LocalModelServer` implements ``POST /v1/chat/completions`` (streaming SSE and plain JSON),
+``GET /v1/models`` and ``GET /health`` well enough for real clients - litellm, the openai SDK, httpx - to talk
+to it. It runs its own event loop on a daemon thread, so sync code and async tests can both use it::
+
+    with LocalModelServer() as server:
+        server.enqueue(Reply(tokens=("Hi", " there")))
+        stream = await litellm.acompletion(model="openai/test-model", api_base=server.url, api_key="sk-x",
+                                           messages=[...], stream=True, max_retries=0)
+
+Unscripted requests get deterministic text derived from the last user message. Scripted :class:`Reply` values
+(see :mod:`rxagents.testing._faults`) choose the exact chunks, reasoning, tool calls, usage, pacing and one
+injected fault. The server reports what it saw - request bodies (never API keys), open TCP connections,
+in-flight responses and how each one ended - so a test can prove that cancelling a client really closed the
+connection on the server's side. Disconnects are detected from the transport's ``connection_lost``, so they
+are seen at once even while a stream is stalled and nothing is being written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import concurrent.futures
+import copy
+import itertools
+import json
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
+
+from rxagents.testing._faults import (
+    DropAfter,
+    EmptyStream,
+    HttpError,
+    MalformedAfter,
+    NoDone,
+    OpenAIReply,
+    Reply,
+    SlowFirstByte,
+    StallAfter,
+    wants_usage,
+)
+
+__all__ = ["LocalModelServer", "Outcome", "RequestRecord", "StreamRecord", "serve_main"]
+
+Outcome = Literal["completed", "client_disconnected", "fault", "server_stopped"]
+
+_KEY_HEADERS = ("Authorization", "api-key", "x-api-key")
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRecord:
+    """One ``POST /v1/chat/completions`` as received.
+
+    ``body`` is the JSON body (an ``api_key`` field, should a client send one, is replaced by
+    ``"<redacted>"``). API key headers are never stored: ``api_key_present`` only says whether one was sent.
+    """
+
+    index: int
+    body: dict[str, Any]
+    api_key_present: bool
+    received_at: float  # time.monotonic()
+
+
+@dataclass(frozen=True, slots=True)
+class StreamRecord:
+    """How one chat-completion response ended, as the server saw it.
+
+    ``outcome``: ``"completed"`` (all written), ``"client_disconnected"`` (the client left first), ``"fault"``
+    (an injected drop or HTTP error ended it) or ``"server_stopped"``. ``events_sent`` counts ``data:`` events
+    written, ``[DONE]`` excluded. Times are ``time.monotonic()`` values, comparable with the test's own clock:
+    ``disconnected_at`` is when the server's transport reported the client gone, so ``disconnected_at`` minus
+    the moment the client closed is the detection latency.
+    """
+
+    request_index: int
+    model: str
+    stream: bool
+    outcome: Outcome
+    fault: str | None  # the fault's class name
+    events_sent: int
+    started_at: float
+    ended_at: float
+    disconnected_at: float | None
+
+    @property
+    def notice_delay(self) -> float | None:
+        """Seconds the handler kept running after the transport saw the client go (``None``: it didn't go)."""
+        return None if self.disconnected_at is None else max(0.0, self.ended_at - self.disconnected_at)
+
+
+class _Conn:
+    """One TCP connection. ``gone`` is set when the client disconnects and when the server stops."""
+
+    __slots__ = ("gone", "lost_at", "transport")
+
+    def __init__(self, transport: asyncio.Transport | None) -> None:
+        self.gone = asyncio.Event()
+        self.lost_at: float | None = None
+        self.transport = transport
+
+
+class _TrackingServer(web.Server):
+    """aiohttp's low-level server, telling its owner the moment a connection opens or closes."""
+
+    def __init__(self, owner: LocalModelServer) -> None:
+        super().__init__(owner._handle, access_log=None)  # no access log: nothing about requests is logged
+        self._owner = owner
+
+    def connection_made(self, handler: RequestHandler, transport: asyncio.Transport) -> None:
+        super().connection_made(handler, transport)
+        self._owner._connection_made(handler, transport)
+
+    def connection_lost(self, handler: RequestHandler, exc: BaseException | None = None) -> None:
+        self._owner._connection_lost(handler)
+        super().connection_lost(handler, exc)
+
+
+class _ClientGone(Exception):
+    """The client disconnected, or the server is stopping, while a response was being produced."""
+
+
+@dataclass(slots=True)
+class _Progress:
+    outcome: Outcome = "client_disconnected"
+    events: int = 0
+
+
+class LocalModelServer:
+    """An OpenAI-compatible streaming chat server on a background thread, for tests and demos.
+
+    ``default_tokens``: chunks in the default reply. ``token_delay``: default seconds between streamed events.
+    ``start()`` returns once listening; ``stop()`` releases stalled responses, closes every connection and
+    joins the thread. Usable as a context manager. All public methods are thread-safe.
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        default_tokens: int = 20,
+        token_delay: float = 0.0,
+    ) -> None:
+        self.host = host
+        self.default_tokens = default_tokens
+        self.token_delay = token_delay
+        self._requested_port = port
+        self._port: int | None = None
+        self._cond = threading.Condition()
+        self._version = 0  # bumped on every observable state change, under _cond
+        self._queues: dict[str | None, collections.deque[Reply]] = collections.defaultdict(collections.deque)
+        self._default: Reply | None = None
+        self._records: list[RequestRecord] = []
+        self._closed: list[StreamRecord] = []
+        self._conns: dict[RequestHandler, _Conn] = {}
+        self._active = 0
+        self._ids = itertools.count(1)
+        self._stopping_at: float | None = None  # set when stop() begins
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runner: web.ServerRunner | None = None
+
+    # --- lifecycle
+
+    @property
+    def port(self) -> int:
+        """The bound TCP port (after ``start()``)."""
+        if self._port is None:
+            raise RuntimeError("LocalModelServer is not started")
+        return self._port
+
+    @property
+    def url(self) -> str:
+        """Base URL for OpenAI clients (``api_base``/``base_url``): ``http://HOST:PORT/v1``."""
+        return f"http://{self.host}:{self.port}/v1"
+
+    def start(self) -> LocalModelServer:
+        """Serve on a daemon thread; returns once listening. Raises ``OSError`` if the port can't be bound."""
+        if self._thread is not None:
+            raise RuntimeError("LocalModelServer already started")
+        ready: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self._stopping_at = None
+        self._thread = threading.Thread(target=self._run, args=(ready,), name="rxagents-test-model", daemon=True)
+        self._thread.start()
+        try:
+            ready.result(timeout=30)
+        except BaseException:
+            self._thread.join(timeout=5)
+            self._thread = None
+            raise
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop listening, end every response and connection, and join the thread. Idempotent."""
+        thread, loop = self._thread, self._loop
+        if thread is None or loop is None:
+            return
+        if not loop.is_closed():
+            asyncio.run_coroutine_threadsafe(self._ashutdown(), loop).result(timeout)
+            loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout)
+        self._thread = None
+        self._port = None
+
+    def __enter__(self) -> LocalModelServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def _run(self, ready: concurrent.futures.Future[None]) -> None:
+        loop = self._loop = asyncio.new_event_loop()
+        try:
+            try:
+                loop.run_until_complete(self._astart())
+            except BaseException as exc:
+                ready.set_exception(exc)
+                return
+            ready.set_result(None)
+            loop.run_forever()
+        finally:
+            pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
+            for task in pending:
+                task.cancel()
+            if pending:
+                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+    async def _astart(self) -> None:
+        runner = web.ServerRunner(_TrackingServer(self), shutdown_timeout=1.0)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, self.host, self._requested_port).start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+        self._port = int(runner.addresses[0][1])
+
+    async def _ashutdown(self) -> None:
+        with self._cond:
+            self._stopping_at = time.monotonic()
+            conns = list(self._conns.values())
+        for conn in conns:
+            conn.gone.set()  # wakes stalled and paused handlers, which then abort their connection
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        for conn in conns:
+            if conn.transport is not None:
+                conn.transport.abort()
+
+    # --- scripting
+
+    def enqueue(self, reply: Reply, *, model: str | None = None) -> None:
+        """Queue ``reply`` for the next request (FIFO); with ``model``, only for requests naming that model.
+
+        A request takes from its model's queue first, then from the shared queue, so concurrent tests that
+        each use their own model name never take each other's replies.
+        """
+        with self._cond:
+            self._queues[model].append(reply)
+
+    def set_default(self, reply: Reply | None) -> None:
+        """The reply used when no queue has one; ``None`` restores the built-in default text."""
+        with self._cond:
+            self._default = reply
+
+    def _next_reply(self, model: str) -> Reply:
+        with self._cond:
+            for key in (model, None):
+                queue = self._queues.get(key)
+                if queue:
+                    return queue.popleft()
+            return self._default or Reply()
+
+    # --- observability
+
+    @property
+    def requests(self) -> list[dict[str, Any]]:
+        """Copies of the chat-completion request bodies received so far, in arrival order."""
+        with self._cond:
+            return [copy.deepcopy(record.body) for record in self._records]
+
+    @property
+    def request_records(self) -> list[RequestRecord]:
+        """Like :attr:`requests`, plus whether an API key was sent (never the key itself)."""
+        with self._cond:
+            return copy.deepcopy(self._records)
+
+    @property
+    def closed_streams(self) -> list[StreamRecord]:
+        """One :class:`StreamRecord` per finished chat-completion response, in the order they ended."""
+        with self._cond:
+            return list(self._closed)
+
+    @property
+    def open_connections(self) -> int:
+        """TCP connections currently open, as the server's transports see them."""
+        with self._cond:
+            return len(self._conns)
+
+    @property
+    def active_streams(self) -> int:
+        """Chat-completion responses currently being produced (streaming or not)."""
+        with self._cond:
+            return self._active
+
+    def wait_until(self, predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
+        """Block until ``predicate()`` is true; False on timeout. For sync tests.
+
+        Wakes on every server state change (and at least every 50 ms, for predicates about other things).
+        The predicate runs without the server's lock held, so it may itself call the server.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._cond:
+                seen = self._version
+            if predicate():
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            with self._cond:
+                if self._version == seen:
+                    self._cond.wait(min(remaining, 0.05))
+
+    async def await_until(self, predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
+        """:meth:`wait_until` for async tests: re-checks ``predicate()`` every 5 ms with ``asyncio.sleep``."""
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(0.005)
+        return True
+
+    def _changed(self) -> None:
+        """Call with ``_cond`` held after changing observable state."""
+        self._version += 1
+        self._cond.notify_all()
+
+    # --- connection tracking (server thread)
+
+    def _connection_made(self, handler: RequestHandler, transport: asyncio.Transport) -> None:
+        with self._cond:
+            self._conns[handler] = _Conn(transport)
+            self._changed()
+
+    def _connection_lost(self, handler: RequestHandler) -> None:
+        with self._cond:
+            conn = self._conns.pop(handler, None)
+            if conn is not None:
+                conn.lost_at = time.monotonic()
+                conn.gone.set()
+            self._changed()
+
+    # --- HTTP (server thread)
+
+    async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        route = (request.method, request.path.removeprefix("/v1").rstrip("/"))
+        if route == ("GET", "/health"):
+            return web.json_response({"status": "ok"})
+        if route == ("GET", "/models"):
+            model = {"id": "test-model", "object": "model", "created": 0, "owned_by": "rxagents-local"}
+            return web.json_response({"object": "list", "data": [model]})
+        if route == ("POST", "/chat/completions"):
+            return await self._chat(request)
+        return _error_response(HttpError(404, f"Unknown route {request.method} {request.path}"))
+
+    async def _chat(self, request: web.BaseRequest) -> web.StreamResponse:
+        try:
+            body = await request.json()
+        except ValueError:
+            return _error_response(HttpError(400, "Request body is not valid JSON"))
+        if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
+            return _error_response(HttpError(400, "'messages' must be a list"))
+        if "api_key" in body:
+            body["api_key"] = "<redacted>"
+        has_key = any(request.headers.get(name) for name in _KEY_HEADERS)
+        model, stream = str(body.get("model", "")), bool(body.get("stream"))
+        started = time.monotonic()
+        with self._cond:
+            index = len(self._records)
+            self._records.append(RequestRecord(index, body, has_key, started))
+            self._active += 1
+            conn = self._conns.get(request.protocol)
+            self._changed()
+        if conn is None:  # the client left before we got here
+            conn = _Conn(None)
+            conn.lost_at = started
+            conn.gone.set()
+        reply = self._next_reply(model)
+        progress = _Progress()
+        try:
+            render = OpenAIReply(body, reply, n=next(self._ids), default_tokens=self.default_tokens)
+            if stream:
+                delay = self.token_delay if reply.token_delay is None else reply.token_delay
+                return await self._stream(request, conn, render, delay, progress)
+            return await self._complete(request, conn, render, progress)
+        except _ClientGone:
+            stop = self._stopping_at
+            stopped = stop is not None and (conn.lost_at is None or conn.lost_at >= stop)
+            progress.outcome = "server_stopped" if stopped else "client_disconnected"
+            if request.transport is not None:  # stopping: cut the response so the client notices
+                request.transport.abort()
+            return web.Response()
+        finally:
+            fault = None if reply.fault is None else type(reply.fault).__name__
+            record = StreamRecord(
+                request_index=index,
+                model=model,
+                stream=stream,
+                outcome=progress.outcome,
+                fault=fault,
+                events_sent=progress.events,
+                started_at=started,
+                ended_at=time.monotonic(),
+                disconnected_at=conn.lost_at,
+            )
+            with self._cond:
+                self._active -= 1
+                self._closed.append(record)
+                self._changed()
+
+    async def _pause(self, conn: _Conn, delay: float | None) -> None:
+        """Sleep ``delay`` seconds (``None``: until woken); raise :class:`_ClientGone` once the client goes."""
+        if conn.gone.is_set():
+            raise _ClientGone
+        if delay is not None and delay <= 0:
+            return
+        try:
+            async with asyncio.timeout(delay):
+                await conn.gone.wait()
+        except TimeoutError:
+            return
+        raise _ClientGone
+
+    async def _stream(
+        self, request: web.BaseRequest, conn: _Conn, render: OpenAIReply, delay: float, progress: _Progress
+    ) -> web.StreamResponse:
+        fault = render.reply.fault
+        if isinstance(fault, SlowFirstByte):
+            await self._pause(conn, fault.delay)
+        if isinstance(fault, HttpError):
+            progress.outcome = "fault"
+            return _error_response(fault)
+        usage = wants_usage(render.body)
+        if isinstance(fault, EmptyStream):
+            events = render.empty_events(include_usage=usage) if fault.finish else []
+        else:
+            events = render.events(include_usage=usage)
+        at = min(fault.after, len(events)) if isinstance(fault, DropAfter | MalformedAfter | StallAfter) else -1
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        try:
+            await response.prepare(request)
+            for position in range(len(events) + 1):
+                if position == at:
+                    if isinstance(fault, DropAfter):  # abort: no terminating chunk, no [DONE]
+                        progress.outcome = "fault"
+                        if request.transport is not None:
+                            request.transport.abort()
+                        return response
+                    if isinstance(fault, StallAfter):
+                        await self._pause(conn, None)
+                    if isinstance(fault, MalformedAfter):
+                        await response.write(b"data: " + _dumps(render.chunk({"content": "x"}))[:40] + b"\n\n")
+                if position == len(events):
+                    break
+                await self._pause(conn, delay if position else 0)
+                await response.write(b"data: " + _dumps(events[position]) + b"\n\n")
+                progress.events += 1
+            if not isinstance(fault, NoDone):
+                await response.write(b"data: [DONE]\n\n")
+            await response.write_eof()
+        except ConnectionError as exc:  # a write found the connection closed
+            raise _ClientGone from exc
+        progress.outcome = "completed"
+        return response
+
+    async def _complete(
+        self, request: web.BaseRequest, conn: _Conn, render: OpenAIReply, progress: _Progress
+    ) -> web.StreamResponse:
+        fault = render.reply.fault
+        if isinstance(fault, SlowFirstByte):
+            await self._pause(conn, fault.delay)
+        if isinstance(fault, StallAfter):
+            await self._pause(conn, None)
+        if isinstance(fault, HttpError):
+            progress.outcome = "fault"
+            return _error_response(fault)
+        if isinstance(fault, DropAfter):
+            progress.outcome = "fault"
+            if request.transport is not None:
+                request.transport.abort()
+            return web.Response()
+        payload = _dumps(render.completion(empty=isinstance(fault, EmptyStream)))
+        if isinstance(fault, MalformedAfter):
+            payload = payload[: len(payload) // 2]
+        progress.outcome, progress.events = "completed", 1
+        return web.Response(body=payload, content_type="application/json")
+
+
+def _dumps(obj: object) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+def _error_response(fault: HttpError) -> web.Response:
+    """An OpenAI-style error: ``{"error": {"message", "type", "param", "code"}}`` plus ``Retry-After``."""
+    status = fault.status
+    if status == 429:
+        kind, code = "rate_limit_error", "rate_limit_exceeded"
+    elif status >= 500:
+        kind, code = "server_error", "server_error"
+    else:
+        kind, code = "invalid_request_error", "not_found" if status == 404 else "invalid_request"
+    error = {
+        "message": fault.message or f"Local test server injected HTTP {status}",
+        "type": fault.error_type or kind,
+        "param": None,
+        "code": fault.code or code,
+    }
+    headers: dict[str, str] = {}
+    retry = fault.retry_after
+    if isinstance(retry, str):
+        headers["Retry-After"] = retry
+    elif retry is not None:
+        headers["Retry-After"] = str(int(retry)) if float(retry).is_integer() else str(retry)
+    return web.json_response({"error": error}, status=status, headers=headers)
+
+
+# --- entry points
+
+
+def serve_main(argv: list[str] | None = None) -> int:
+    """CLI: serve a :class:`LocalModelServer` in the foreground until Ctrl-C; returns the exit status."""
+    parser = argparse.ArgumentParser(
+        description="Local OpenAI-compatible streaming test model: deterministic replies, no network, "
+        "not a real language model."
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--tokens", type=int, default=20, help="chunks in the default reply")
+    parser.add_argument("--token-delay", type=float, default=0.0, help="seconds between chunks")
+    args = parser.parse_args(argv)
+    server = LocalModelServer(args.host, args.port, default_tokens=args.tokens, token_delay=args.token_delay)
+    try:
+        server.start()
+    except OSError as exc:
+        print(f"cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
+    print(f"Local OpenAI-compatible test model at {server.url}", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return 0
+
+
+try:  # pytest is a test-only dependency: the fixture exists only where pytest does
+    import pytest as _pytest
+except ImportError:  # pragma: no cover
+    _pytest = None  # type: ignore[assignment]
+
+if _pytest is not None:
+
+    @_pytest.fixture
+    def local_model_server() -> Iterator[LocalModelServer]:
+        """pytest fixture: a started :class:`LocalModelServer`, stopped after the test.
+
+        Use it with ``from rxagents.testing._server import local_model_server`` in a conftest or test module.
+        """
+        with LocalModelServer() as server:
+            yield server
+
+    __all__ += ["local_model_server"]
