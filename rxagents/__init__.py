@@ -6,19 +6,35 @@ from rxagents.agent import Agent
 from rxagents.errors import ConfigurationError, ModelError, RunError, RxAgentsError
 from rxagents.events import EventKind, TokenEvent, ToolCallDelta, Usage
 from rxagents.models import OfflineModel
+from rxagents.workflows import (
+    AgentOutput,
+    ConcurrentWorkflow,
+    SequentialWorkflow,
+    WorkflowError,
+    WorkflowResult,
+    race,
+    switch,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Agent",
+    "AgentOutput",
+    "ConcurrentWorkflow",
     "ConfigurationError",
+    "EventKind",
     "ModelError",
     "OfflineModel",
     "RunError",
     "RxAgentsError",
-    "EventKind",
+    "SequentialWorkflow",
     "TokenEvent",
     "ToolCallDelta",
     "Usage",
+    "WorkflowError",
+    "WorkflowResult",
     "__version__",
+    "race",
+    "switch",
 ]

@@ -1,0 +1,377 @@
+"""What every workflow shares: argument checks, the hand-off prompt, output routing and the run drivers.
+
+A workflow is defined by one method, ``stream(task, *, scheduler=None)``: a cold Observable of the events of
+all its agents' runs. :class:`Workflow` builds the swarms-style ``run``/``arun`` on it, exactly as
+``Agent.run`` is built on ``Agent.stream``: the runs execute on an event loop (the rxagents runtime loop for
+``run``, the caller's loop for ``arun``), and callbacks are called off that loop by a
+:class:`~rxagents._dispatch.Dispatcher`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any, Literal, Protocol
+
+import reactivex
+from reactivex import abc
+
+from rxagents import _runtime
+from rxagents._dispatch import Dispatcher
+from rxagents.agent import Agent, StreamingCallback
+from rxagents.errors import ConfigurationError, RunError, partial_text_of
+from rxagents.events import EventKind, TokenEvent
+from rxagents.sinks import ConsolePrinter
+from rxagents.workflows._results import WorkflowResult
+
+__all__ = ["HANDOFF_TEMPLATE", "Streamable", "Workflow", "check_task", "handoff_prompt"]
+
+log = logging.getLogger("rxagents")
+Handler = Callable[[TokenEvent], Any]
+
+#: How one agent's answer is handed to the next agent, appended to the original task (see :func:`handoff_prompt`).
+HANDOFF_TEMPLATE = "Previous agent ({agent}) output:\n{text}"
+
+# swarms workflow parameters accepted for compatibility; they do not change streaming behaviour here.
+_ACCEPTED_SWARMS_PARAMS = frozenset({
+    "description", "output_type", "autosave", "auto_save", "verbose", "return_str_on", "auto_generate_prompts",
+    "shared_memory_system", "team_awareness", "multi_agent_collab_prompt", "flow", "id",
+})
+
+
+class Streamable(Protocol):
+    """Anything with a cold ``stream(task, *, scheduler=None)``: an :class:`~rxagents.Agent` or a workflow."""
+
+    def stream(
+        self, task: str, *, scheduler: abc.SchedulerBase | None = None
+    ) -> reactivex.Observable[TokenEvent]: ...
+
+
+def handoff_prompt(task: str, outputs: Sequence[tuple[str, str]]) -> str:
+    """The prompt an agent receives after others answered: the original task, then each answer.
+
+    Shape (one block per ``(agent, text)``, separated by a blank line)::
+
+        <original task>
+
+        Previous agent (Researcher) output:
+        <the Researcher's answer>
+
+    Example::
+
+        >>> print(handoff_prompt("Write a post", [("Researcher", "Solar is cheap.")]))
+        Write a post
+        <BLANKLINE>
+        Previous agent (Researcher) output:
+        Solar is cheap.
+    """
+    blocks = [task] + [HANDOFF_TEMPLATE.format(agent=agent, text=text) for agent, text in outputs]
+    return "\n\n".join(blocks)
+
+
+def check_task(task: object) -> str:
+    if not isinstance(task, str) or not task.strip():
+        raise ConfigurationError(f"task must be a non-empty string, got {task!r}")
+    return task
+
+
+def _check_callback(name: str, fn: object) -> None:
+    if fn is None:
+        return
+    if not callable(fn):
+        raise ConfigurationError(f"{name} must be callable (a function taking one argument) or None, got {fn!r}")
+    if inspect.iscoroutinefunction(fn):
+        raise ConfigurationError(
+            f"{name} must be a plain function for run()/arun(); for async callbacks use "
+            "workflow.stream(task).pipe(rxagents.operators.tap_safe(async_fn))"
+        )
+
+
+def _check_agents(owner: str, agents: object, *, unique: bool) -> tuple[Agent, ...]:
+    if isinstance(agents, Agent) or not isinstance(agents, Sequence) or not agents:
+        raise ConfigurationError(f"{owner}: agents must be a non-empty list of Agent, got {agents!r}")
+    bad = [a for a in agents if not isinstance(a, Agent)]
+    if bad:
+        raise ConfigurationError(f"{owner}: agents must all be Agent instances, got {bad[0]!r}")
+    names = [a.agent_name for a in agents]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if unique and duplicates:
+        raise ConfigurationError(
+            f"{owner}: agent names must be unique (events and results are keyed by name), got duplicate "
+            f"{duplicates}; give each Agent a distinct agent_name"
+        )
+    return tuple(agents)
+
+
+def check_int(name: str, value: object, *, allow_none: bool = False) -> int | None:
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        fix = " or None" if allow_none else ""
+        raise ConfigurationError(f"{name} must be an int >= 1{fix}, got {value!r}")
+    return value
+
+
+# --- where each agent's events go when no workflow-level callback is given ---------------------------------
+class _LivePrinter:
+    """The agent's console output as ``Agent.run`` prints it: header at start, text as it arrives. Runs after
+    the first one printed (by any agent sharing ``printed``) are set off by a blank line."""
+
+    def __init__(self, agent: Agent, printed: list[bool]) -> None:
+        self.agent = agent
+        self.printed = printed
+        self.printer = ConsolePrinter(agent.agent_name, agent.max_loops)
+
+    def __call__(self, event: TokenEvent) -> None:
+        if event.kind is EventKind.START:
+            self.printer = ConsolePrinter(self.agent.agent_name, self.agent.max_loops)
+            if self.printed:
+                self.printer.file.write("\n")
+            self.printed[:] = [True]
+        self.printer(event)
+
+
+class _BlockPrinter:
+    """The agent's console output printed in one block when its run ends, so that concurrent agents'
+    outputs never interleave on the console."""
+
+    def __init__(self, agent: Agent, printed: list[bool]) -> None:
+        self.agent = agent
+        self.printed = printed
+        self.held: list[TokenEvent] = []
+
+    def __call__(self, event: TokenEvent) -> None:
+        if event.kind is EventKind.START:
+            self.held = []
+        self.held.append(event)
+        if event.is_terminal:
+            printer = ConsolePrinter(self.agent.agent_name, self.agent.max_loops)
+            held, self.held = self.held, []
+            if self.printed:
+                printer.file.write("\n")
+            self.printed[:] = [True]
+            for item in held:
+                printer(item)
+            printer.file.flush()
+
+
+def _text_callback(callback: StreamingCallback) -> Handler:
+    def handler(event: TokenEvent) -> None:
+        if event.kind is EventKind.TOKEN:
+            callback(event.text)
+
+    return handler
+
+
+def _detailed_callback(callback: StreamingCallback) -> Handler:
+    def handler(event: TokenEvent) -> None:
+        callback(event.to_dict())
+
+    return handler
+
+
+def _log_event(event: TokenEvent) -> None:
+    log.debug("%r", event)
+
+
+def _agent_handlers(
+    agent: Agent, *, live: bool, console: bool, own_callback: bool = True, printed: list[bool] | None = None
+) -> list[Handler]:
+    """What ``Agent.run`` would do with the agent's events: the verbose log, then its own callback (unless
+    ``own_callback`` is False), else its console output (when ``console``; ``printed`` is shared by the
+    agents of one run so that their blocks are separated by a blank line)."""
+    handlers: list[Handler] = []
+    if agent.verbose:
+        handlers.append(_log_event)
+    if not own_callback:
+        return handlers
+    callback = agent.streaming_callback
+    if callback is not None:
+        _check_callback(f"agent {agent.agent_name!r} streaming_callback", callback)
+        handlers.append(_detailed_callback(callback) if agent.stream_detailed else _text_callback(callback))
+    elif console and agent.print_on:
+        shared = [] if printed is None else printed
+        handlers.append(_LivePrinter(agent, shared) if live and agent.streaming_on else _BlockPrinter(agent, shared))
+    return handlers
+
+
+class _Router:
+    """One handler that passes each event to its own agent's handlers."""
+
+    def __init__(self, by_agent: dict[str, list[Handler]]) -> None:
+        self.by_agent = by_agent
+
+    def __call__(self, event: TokenEvent) -> None:
+        failure: Exception | None = None
+        for handler in self.by_agent.get(event.agent, ()):
+            try:
+                handler(event)
+            except Exception as exc:  # reported once through the Dispatcher, after the others ran
+                failure = failure or exc
+        if failure is not None:
+            raise failure
+
+
+class Workflow:
+    """Base of :class:`ConcurrentWorkflow` and :class:`SequentialWorkflow`: configuration and run drivers.
+
+    Subclasses define :meth:`stream`. ``run_result``/``arun_result`` drive it and return a
+    :class:`WorkflowResult`, or raise :class:`WorkflowError`.
+    """
+
+    #: Print agents' output live (sequential: one agent at a time) or in one block per run (concurrent).
+    _live_output = True
+    #: Whether agent names must be unique (runs at the same time are told apart by name).
+    _unique_names = True
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        agents: Sequence[Agent],
+        max_loops: int,
+        streaming_callback: StreamingCallback | None,
+        stream: bool,
+        show_dashboard: bool,
+        on_callback_error: Literal["log", "raise"],
+        swarms_options: dict[str, Any],
+    ) -> None:
+        kind = type(self).__name__
+        unknown = set(swarms_options) - _ACCEPTED_SWARMS_PARAMS
+        if unknown:
+            raise TypeError(
+                f"{kind}() got unexpected keyword argument(s) {sorted(unknown)}; "
+                f"see the {kind} docstring for the supported parameters"
+            )
+        if not isinstance(name, str) or not name:
+            raise ConfigurationError(f"{kind}: name must be a non-empty string, got {name!r}")
+        self.name = name
+        self.agents = _check_agents(f"{kind}({name!r})", agents, unique=self._unique_names)
+        self.max_loops: int = check_int("max_loops", max_loops) or 1
+        _check_callback("streaming_callback", streaming_callback)
+        if on_callback_error not in ("log", "raise"):
+            raise ConfigurationError(f"on_callback_error must be 'log' or 'raise', got {on_callback_error!r}")
+        self.streaming_callback = streaming_callback
+        self.stream_detailed = bool(stream)
+        self.show_dashboard = bool(show_dashboard)
+        self.on_callback_error = on_callback_error
+        self.options = dict(swarms_options)
+        self.description: str | None = swarms_options.get("description")
+
+    @property
+    def agent_names(self) -> list[str]:
+        """The agents' names, in the workflow's order (each name once)."""
+        return list(dict.fromkeys(agent.agent_name for agent in self.agents))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, agents={self.agent_names!r}, max_loops={self.max_loops})"
+
+    def stream(self, task: str, *, scheduler: abc.SchedulerBase | None = None) -> reactivex.Observable[TokenEvent]:
+        raise NotImplementedError
+
+    async def astream(self, task: str) -> AsyncIterator[TokenEvent]:
+        """``async for event in workflow.astream(task)``: the workflow's events on the current loop.
+
+        Leaving the loop early (``break``) or cancelling the task cancels every agent's run and closes its
+        HTTP stream. A failed workflow raises :class:`WorkflowError` after the events that arrived.
+        """
+        from rxagents.operators._bridge import to_async_iter
+
+        async with to_async_iter(self.stream(check_task(task))) as events:
+            async for event in events:
+                yield event
+
+    # the swarms-style drivers -------------------------------------------------------------------------------
+    def _dispatcher(self, streaming_callback: StreamingCallback | None) -> Dispatcher:
+        _check_callback("streaming_callback", streaming_callback)
+        callback = streaming_callback or self.streaming_callback
+        handlers: list[Handler] = []
+        if callback is not None:
+            handlers.append(_detailed_callback(callback) if self.stream_detailed else _text_callback(callback))
+            by_agent = {
+                a.agent_name: _agent_handlers(a, live=False, console=False, own_callback=False) for a in self.agents
+            }
+        else:
+            console = not self.show_dashboard
+            printed: list[bool] = []
+            by_agent = {
+                a.agent_name: _agent_handlers(a, live=self._live_output, console=console, printed=printed)
+                for a in self.agents
+            }
+        by_agent = {name: hs for name, hs in by_agent.items() if hs}
+        if by_agent:
+            handlers.append(_Router(by_agent))
+        return Dispatcher(handlers, agent=self.name, on_callback_error=self.on_callback_error)
+
+    def _view(
+        self, observable: reactivex.Observable[TokenEvent], scheduler: abc.SchedulerBase
+    ) -> reactivex.Observable[TokenEvent]:
+        if not self.show_dashboard:
+            return observable
+        from rxagents.sinks._dashboard import dashboard  # imported here: rich loads only when a dashboard is shown
+
+        return observable.pipe(dashboard(self.name, self.agent_names, scheduler=scheduler))
+
+    def _outcome(self, dispatcher: Dispatcher) -> WorkflowResult:
+        error = dispatcher.error
+        if error is None:
+            return WorkflowResult.from_events(self.name, self.agent_names, dispatcher.events)
+        if isinstance(error, RunError):
+            raise error
+        raise RunError(
+            f"workflow {self.name!r} failed: {type(error).__name__}: {error}",
+            partial_text=partial_text_of(dispatcher.events),
+            events=dispatcher.events,
+        ) from error
+
+    def run_result(self, task: str, streaming_callback: StreamingCallback | None = None) -> WorkflowResult:
+        """Run the workflow and return every agent's output as a :class:`WorkflowResult`.
+
+        The runs execute on the rxagents runtime loop; ``streaming_callback`` (or the workflow's) is called
+        on **the thread that called this method**: with each text delta (``str``), or with each event's
+        detailed dict when the workflow has ``stream=True`` (the dict's ``"agent"`` key names the agent).
+        Without a workflow-level callback each agent's own ``streaming_callback`` gets its own events, and
+        agents with ``print_on=True`` print as ``Agent.run`` would. Works from inside a running event loop
+        (Jupyter). Ctrl-C cancels every run and closes its connection.
+
+        Raises:
+            WorkflowError: an agent failed; ``.result`` holds the finished answers and partial text.
+            RunError: a callback raised with ``on_callback_error="raise"``.
+        """
+        task = check_task(task)
+        dispatcher = self._dispatcher(streaming_callback)
+        scheduler = _runtime.loop_scheduler(_runtime.runtime_loop())
+        observable = self._view(self.stream(task, scheduler=scheduler), scheduler)
+        subscription = observable.subscribe(
+            on_next=dispatcher.push, on_error=dispatcher.push_error, on_completed=dispatcher.push_end
+        )
+        dispatcher.on_fatal = subscription.dispose
+        try:
+            dispatcher.drain()
+        except BaseException:
+            subscription.dispose()
+            raise
+        return self._outcome(dispatcher)
+
+    async def arun_result(self, task: str, streaming_callback: StreamingCallback | None = None) -> WorkflowResult:
+        """``await workflow.arun_result(task)``: as :meth:`run_result`, with the runs on the current loop and
+        callbacks called on a worker thread (so they never block the loop). Cancelling the awaiting task
+        cancels every run."""
+        task = check_task(task)
+        dispatcher = self._dispatcher(streaming_callback)
+        loop = asyncio.get_running_loop()
+        scheduler = _runtime.loop_scheduler(loop)
+        observable = self._view(self.stream(task, scheduler=scheduler), scheduler)
+        subscription = observable.subscribe(
+            on_next=dispatcher.push, on_error=dispatcher.push_error, on_completed=dispatcher.push_end
+        )
+        dispatcher.on_fatal = subscription.dispose
+        try:
+            await loop.run_in_executor(None, dispatcher.drain)
+        except BaseException:
+            subscription.dispose()
+            dispatcher.push_end()
+            raise
+        return self._outcome(dispatcher)
