@@ -87,20 +87,21 @@ def _count_tokens(text: str) -> int:
     return len(tokenize(text))
 
 
-def _task_of(messages: Sequence[Mapping[str, Any]]) -> tuple[str, int]:
-    """The first user message (the task) and how many assistant turns came before."""
+def _task_of(messages: Sequence[Mapping[str, Any]]) -> tuple[str, str, int]:
+    """The system prompt, the first user message (the task) and how many assistant turns came before."""
+    system = next((str(m.get("content", "")) for m in messages if m.get("role") == "system"), "")
     task = next((str(m.get("content", "")) for m in messages if m.get("role") == "user"), "")
     turns = sum(1 for m in messages if m.get("role") == "assistant")
-    return task, turns
+    return system, task, turns
 
 
-def _answer(task: str, turns: int, length: int) -> str:
-    """The deterministic answer text: an honest header, then filler derived from the task."""
+def _answer(system: str, task: str, turns: int, length: int) -> str:
+    """The deterministic answer text: an honest header, then filler derived from the role and task."""
     short = " ".join(task.split())
     if len(short) > 80:
         short = short[:77] + "..."
-    digest = hashlib.sha256(f"{task}\x00{turns}".encode()).digest()
-    words = [w.lower() for w in re.findall(r"[A-Za-z]{5,}", task)] or list(_VOCAB[:3])
+    digest = hashlib.sha256(f"{system}\x00{task}\x00{turns}".encode()).digest()
+    words = [w.lower() for w in re.findall(r"[A-Za-z]{5,}", f"{system} {task}")] or list(_VOCAB[:3])
     if turns:
         head = (
             f"[offline model, loop {turns + 1}] Revisiting the previous answer to \"{short}\": "
@@ -185,8 +186,8 @@ class OfflineModel:
         """The steps answering ``request``. Each call counts as one request (for ``fail_times``)."""
         self.requests += 1
         faulty = self.fail_times is None or self.requests <= self.fail_times
-        task, turns = _task_of(request.messages)
-        text = self.text if self.text is not None else _answer(task, turns, self.length)
+        system, task, turns = _task_of(request.messages)
+        text = self.text if self.text is not None else _answer(system, task, turns, self.length)
         tokens = tokenize(text)
         finish = "stop"
         if request.max_tokens is not None and len(tokens) > request.max_tokens:

@@ -26,6 +26,7 @@ from rxagents.models._base import ModelBackend
 __all__ = ["Resolved", "resolve_model"]
 
 log = logging.getLogger("rxagents")
+_warned: set[str] = set()  # fallback warnings already given, once per reason per process
 
 # provider prefix -> environment variable holding its key ("" = needs none)
 _PROVIDER_KEYS: Mapping[str, str] = {
@@ -128,5 +129,7 @@ def resolve_model(
     if not key_var or api_key or env.get(key_var):
         return Resolved(LiteLLMModel(), name, api_key=api_key)
     reason = f"{key_var} is not set for model_name {name!r}"
-    log.warning("%s: using the embedded offline model instead. %s", reason, _HOW_TO)
+    if reason not in _warned:
+        _warned.add(reason)
+        log.warning("%s: using the embedded offline model instead. %s", reason, _HOW_TO)
     return Resolved(OfflineModel(), "offline", fallback_reason=reason)
