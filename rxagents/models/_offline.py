@@ -113,11 +113,14 @@ def _answer(system: str, task: str, turns: int, length: int) -> str:
             f"no provider was called. Task: \"{short}\"."
         )
     parts = [head]
+    count = _count_tokens(head)
     i = 0
-    while _count_tokens(" ".join(parts)) < length:
+    while count < length:  # counted sentence by sentence: linear in the answer's length
         a = words[digest[i % len(digest)] % len(words)]
         b = _VOCAB[digest[(i + 7) % len(digest)] % len(_VOCAB)]
-        parts.append(_CONNECT[(digest[(i + 3) % len(digest)] + i) % len(_CONNECT)].format(a=a, b=b))
+        sentence = _CONNECT[(digest[(i + 3) % len(digest)] + i) % len(_CONNECT)].format(a=a, b=b)
+        parts.append(sentence)
+        count += _count_tokens(" " + sentence)
         i += 1
     return " ".join(parts)
 
