@@ -1,0 +1,373 @@
+"""Buffering: gather token text into larger ``str`` chunks, by count, characters, time, or time-or-count.
+
+What the buffers emit is text, not events: each chunk is the concatenated text of consecutive ``token``
+events. Other events (start, reasoning, tool calls, usage, finish, retry, error) are dropped; put
+``tap_safe`` or a logging operator before a buffer to act on them. Token events with empty text are
+ignored (they are not counted). No empty chunk is ever emitted.
+
+Unlike the hand-written buffering callback of the swarms documentation, the tail is never lost: what is
+buffered is emitted when the stream completes, and also when it fails — the chunk first, then the same
+error — so the chunks always add up to the text that arrived (laws 6 and 7 of DESIGN.md).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+from reactivex import Observable, abc
+from reactivex.disposable import CompositeDisposable, Disposable
+
+from rxagents import _runtime
+from rxagents.events import EventKind, TokenEvent
+
+__all__ = ["buffer_chars", "buffer_time", "buffer_time_or_count", "buffer_tokens"]
+
+_TOKEN = EventKind.TOKEN
+
+Operator = Callable[[Observable[TokenEvent]], Observable[str]]
+
+
+def _positive_int(name: str, value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}")
+    return value
+
+
+def _positive_seconds(name: str, value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name} must be a number of seconds, got {type(value).__name__} {value!r}")
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a finite number of seconds > 0, got {value!r}")
+    return float(value)
+
+
+def _check_scheduler(scheduler: abc.SchedulerBase | None) -> None:
+    if scheduler is not None and not isinstance(scheduler, abc.SchedulerBase):
+        raise TypeError(f"scheduler must be a reactivex scheduler or None, got {type(scheduler).__name__}")
+
+
+# --- by size (no clock) -----------------------------------------------------------------------------------
+
+
+def _sized(count: int | None, chars: int | None) -> Operator:
+    """Emit when ``count`` token texts or ``chars`` characters are buffered (whichever is given)."""
+
+    def operator(source: Observable[TokenEvent]) -> Observable[str]:
+        def subscribe(
+            observer: abc.ObserverBase[str], scheduler: abc.SchedulerBase | None = None
+        ) -> abc.DisposableBase:
+            parts: list[str] = []
+            append = parts.append
+            emit = observer.on_next
+            size = 0
+            disposed = False
+
+            if count is not None:
+                limit = count
+
+                def on_next(event: TokenEvent) -> None:
+                    if event.kind is _TOKEN and event.text:
+                        append(event.text)
+                        if len(parts) >= limit:
+                            chunk = "".join(parts)
+                            parts.clear()
+                            emit(chunk)
+
+            else:
+                assert chars is not None
+                limit = chars
+
+                def on_next(event: TokenEvent) -> None:
+                    nonlocal size
+                    if event.kind is _TOKEN and event.text:
+                        append(event.text)
+                        size += len(event.text)
+                        if size >= limit:
+                            chunk = "".join(parts)
+                            parts.clear()
+                            size = 0
+                            emit(chunk)
+
+            def flush() -> None:
+                if parts:
+                    chunk = "".join(parts)
+                    parts.clear()
+                    emit(chunk)
+
+            def on_error(error: Exception) -> None:
+                flush()
+                if not disposed:  # the consumer may dispose from inside the flush
+                    observer.on_error(error)
+
+            def on_completed() -> None:
+                flush()
+                if not disposed:
+                    observer.on_completed()
+
+            def dispose() -> None:
+                nonlocal disposed
+                disposed = True
+                parts.clear()
+
+            upstream = source.subscribe(on_next, on_error, on_completed, scheduler=scheduler)
+            return CompositeDisposable(upstream, Disposable(dispose))
+
+        return Observable(subscribe)
+
+    return operator
+
+
+def buffer_tokens(count: int) -> Operator:
+    """Text chunks of ``count`` token events each; the last chunk may be shorter.
+
+    .. code-block:: text
+
+        source:  -s-a-b-c-d-e-f-|          a..e token events, s start, f finish
+        output:  -----X---Y-----(Z|)       buffer_tokens(2): X="ab", Y="cd", Z="e" (the tail)
+
+        source:  -s-a-b-c-#
+        output:  -----X---(Y#)             the tail "c" is emitted, then the same error
+
+    Args:
+        count: token events (with non-empty text) per chunk, >= 1.
+
+    Returns:
+        An operator from TokenEvents to text chunks (``str``).
+
+    Raises:
+        ValueError: ``count`` < 1.
+
+    Example::
+
+        agent.stream(task).pipe(buffer_tokens(20)).subscribe(lambda chunk: print(chunk, end="", flush=True))
+    """
+    return _sized(_positive_int("count", count), None)
+
+
+def buffer_chars(min_chars: int) -> Operator:
+    """Text chunks of at least ``min_chars`` characters; tokens are never split, the last chunk may be shorter.
+
+    A chunk is emitted as soon as the buffered text reaches ``min_chars`` characters, so it is at most
+    ``min_chars - 1`` plus one token's characters long.
+
+    .. code-block:: text
+
+        source:  -s-a---b---c---d-f-|      a="Hel", b="lo", c=" wor", d="ld"
+        output:  -------X-------Y---|      buffer_chars(5): X="Hello", Y=" world"
+
+        source:  -s-a---b---c---#
+        output:  -------X-------(Y#)       the tail Y=" wor" is emitted, then the same error
+
+    Args:
+        min_chars: the least characters a chunk holds (except the tail), >= 1.
+
+    Returns:
+        An operator from TokenEvents to text chunks (``str``).
+
+    Raises:
+        ValueError: ``min_chars`` < 1.
+
+    Example::
+
+        agent.stream(task).pipe(buffer_chars(80)).subscribe(websocket_send)
+    """
+    return _sized(None, _positive_int("min_chars", min_chars))
+
+
+# --- by time -----------------------------------------------------------------------------------------------
+
+
+class _TimedBuffer:
+    """One subscription of ``buffer_time`` / ``buffer_time_or_count``.
+
+    The clock of a chunk starts when its first text arrives; the chunk is emitted ``seconds`` later, or
+    sooner when ``count`` texts are buffered. Timer actions and upstream events are serialised by a
+    re-entrant lock held while emitting ``on_next``; terminal notifications and timer cancellation happen
+    outside the lock (so a thread-safe scheduler's cancel never waits on a thread blocked on this lock).
+    """
+
+    __slots__ = (
+        "count",
+        "disposed",
+        "ended",
+        "generation",
+        "lock",
+        "observer",
+        "parts",
+        "scheduler",
+        "seconds",
+        "timer",
+    )
+
+    def __init__(
+        self,
+        observer: abc.ObserverBase[str],
+        seconds: float,
+        count: int | None,
+        scheduler: abc.SchedulerBase,
+    ) -> None:
+        self.observer = observer
+        self.seconds = seconds
+        self.count = count
+        self.scheduler = scheduler
+        self.lock = threading.RLock()
+        self.parts: list[str] = []
+        self.timer: abc.DisposableBase | None = None
+        self.generation = 0  # identifies the chunk the pending timer belongs to
+        self.ended = False  # the upstream terminated
+        self.disposed = False
+
+    def _take(self) -> tuple[str, abc.DisposableBase | None]:
+        """The buffered chunk and the (now stale) timer; call with the lock held."""
+        chunk = "".join(self.parts)
+        self.parts.clear()
+        self.generation += 1
+        timer, self.timer = self.timer, None
+        return chunk, timer
+
+    def on_next(self, event: TokenEvent) -> None:
+        if event.kind is not _TOKEN or not event.text:
+            return
+        stale = None
+        try:
+            with self.lock:
+                if self.ended or self.disposed:
+                    return
+                parts = self.parts
+                parts.append(event.text)
+                if self.count is not None and len(parts) >= self.count:
+                    chunk, stale = self._take()
+                    self.observer.on_next(chunk)
+                elif len(parts) == 1:
+                    self.timer = self.scheduler.schedule_relative(self.seconds, self._fire, self.generation)
+        finally:
+            if stale is not None:
+                stale.dispose()
+
+    def _fire(self, _: abc.SchedulerBase, generation: Any = None) -> None:
+        with self.lock:
+            if self.disposed or generation != self.generation or not self.parts:
+                return
+            chunk, _timer = self._take()  # _timer is the one firing now
+            self.observer.on_next(chunk)
+
+    def _end(self, terminal: Callable[[], None]) -> None:
+        """Flush the tail, cancel the timer, then send ``terminal`` (unless disposed meanwhile)."""
+        timer = None
+        try:
+            with self.lock:
+                if self.ended or self.disposed:
+                    return
+                self.ended = True
+                chunk, timer = self._take()
+                if chunk:
+                    self.observer.on_next(chunk)
+                if self.disposed:  # the consumer disposed from inside the flush
+                    return
+        finally:
+            if timer is not None:
+                timer.dispose()
+        terminal()
+
+    def on_error(self, error: Exception) -> None:
+        self._end(partial(self.observer.on_error, error))
+
+    def on_completed(self) -> None:
+        self._end(self.observer.on_completed)
+
+    def dispose(self) -> None:
+        with self.lock:
+            self.disposed = True
+            self.parts.clear()
+            timer, self.timer = self.timer, None
+        if timer is not None:
+            timer.dispose()
+
+
+def _timed(seconds: float, count: int | None, scheduler: abc.SchedulerBase | None) -> Operator:
+    def operator(source: Observable[TokenEvent]) -> Observable[str]:
+        def subscribe(
+            observer: abc.ObserverBase[str], subscribe_scheduler: abc.SchedulerBase | None = None
+        ) -> abc.DisposableBase:
+            state = _TimedBuffer(observer, seconds, count, _runtime.default_scheduler(scheduler))
+            upstream = source.subscribe(
+                state.on_next, state.on_error, state.on_completed, scheduler=subscribe_scheduler
+            )
+            return CompositeDisposable(upstream, Disposable(state.dispose))
+
+        return Observable(subscribe)
+
+    return operator
+
+
+def buffer_time(seconds: float, *, scheduler: abc.SchedulerBase | None = None) -> Operator:
+    """Text chunks of what arrived within ``seconds`` of each chunk's first token.
+
+    The first token of a chunk starts its clock; ``seconds`` later the chunk is emitted. No timer runs
+    while nothing is buffered, and no empty chunk is emitted. Completion and errors flush the chunk at
+    once (then complete, or fail with the same error); disposing cancels the pending timer.
+
+    .. code-block:: text
+
+        source:  -s-a-b-----c-------df|      a..d token events, s start, f finish
+        output:  ------X-------Y------(Z|)   buffer_time(3): X="ab" (3 after a), Y="c" (3 after c),
+                                             Z="d" (flushed at completion, before its 3 were up)
+
+    Args:
+        seconds: the longest a text waits in the buffer, > 0.
+        scheduler: the clock; default: the run's loop scheduler (chosen at subscription).
+
+    Returns:
+        An operator from TokenEvents to text chunks (``str``).
+
+    Raises:
+        ValueError: ``seconds`` not a finite number > 0.
+
+    Example::
+
+        agent.stream(task).pipe(buffer_time(0.25)).subscribe(lambda chunk: print(chunk, end="", flush=True))
+    """
+    value = _positive_seconds("seconds", seconds)
+    _check_scheduler(scheduler)
+    return _timed(value, None, scheduler)
+
+
+def buffer_time_or_count(
+    seconds: float, count: int, *, scheduler: abc.SchedulerBase | None = None
+) -> Operator:
+    """Text chunks of ``count`` token events, or fewer when ``seconds`` pass since the chunk's first token.
+
+    A fast stream gives chunks of ``count`` tokens; a slow one never holds a token longer than ``seconds``.
+    Completion and errors flush the chunk at once; disposing cancels the pending timer.
+
+    .. code-block:: text
+
+        source:  -s-a-b-c-d-e-------f-|    a..e token events
+        output:  -------X------Y------|    buffer_time_or_count(5, 3): X="abc" (count reached),
+                                           Y="de" (5 after d)
+
+    Args:
+        seconds: the longest a text waits in the buffer, > 0.
+        count: token events (with non-empty text) per full chunk, >= 1.
+        scheduler: the clock; default: the run's loop scheduler (chosen at subscription).
+
+    Returns:
+        An operator from TokenEvents to text chunks (``str``).
+
+    Raises:
+        ValueError: ``seconds`` not a finite number > 0, or ``count`` < 1.
+
+    Example::
+
+        agent.stream(task).pipe(buffer_time_or_count(0.5, 32)).subscribe(send_to_client)
+    """
+    value = _positive_seconds("seconds", seconds)
+    size = _positive_int("count", count)
+    _check_scheduler(scheduler)
+    return _timed(value, size, scheduler)
