@@ -1,0 +1,580 @@
+"""Guards: timeouts (stall detection), usage metering, token/cost budgets and a run-grammar assertion."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import reactivex
+from reactivex import Observable, abc
+from reactivex.disposable import Disposable, SerialDisposable
+
+from rxagents import _runtime
+from rxagents.events import TERMINAL_KINDS, EventKind, TokenEvent, Usage
+from rxagents.operators._errors import BudgetExceeded, Relay, StreamGrammarError, StreamTimeout
+
+__all__ = [
+    "UsageMeter",
+    "UsageTotals",
+    "assert_well_formed",
+    "budget",
+    "first_token_timeout",
+    "gap_timeout",
+    "usage_meter",
+]
+
+Operator = Callable[[Observable[TokenEvent]], Observable[TokenEvent]]
+
+#: Kinds that show the model has started answering (for ``first_token_timeout``).
+_CONTENT_KINDS = frozenset({EventKind.TOKEN, EventKind.REASONING, EventKind.TOOL_CALL})
+
+
+def _seconds(name: str, value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+    return float(value)
+
+
+def _check_scheduler(scheduler: abc.SchedulerBase | None) -> None:
+    if scheduler is not None and not isinstance(scheduler, abc.SchedulerBase):
+        raise TypeError(f"scheduler must be a reactivex scheduler or None, got {type(scheduler).__name__}")
+
+
+# --- timeouts ---------------------------------------------------------------------------------------------
+
+
+def _timeout(seconds: float, scheduler: abc.SchedulerBase | None, phase: Literal["first_token", "gap"]) -> Operator:
+    def operator(source: Observable[TokenEvent]) -> Observable[TokenEvent]:
+        def subscribe(
+            observer: abc.ObserverBase[TokenEvent], subscribe_scheduler: abc.SchedulerBase | None = None
+        ) -> abc.DisposableBase:
+            sched = _runtime.default_scheduler(scheduler)
+            relay: Relay[TokenEvent] = Relay(observer, keep_events=True)
+            timer = SerialDisposable()
+            last_seq: list[int | None] = [None]
+
+            def fire(_: abc.SchedulerBase, __: Any = None) -> None:
+                with relay.lock:
+                    if relay.done:
+                        return
+                    if phase == "first_token":
+                        message = (
+                            f"no token within {seconds:g}s of subscribing (first_token_timeout): the model "
+                            "did not start answering; retry, or allow more time"
+                        )
+                    else:
+                        after = "subscribing" if last_seq[0] is None else f"event #{last_seq[0]}"
+                        message = (
+                            f"no event for {seconds:g}s after {after} (gap_timeout): the stream stalled; "
+                            "partial text is in .partial_text"
+                        )
+                    relay.fail(StreamTimeout(message, seconds=seconds, phase=phase), _runtime.clock(sched))
+
+            def on_next(event: TokenEvent) -> None:
+                with relay.lock:
+                    if relay.done:
+                        return
+                    last_seq[0] = event.seq
+                    if event.kind in TERMINAL_KINDS or (phase == "first_token" and event.kind in _CONTENT_KINDS):
+                        timer.dispose()
+                    elif phase == "gap":
+                        timer.disposable = sched.schedule_relative(seconds, fire)
+                    relay.on_next(event)
+
+            def on_error(error: Exception) -> None:
+                timer.dispose()
+                relay.on_error(error)
+
+            def on_completed() -> None:
+                timer.dispose()
+                relay.on_completed()
+
+            def dispose() -> None:
+                timer.dispose()
+                relay.dispose()
+
+            timer.disposable = sched.schedule_relative(seconds, fire)
+            relay.upstream.disposable = source.subscribe(on_next, on_error, on_completed, scheduler=subscribe_scheduler)
+            return Disposable(dispose)
+
+        return reactivex.create(subscribe)
+
+    return operator
+
+
+def first_token_timeout(seconds: float, *, scheduler: abc.SchedulerBase | None = None) -> Operator:
+    """Fail with :class:`StreamTimeout` if the model does not start answering within ``seconds``.
+
+    The window starts at subscription and ends at the first token, reasoning or tool-call event (or at a
+    terminal event). On timeout the upstream run is cancelled (disposed), an ``error`` event ends the run
+    (when ``start`` was delivered) and the stream fails with ``StreamTimeout(phase="first_token")``. Put
+    :func:`retry` after it to try again. An event arriving at exactly ``seconds`` is too late.
+
+    .. code-block:: text
+
+        source:  -s-----------a--f-|
+        timer:   [---- 5s ----]                first_token_timeout(5)
+        output:  -s-----------X                X = error event, then on_error(StreamTimeout)
+
+        source:  -s---a---------f-|
+        output:  -s---a---------f-|            (the first token came in time: no more watching)
+
+    Args:
+        seconds: the longest wait for the first token.
+        scheduler: the clock; default: the run's loop scheduler (chosen at subscription).
+
+    Returns:
+        An operator passing events through unchanged until it times out.
+
+    Example::
+
+        stream = agent.stream(task).pipe(first_token_timeout(10), retry(3))
+    """
+    value = _seconds("seconds", seconds)
+    _check_scheduler(scheduler)
+    return _timeout(value, scheduler, "first_token")
+
+
+def gap_timeout(seconds: float, *, scheduler: abc.SchedulerBase | None = None) -> Operator:
+    """Fail with :class:`StreamTimeout` if no event arrives for ``seconds`` (stall detection).
+
+    The window restarts at subscription and after every event; a terminal event stops it. On timeout the
+    upstream run is cancelled (disposed: its HTTP stream is closed), an ``error`` event ends the run, and
+    the stream fails with ``StreamTimeout(phase="gap")`` carrying the text delivered so far.
+
+    .. code-block:: text
+
+        source:  -s--a--b-----------c-f-|
+        window:           [-- 3s --]           gap_timeout(3)
+        output:  -s--a--b----------X           X = error event, then on_error(StreamTimeout), partial "ab"
+
+    Args:
+        seconds: the longest silence allowed between events.
+        scheduler: the clock; default: the run's loop scheduler (chosen at subscription).
+
+    Returns:
+        An operator passing events through unchanged until it times out.
+
+    Example::
+
+        stream = agent.stream(task).pipe(gap_timeout(30))
+    """
+    value = _seconds("seconds", seconds)
+    _check_scheduler(scheduler)
+    return _timeout(value, scheduler, "gap")
+
+
+# --- usage ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class UsageTotals:
+    """Token counts (and cost) of the runs seen by a :class:`UsageMeter` or a budget.
+
+    Until a run's ``usage`` event arrives its completion tokens are estimated as its token events (one
+    event ≈ one token) and its prompt tokens are unknown (0); the usage event then replaces the estimate.
+
+    Attributes:
+        prompt_tokens, completion_tokens, total_tokens: the counts (reported, or estimated as above).
+        token_events: token events seen.
+        runs: runs seen (``start`` events).
+        reported: runs whose ``usage`` event arrived.
+        cost: prompt and completion tokens priced with the meter's ``cost_per_token``.
+    """
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    token_events: int = 0
+    runs: int = 0
+    reported: int = 0
+    cost: float = 0.0
+
+    def __add__(self, other: UsageTotals) -> UsageTotals:
+        return UsageTotals(
+            self.prompt_tokens + other.prompt_tokens,
+            self.completion_tokens + other.completion_tokens,
+            self.total_tokens + other.total_tokens,
+            self.token_events + other.token_events,
+            self.runs + other.runs,
+            self.reported + other.reported,
+            self.cost + other.cost,
+        )
+
+
+_ZERO = UsageTotals()
+_START = UsageTotals(runs=1)
+_TOKEN = UsageTotals(completion_tokens=1, total_tokens=1, token_events=1)
+
+
+def _prices(cost_per_token: float | tuple[float, float]) -> tuple[float, float]:
+    pair = cost_per_token if isinstance(cost_per_token, tuple) else (cost_per_token, cost_per_token)
+    if len(pair) != 2 or not all(
+        isinstance(p, int | float) and not isinstance(p, bool) and math.isfinite(p) and p >= 0 for p in pair
+    ):
+        raise ValueError(
+            "cost_per_token must be a price >= 0 per token, or a pair (prompt_price, completion_price), "
+            f"got {cost_per_token!r}"
+        )
+    return float(pair[0]), float(pair[1])
+
+
+class _Tally:
+    """Per subscription: the usage change each event makes (estimates replaced by reported usage)."""
+
+    __slots__ = ("estimates", "prices", "reported")
+
+    def __init__(self, prices: tuple[float, float]) -> None:
+        self.prices = prices
+        self.estimates: dict[tuple[str, str], int] = {}
+        self.reported: dict[tuple[str, str], Usage] = {}
+
+    def delta(self, event: TokenEvent) -> UsageTotals:
+        kind = event.kind
+        if kind is EventKind.TOKEN:
+            key = (event.agent, event.run_id)
+            return UsageTotals(token_events=1) if key in self.reported else self._priced(_TOKEN)
+        if kind is EventKind.START:
+            return _START
+        if kind is EventKind.USAGE and event.usage is not None:
+            key = (event.agent, event.run_id)
+            usage = event.usage
+            before = self.reported.get(key)
+            if before is None:
+                estimate = self.estimates.get(key, 0)
+                before = Usage(0, estimate, estimate)
+            return self._priced(
+                UsageTotals(
+                    usage.prompt_tokens - before.prompt_tokens,
+                    usage.completion_tokens - before.completion_tokens,
+                    usage.total_tokens - before.total_tokens,
+                    reported=0 if key in self.reported else 1,
+                )
+            )
+        return _ZERO
+
+    def _priced(self, change: UsageTotals) -> UsageTotals:
+        prompt, completion = self.prices
+        cost = change.prompt_tokens * prompt + change.completion_tokens * completion
+        return dataclasses.replace(change, cost=cost) if cost else change
+
+    def commit(self, event: TokenEvent) -> None:
+        key = (event.agent, event.run_id)
+        if event.kind is EventKind.TOKEN and key not in self.reported:
+            self.estimates[key] = self.estimates.get(key, 0) + 1
+        elif event.kind is EventKind.USAGE and event.usage is not None:
+            self.reported[key] = event.usage
+            self.estimates.pop(key, None)
+
+
+class UsageMeter:
+    """Running usage totals of every stream piped through :func:`usage_meter` with this meter.
+
+    Thread-safe; read :attr:`totals` at any time (e.g. for a status line, or after the run).
+
+    Args:
+        cost_per_token: the price of a token (prompt and completion alike), or a pair
+            ``(prompt_price, completion_price)``; 0 by default (cost not tracked).
+    """
+
+    def __init__(self, *, cost_per_token: float | tuple[float, float] = 0.0) -> None:
+        self.prices = _prices(cost_per_token)
+        self._lock = threading.Lock()
+        self._totals = _ZERO
+
+    @property
+    def totals(self) -> UsageTotals:
+        with self._lock:
+            return self._totals
+
+    def reset(self) -> UsageTotals:
+        """Start again from zero; returns the totals so far."""
+        with self._lock:
+            totals, self._totals = self._totals, _ZERO
+            return totals
+
+    def _add(self, change: UsageTotals) -> None:
+        if change is not _ZERO:
+            with self._lock:
+                self._totals = self._totals + change
+
+    def __repr__(self) -> str:
+        t = self.totals
+        return (
+            f"UsageMeter(prompt_tokens={t.prompt_tokens}, completion_tokens={t.completion_tokens}, "
+            f"runs={t.runs}, cost={t.cost:g})"
+        )
+
+
+def usage_meter(meter: UsageMeter) -> Operator:
+    """Add the usage of every event to ``meter``'s running totals; pass every event through unchanged.
+
+    Completion tokens are counted from token events as they arrive and replaced by the run's reported usage
+    when its ``usage`` event arrives (runs always request usage), so ``meter.totals`` is live during the run
+    and exact after it. Several streams (or subscriptions) can share one meter.
+
+    .. code-block:: text
+
+        source:  -s--a--b--c--u(p=7,c=4)--f-|
+        output:  -s--a--b--c--u-----------f-|
+        meter:    0  1  2  3  4 (prompt 7)          completion_tokens after each event
+
+    Args:
+        meter: the :class:`UsageMeter` to add to.
+
+    Returns:
+        An operator passing every event through unchanged.
+
+    Example::
+
+        meter = UsageMeter(cost_per_token=(0.15e-6, 0.6e-6))
+        async for event in to_async_iter(agent.stream(task).pipe(usage_meter(meter))):
+            ...
+        print(meter.totals.completion_tokens, f"${meter.totals.cost:.6f}")
+    """
+    if not isinstance(meter, UsageMeter):
+        raise TypeError(f"meter must be a UsageMeter, got {type(meter).__name__}; create one with UsageMeter()")
+
+    def operator(source: Observable[TokenEvent]) -> Observable[TokenEvent]:
+        def subscribe(
+            observer: abc.ObserverBase[TokenEvent], scheduler: abc.SchedulerBase | None = None
+        ) -> abc.DisposableBase:
+            tally = _Tally(meter.prices)
+
+            def on_next(event: TokenEvent) -> None:
+                meter._add(tally.delta(event))
+                tally.commit(event)
+                observer.on_next(event)
+
+            return source.subscribe(on_next, observer.on_error, observer.on_completed, scheduler=scheduler)
+
+        return reactivex.create(subscribe)
+
+    return operator
+
+
+def budget(
+    max_tokens: int | None = None,
+    max_cost: float | None = None,
+    *,
+    cost_per_token: float | tuple[float, float] | None = None,
+) -> Operator:
+    """Cancel the run and fail with :class:`BudgetExceeded` when it goes over a token or cost budget.
+
+    Completion tokens are counted from token events (one event ≈ one token) and corrected by the run's
+    ``usage`` event when it arrives; cost prices prompt and completion tokens with ``cost_per_token`` (prompt
+    tokens are known only from the usage event). The event that would cross the budget is not delivered:
+    the upstream run is disposed (its HTTP stream closed), an ``error`` event ends the run and the stream
+    fails with ``BudgetExceeded`` carrying the text delivered. Over a merged multi-agent stream the budget
+    is shared by all its runs.
+
+    .. code-block:: text
+
+        source:  -s--a--b--c--d--f-|
+        output:  -s--a--b--X               budget(max_tokens=2): X = error event, on_error(BudgetExceeded)
+                                           partial_text "ab"; the run is cancelled at "c"
+
+    Args:
+        max_tokens: the most completion tokens allowed.
+        max_cost: the most cost allowed (needs ``cost_per_token``).
+        cost_per_token: the price of a token, or a pair ``(prompt_price, completion_price)``.
+
+    Returns:
+        An operator passing events through unchanged while within budget.
+
+    Example::
+
+        stream = agent.stream(task).pipe(budget(max_tokens=500, max_cost=0.01, cost_per_token=(1e-6, 4e-6)))
+    """
+    if max_tokens is None and max_cost is None:
+        raise ValueError("budget needs max_tokens and/or max_cost, got neither")
+    if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 0):
+        raise ValueError(f"max_tokens must be an int >= 0, got {max_tokens!r}")
+    if max_cost is not None:
+        if isinstance(max_cost, bool) or not isinstance(max_cost, int | float) or not max_cost >= 0:
+            raise ValueError(f"max_cost must be a number >= 0, got {max_cost!r}")
+        if cost_per_token is None:
+            raise ValueError("max_cost needs cost_per_token (a price per token, or (prompt_price, completion_price))")
+    prices = _prices(cost_per_token if cost_per_token is not None else 0.0)
+
+    def over(totals: UsageTotals) -> tuple[str, float, float] | None:
+        if max_tokens is not None and totals.completion_tokens > max_tokens:
+            return "max_tokens", max_tokens, totals.completion_tokens
+        if max_cost is not None and totals.cost > max_cost + 1e-12:
+            return "max_cost", max_cost, totals.cost
+        return None
+
+    def operator(source: Observable[TokenEvent]) -> Observable[TokenEvent]:
+        def subscribe(
+            observer: abc.ObserverBase[TokenEvent], scheduler: abc.SchedulerBase | None = None
+        ) -> abc.DisposableBase:
+            relay: Relay[TokenEvent] = Relay(observer, keep_events=True)
+            tally = _Tally(prices)
+            state = {"totals": _ZERO}
+
+            def on_next(event: TokenEvent) -> None:
+                with relay.lock:
+                    if relay.done:
+                        return
+                    change = tally.delta(event)
+                    totals = state["totals"] + change if change is not _ZERO else state["totals"]
+                    crossed = over(totals) if change is not _ZERO else None
+                    if crossed is not None:
+                        limit, allowed, used = crossed
+                        unit = "completion tokens" if limit == "max_tokens" else "cost"
+                        error = BudgetExceeded(
+                            f"budget exceeded: {limit}={allowed:g} but the run reached {used:g} {unit}; "
+                            "the run was cancelled and the text so far is in .partial_text — raise the "
+                            "budget, or set the agent's max_tokens so the model stops first",
+                            limit=limit,
+                            allowed=allowed,
+                            used=used,
+                        )
+                        relay.fail(error, event.time)
+                        return
+                    state["totals"] = totals
+                    tally.commit(event)
+                    relay.on_next(event)
+
+            relay.upstream.disposable = source.subscribe(
+                on_next, relay.on_error, relay.on_completed, scheduler=scheduler
+            )
+            return Disposable(relay.dispose)
+
+        return reactivex.create(subscribe)
+
+    return operator
+
+
+# --- grammar ----------------------------------------------------------------------------------------
+
+
+class _RunState:
+    __slots__ = ("last_seq", "last_time", "terminal", "usage")
+
+    def __init__(self, event: TokenEvent) -> None:
+        self.last_seq = event.seq
+        self.last_time = event.time
+        self.terminal: EventKind | None = None
+        self.usage = False
+
+
+def _violation(runs: dict[tuple[str, str], _RunState], event: TokenEvent) -> str | None:
+    key = (event.agent, event.run_id)
+    run = runs.get(key)
+    where = f"run {event.run_id!r} of agent {event.agent!r}"
+    if run is None:
+        if event.kind is not EventKind.START:
+            return f"{where} begins with {event.kind.value} #{event.seq}: missing start"
+        if event.seq != 0:
+            return f"{where} starts at seq {event.seq}, expected 0"
+        runs[key] = _RunState(event)
+        return None
+    if run.terminal is not None:
+        return f"{where}: {event.kind.value} #{event.seq} after its terminal {run.terminal.value} event"
+    if event.kind is EventKind.START:
+        return f"{where}: a second start (#{event.seq})"
+    if event.seq != run.last_seq + 1:
+        what = "duplicate or out-of-order seq" if event.seq <= run.last_seq else "gap in seq"
+        return f"{where}: {what}: #{event.seq} after #{run.last_seq}, expected #{run.last_seq + 1}"
+    if event.time < run.last_time:
+        return f"{where}: time went backwards at #{event.seq} ({event.time} < {run.last_time})"
+    if run.usage and event.kind not in TERMINAL_KINDS:
+        return f"{where}: {event.kind.value} #{event.seq} after usage (usage must be followed by finish)"
+    if event.kind is EventKind.ERROR and event.error is None:
+        return f"{where}: error event #{event.seq} carries no exception"
+    run.last_seq = event.seq
+    run.last_time = event.time
+    if event.kind is EventKind.USAGE:
+        run.usage = True
+    elif event.kind in TERMINAL_KINDS:
+        run.terminal = event.kind
+    return None
+
+
+def assert_well_formed() -> Operator:
+    """Fail with :class:`StreamGrammarError` as soon as the stream breaks the run grammar.
+
+    Checked per run (``agent``, ``run_id``), so merged multi-agent streams work:
+    ``start (token|reasoning|tool_call|retry)* usage? (finish|error)``, ``seq`` from 0 with no gap or
+    duplicate, event times never going backwards, nothing after a terminal event, one start, one usage; and
+    the stream may complete only when every started run has its terminal event, and fail only right after
+    an ``error`` event (or with no run open): an error must be announced. Upstream errors of a well-formed
+    stream pass through unchanged. On a violation the upstream is disposed and the stream fails
+    (no ``error`` event is added: the run is already malformed). Use it in tests and while developing an
+    operator or backend; it is cheap enough to leave in.
+
+    .. code-block:: text
+
+        source:  -s0--a1--b3--f4-|
+        output:  -s0--a1--X              X = on_error(StreamGrammarError("gap in seq: #3 after #1"))
+
+    Returns:
+        An operator passing every event of a well-formed stream through unchanged.
+
+    Example::
+
+        stream = my_backend_stream.pipe(assert_well_formed())
+    """
+
+    def operator(source: Observable[TokenEvent]) -> Observable[TokenEvent]:
+        def subscribe(
+            observer: abc.ObserverBase[TokenEvent], scheduler: abc.SchedulerBase | None = None
+        ) -> abc.DisposableBase:
+            relay: Relay[TokenEvent] = Relay(observer, keep_events=True)
+            runs: dict[tuple[str, str], _RunState] = {}
+
+            def fail(message: str, event: TokenEvent | None, cause: BaseException | None = None) -> None:
+                error = StreamGrammarError(message, event=event)
+                error.__cause__ = cause
+                relay.fail(error, 0.0, event=False)
+
+            def on_next(event: TokenEvent) -> None:
+                with relay.lock:
+                    if relay.done:
+                        return
+                    if not isinstance(event, TokenEvent):
+                        fail(f"not a TokenEvent: {type(event).__name__}", None)
+                        return
+                    problem = _violation(runs, event)
+                    if problem is not None:
+                        fail(problem, event)
+                        return
+                    relay.on_next(event)
+
+            def open_runs() -> str | None:
+                names = [f"{run_id!r} of {agent!r}" for (agent, run_id), r in runs.items() if r.terminal is None]
+                return ", ".join(names) or None
+
+            def on_error(error: Exception) -> None:
+                with relay.lock:
+                    announced = relay.last is not None and relay.last.kind is EventKind.ERROR
+                    unfinished = None if announced else open_runs()
+                    if unfinished is not None and not relay.done:
+                        fail(
+                            f"the stream failed with {type(error).__name__} but run {unfinished} has no "
+                            "error event (an operator or backend ended it without announcing it)",
+                            None,
+                            error,
+                        )
+                        return
+                    relay.on_error(error)
+
+            def on_completed() -> None:
+                with relay.lock:
+                    unfinished = open_runs()
+                    if unfinished is not None and not relay.done:
+                        fail(f"the stream completed but run {unfinished} has no finish event", None)
+                        return
+                    relay.on_completed()
+
+            relay.upstream.disposable = source.subscribe(on_next, on_error, on_completed, scheduler=scheduler)
+            return Disposable(relay.dispose)
+
+        return reactivex.create(subscribe)
+
+    return operator
