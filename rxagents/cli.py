@@ -68,7 +68,7 @@ def _demo(args: argparse.Namespace) -> int:
 def _serve_test_model(args: argparse.Namespace) -> int:
     from rxagents.testing._server import serve_main
 
-    return serve_main(list(args.rest))
+    return serve_main(list(args.passthrough))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -89,11 +89,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument("--pace", type=float, default=0.02, help="seconds between tokens (default 0.02)")
     demo.set_defaults(func=_demo)
 
-    serve = sub.add_parser("serve-test-model", help="run the local OpenAI-compatible test model server")
-    serve.add_argument("rest", nargs=argparse.REMAINDER)
+    serve = sub.add_parser(
+        "serve-test-model", help="run the local OpenAI-compatible test model server", add_help=False
+    )
     serve.set_defaults(func=_serve_test_model)
 
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if args.func is _serve_test_model:
+        args.passthrough = extra  # its own options: --host --port --tokens --token-delay --help
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         code: int = args.func(args)
     except RxAgentsError as error:

@@ -41,3 +41,17 @@ def test_unknown_model_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> N
 def test_console_script_is_installed() -> None:
     result = subprocess.run(["rxagents", "run", "hi", "--model", "offline"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "offline model" in result.stdout
+
+
+def test_serve_test_model_passes_its_options_through(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["serve-test-model", "--help"])
+    assert info.value.code == 0
+    assert "--token-delay" in capsys.readouterr().out
+
+
+def test_unknown_option_is_rejected(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["run", "task", "--no-such-flag"])
+    assert info.value.code == 2
+    assert "--no-such-flag" in capsys.readouterr().err
