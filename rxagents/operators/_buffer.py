@@ -1,8 +1,9 @@
 """Buffering: gather token text into larger ``str`` chunks, by count, characters, time, or time-or-count.
 
 What the buffers emit is text, not events: each chunk is the concatenated text of consecutive ``token``
-events. Other events (start, reasoning, tool calls, usage, finish, retry, error) are dropped; put
-``tap_safe`` or a logging operator before a buffer to act on them. Token events with empty text are
+events. Other events (start, reasoning, tool calls, usage, finish, retry, error) are dropped; to act on
+them, put ``tap_safe`` or a logging operator before the buffer (both also accept the ``str`` chunks a buffer
+emits, so they work after it too). Token events with empty text are
 ignored (they are not counted). No empty chunk is ever emitted.
 
 Unlike the hand-written buffering callback of the swarms documentation, the tail is never lost: what is

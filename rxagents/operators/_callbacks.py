@@ -1,4 +1,4 @@
-"""``tap_safe``: call a user callback for each event without letting it break the stream."""
+"""``tap_safe``: call a user callback for each item (event or text chunk) without letting it break the stream."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, Literal, TypeAlias
+from typing import Any, Literal, TypeAlias, TypeVar
 
 import reactivex
 from reactivex import Observable, abc
@@ -23,7 +23,11 @@ __all__ = ["CallbackStats", "tap_safe"]
 log = logging.getLogger("rxagents")
 
 Payload: TypeAlias = Literal["text", "dict", "event"]
-ErrorHandler: TypeAlias = Callable[[Exception, TokenEvent], object]
+#: ``handler(exception, item)``: ``item`` is the TokenEvent (or, on a stream of text chunks, the ``str``) the
+#: callback failed on.
+ErrorHandler: TypeAlias = Callable[[Exception, Any], object]
+
+_T = TypeVar("_T")
 
 
 class _Default:
@@ -56,6 +60,10 @@ class CallbackStats:
         self.dropped = 0
         self.first_error: BaseException | None = None
 
+    def _call(self) -> None:
+        with self._lock:
+            self.calls += 1
+
     def _add(self, *, calls: int = 0, errors: int = 0, dropped: int = 0, error: BaseException | None = None) -> None:
         with self._lock:
             self.calls += calls
@@ -76,9 +84,12 @@ def _name(fn: Callable[..., Any]) -> str:
 class _Tap:
     """One subscription of ``tap_safe``."""
 
-    def __init__(self, config: _Config, observer: abc.ObserverBase[TokenEvent]) -> None:
+    def __init__(self, config: _Config, observer: abc.ObserverBase[Any]) -> None:
         self.cfg = config
-        self.relay: Relay[TokenEvent] = Relay(observer, keep_events=config.on_error == "raise")
+        raising = config.on_error == "raise"
+        self.relay: Relay[Any] = Relay(observer, keep_events=raising)
+        # raise mode: the str chunks delivered (the relay records only events), for CallbackError.partial_text
+        self.chunks: list[str] | None = [] if raising else None
         self.lock = threading.Lock()
         self.calls = 0
         self.errors = 0
@@ -90,25 +101,35 @@ class _Tap:
         self.stopped = False  # no more callbacks: disposed or failed
         self.reported = False
         # scheduler= mode: events waiting for the callback, drained by one scheduled action at a time
-        self.waiting: deque[TokenEvent] = deque()
+        self.waiting: deque[Any] = deque()
         self.draining = False
         self.drain_action = SerialDisposable()
         # awaitables (async callbacks): awaited in order by one task on the run's loop
         self.loop: asyncio.AbstractEventLoop | None = None
         self.subscriber_loop = _runtime.running_loop()
-        self.awaiting: deque[tuple[Awaitable[Any], TokenEvent]] = deque()
+        self.awaiting: deque[tuple[Awaitable[Any], Any]] = deque()
         self.worker: asyncio.Task[None] | None = None
         self.handing_over = 0  # awaitables on their way to the loop (call_soon_threadsafe)
 
     # --- upstream -----------------------------------------------------------------------------------------
-    def on_next(self, event: TokenEvent) -> None:
-        kinds = self.cfg.kinds
-        if kinds is None or event.kind in kinds:
-            if self.cfg.scheduler is None:
-                self.invoke(event)
+    def on_next(self, item: Any) -> None:
+        cfg = self.cfg
+        kinds = cfg.kinds
+        if kinds is None:
+            call = True
+        elif type(item) is TokenEvent:  # the common case, without isinstance
+            call = item.kind in kinds
+        else:  # ``kinds`` selects among events; any other item (a buffer's str chunk) gets the callback
+            call = not isinstance(item, TokenEvent) or item.kind in kinds
+        if call:
+            if cfg.scheduler is None:
+                self.invoke(item)
             else:
-                self.schedule(event)
-        self.relay.on_next(event)
+                self.schedule(item)
+        chunks = self.chunks
+        if chunks is not None and type(item) is str and not self.relay.done:
+            chunks.append(item)
+        self.relay.on_next(item)
 
     def on_error(self, error: Exception) -> None:
         self.terminated = True
@@ -133,23 +154,28 @@ class _Tap:
         self.end()
 
     # --- calling the callback -----------------------------------------------------------------------------
-    def invoke(self, event: TokenEvent) -> None:
+    def invoke(self, item: Any) -> None:
         if self.stopped:
             return
-        payload = self.cfg.payload
-        arg: Any = event.text if payload == "text" else event.to_dict() if payload == "dict" else event
-        with self.lock:
-            self.calls += 1
-        self.cfg.stats._add(calls=1)
+        arg: Any = item
+        if type(item) is TokenEvent or (type(item) is not str and isinstance(item, TokenEvent)):
+            # any other item (a str chunk) is passed as it is, whatever the payload
+            payload = self.cfg.payload
+            if payload == "text":
+                arg = item.text
+            elif payload == "dict":
+                arg = item.to_dict()
+        self.calls += 1  # one writer: calls are serialised (inline by the stream, else by the drain)
+        self.cfg.stats._call()
         try:
             result = self.cfg.fn(arg)
         except Exception as exc:
-            self.failed(exc, event)
+            self.failed(exc, item)
             return
         if result is not None and inspect.isawaitable(result):
-            self.submit(result, event)
+            self.submit(result, item)
 
-    def failed(self, exc: Exception, event: TokenEvent) -> None:
+    def failed(self, exc: Exception, item: Any) -> None:
         with self.lock:
             self.errors += 1
             if self.first_error is None:
@@ -157,18 +183,28 @@ class _Tap:
         self.cfg.stats._add(errors=1, error=exc)
         on_error = self.cfg.on_error
         if on_error == "raise":
+            event = item if isinstance(item, TokenEvent) else None
             error = CallbackError(
                 f"callback {_name(self.cfg.fn)} raised {type(exc).__name__}: {exc} "
                 f"(on_error='raise'; use on_error='log' to keep the stream going)",
                 original=exc,
                 event=event,
             )
-            self.relay.fail(error, event.time)
+            relay = self.relay
+            last = relay.last
+            time = event.time if event is not None else last.time if last is not None else 0.0
+            if self.chunks:  # a stream of text chunks: its partial text is the chunks delivered
+                with relay.lock:
+                    error.partial_text = relay.partial_text + "".join(self.chunks)
+                    error.events = relay.events
+                relay.fail(error, time, fill=False)
+            else:
+                relay.fail(error, time)
             self.stop()
             self.end()
         elif on_error != "log":
             try:
-                on_error(exc, event)
+                on_error(exc, item)
             except Exception as handler_exc:
                 if not self.handler_warned:
                     self.handler_warned = True
@@ -179,13 +215,13 @@ class _Tap:
                     )
 
     # --- scheduler= mode -----------------------------------------------------------------------------------
-    def schedule(self, event: TokenEvent) -> None:
+    def schedule(self, item: Any) -> None:
         scheduler = self.cfg.scheduler
         assert scheduler is not None
         with self.lock:
             if self.stopped:
                 return
-            self.waiting.append(event)
+            self.waiting.append(item)
             if self.draining:
                 return
             self.draining = True
@@ -197,27 +233,27 @@ class _Tap:
                 if self.stopped or not self.waiting:
                     self.draining = False
                     break
-                event = self.waiting.popleft()
-            self.invoke(event)
+                item = self.waiting.popleft()
+            self.invoke(item)
         self.settle()
 
     # --- awaitables -----------------------------------------------------------------------------------------
-    def submit(self, awaitable: Awaitable[Any], event: TokenEvent) -> None:
+    def submit(self, awaitable: Awaitable[Any], item: Any) -> None:
         if self.loop is None:  # the delivering thread's loop, else the subscriber's, else the runtime loop
             self.loop = _runtime.running_loop() or self.subscriber_loop or _runtime.runtime_loop()
         if _runtime.running_loop() is self.loop:
-            self.enqueue(awaitable, event)
+            self.enqueue(awaitable, item)
         else:
             with self.lock:
                 self.handing_over += 1
-            self.loop.call_soon_threadsafe(self.enqueue, awaitable, event, True)
+            self.loop.call_soon_threadsafe(self.enqueue, awaitable, item, True)
 
-    def enqueue(self, awaitable: Awaitable[Any], event: TokenEvent, handed_over: bool = False) -> None:
+    def enqueue(self, awaitable: Awaitable[Any], item: Any, handed_over: bool = False) -> None:
         """On the loop: queue the awaitable; one worker task awaits them in order."""
         if self.stopped:
             self.discard(awaitable)
         else:
-            self.awaiting.append((awaitable, event))
+            self.awaiting.append((awaitable, item))
             if self.worker is None:
                 assert self.loop is not None
                 self.worker = self.loop.create_task(self.work())
@@ -229,7 +265,7 @@ class _Tap:
     async def work(self) -> None:
         try:
             while self.awaiting and not self.stopped:
-                awaitable, event = self.awaiting.popleft()
+                awaitable, item = self.awaiting.popleft()
                 try:
                     await awaitable
                 except asyncio.CancelledError:
@@ -239,7 +275,7 @@ class _Tap:
                         raise  # disposed: stop
                     # the callback's own task was cancelled by someone else: not ours to stop for
                 except Exception as exc:
-                    self.failed(exc, event)
+                    self.failed(exc, item)
         finally:
             self.worker = None
             self.discard_all()
@@ -337,8 +373,8 @@ def tap_safe(
     payload: Payload | None = None,
     scheduler: abc.SchedulerBase | None = None,
     stats: CallbackStats | None = None,
-) -> Callable[[Observable[TokenEvent]], Observable[TokenEvent]]:
-    """Call ``fn`` for each event and pass every event through unchanged; ``fn`` can never break the stream.
+) -> Callable[[Observable[_T]], Observable[_T]]:
+    """Call ``fn`` for each item and pass every item through unchanged; ``fn`` can never break the stream.
 
     This is the spec's ``safe_streaming_callback`` (``try: ... except: logger.error(...)``) done once, for
     every callback: an exception from ``fn`` is caught, counted (``stats``) and reported once per
@@ -357,6 +393,16 @@ def tap_safe(
     ``event.to_dict()`` (``"dict"``, or ``detailed=True`` as in ``Agent(stream=True)``), or the
     :class:`TokenEvent` itself (``"event"``).
 
+    Any item that is not a :class:`TokenEvent` — the ``str`` chunks of a buffer, say — is passed to ``fn``
+    as it is, whatever the ``payload``, and ``kinds`` does not apply to it (``fn`` is called for every
+    chunk). So ``tap_safe`` goes anywhere in a pipeline, before or after a buffer, with the same isolation:
+
+    .. code-block:: text
+
+        source:  -s-a-b-c-d-e-f-|          a..e token events
+        buffer:  -----X---Y-----(Z|)       buffer_tokens(2): X="ab", Y="cd", Z="e"
+        fn:           X   Y      Z         tap_safe(fn) after the buffer: fn("ab"), fn("cd"), fn("e")
+
     Where ``fn`` runs: with ``scheduler=None`` (default) inline, on the thread delivering the event (for
     ``Agent.stream`` the run's asyncio loop) before the event is passed on — keep it short. With a
     ``scheduler`` the calls are queued and run there in order, and events pass on without waiting.
@@ -370,17 +416,18 @@ def tap_safe(
         fn: the callback; sync, or returning an awaitable.
         on_error: ``"log"`` (default) as above; ``"raise"`` ends the stream at the first failure with a
             :class:`CallbackError` (its ``original`` is ``fn``'s exception; the event ``fn`` failed on is not
-            passed on; a completion waits for pending awaitables); or a handler ``(exception, event) -> None``
-            called for each failure instead of the warning.
+            passed on; a completion waits for pending awaitables); or a handler ``(exception, item) -> None``
+            called for each failure instead of the warning (``item`` the event, or the ``str`` chunk).
         kinds: the event kinds ``fn`` is called for; ``None`` for all. Default: token events for
-            ``payload="text"``, every kind for ``"dict"`` and ``"event"``.
+            ``payload="text"``, every kind for ``"dict"`` and ``"event"``. Items that are not events
+            (``str`` chunks) always get the call.
         detailed: shorthand for ``payload="dict"``.
         payload: ``"text"``, ``"dict"`` or ``"event"`` (see above).
         scheduler: where ``fn`` runs (see above); ``None`` for inline.
         stats: a :class:`CallbackStats` to count calls, errors and dropped awaitables in.
 
     Returns:
-        An operator passing every event through unchanged.
+        An operator passing every item (event or chunk) through unchanged.
 
     Example::
 
@@ -388,6 +435,9 @@ def tap_safe(
         async for event in to_async_iter(agent.stream(task).pipe(tap_safe(send_to_api, stats=stats))):
             ...
         print(f"{stats.errors} of {stats.calls} calls to send_to_api failed")
+
+        # after a buffer, fn gets the chunks:
+        agent.stream(task).pipe(buffer_tokens(20), tap_safe(websocket_send), collect_text())
     """
     if not callable(fn):
         raise TypeError(f"fn must be callable, got {type(fn).__name__}")
@@ -417,9 +467,9 @@ def tap_safe(
         raise TypeError(f"scheduler must be a reactivex scheduler, got {type(scheduler).__name__}")
     config = _Config(fn, chosen, on_error, payload, scheduler, CallbackStats() if stats is None else stats)
 
-    def operator(source: Observable[TokenEvent]) -> Observable[TokenEvent]:
+    def operator(source: Observable[_T]) -> Observable[_T]:
         def subscribe(
-            observer: abc.ObserverBase[TokenEvent], subscribe_scheduler: abc.SchedulerBase | None = None
+            observer: abc.ObserverBase[_T], subscribe_scheduler: abc.SchedulerBase | None = None
         ) -> abc.DisposableBase:
             tap = _Tap(config, observer)
             tap.relay.upstream.disposable = source.subscribe(

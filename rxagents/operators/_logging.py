@@ -1,4 +1,4 @@
-"""``log_to_file`` and ``log_to``: one line per event, to a file or to a stdlib logger."""
+"""``log_to_file`` and ``log_to``: one line per event (or text chunk), to a file or to a stdlib logger."""
 
 from __future__ import annotations
 
@@ -6,20 +6,25 @@ import contextlib
 import logging
 import math
 import os
+import string
 import threading
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from typing import Any, Literal, TypeAlias
+from typing import Any, Literal, TypeAlias, TypeVar
 
 import reactivex
 from reactivex import Observable, abc
 from reactivex.disposable import Disposable, SerialDisposable
 
+from rxagents import _runtime
 from rxagents.events import EventKind, TokenEvent
 
 __all__ = ["DEFAULT_FILE_FORMAT", "DEFAULT_LOG_FORMAT", "format_event", "log_to", "log_to_file"]
 
-Format: TypeAlias = str | Callable[[TokenEvent], str]
+#: A template, or a callable given each item (a TokenEvent, or a ``str`` chunk) and returning its line.
+Format: TypeAlias = str | Callable[[Any], str]
+
+_T = TypeVar("_T")
 
 #: ``log_to_file``'s line: ``2025-06-01T12:00:00.250000+00:00 Writer run-3 #7 token 'Hello'``.
 DEFAULT_FILE_FORMAT = "{time} {agent} {run_id} #{seq} {kind} {detail}"
@@ -110,14 +115,83 @@ def format_event(event: TokenEvent, fmt: str = DEFAULT_FILE_FORMAT) -> str:
     return _one_line(line)
 
 
-def _formatter(fmt: Format, name: str) -> Callable[[TokenEvent], str]:
+class _Blank:
+    """A field a text chunk does not have (``agent``, ``seq``...): formats as ``""`` whatever the spec."""
+
+    __slots__ = ()
+
+    def __format__(self, spec: str) -> str:
+        return ""
+
+    def __str__(self) -> str:
+        return ""
+
+    def __repr__(self) -> str:
+        return ""
+
+
+_BLANK = _Blank()
+
+
+def _format_chunk(item: object, time: float, fmt: str) -> str:
+    """One line describing an item that is not an event (a buffer's ``str`` chunk), seen at ``time``.
+
+    Its ``kind`` is ``chunk`` for a ``str`` (``item`` for anything else), ``text`` and ``detail`` are its
+    ``repr`` (so a chunk is always one line), ``time``/``timestamp`` come from ``time`` (the scheduler
+    clock when it arrived), and the event fields it lacks (``agent``, ``run_id``, ``seq``, ``loop``,
+    ``model``) are empty.
+    """
+    kind = "chunk" if type(item) is str else "item"
+    if fmt is DEFAULT_FILE_FORMAT:
+        return _one_line(f"{_iso(time)} {kind} {item!r}")
+    if fmt is DEFAULT_LOG_FORMAT:
+        return _one_line(f"{kind} {item!r}")
+    text = repr(item)
+    line = fmt.format(
+        time=_iso(time),
+        timestamp=time,
+        kind=kind,
+        agent=_BLANK,
+        run_id=_BLANK,
+        seq=_BLANK,
+        loop=_BLANK,
+        model=_BLANK,
+        text=text,
+        detail=text,
+    )
+    return _one_line(line)
+
+
+class _Lines:
+    """How one operator formats its lines: ``event(e)`` for a TokenEvent, ``chunk(item, time)`` for anything
+    else; ``timed`` is whether chunk lines show a time (then the operator reads the scheduler clock)."""
+
+    __slots__ = ("chunk", "event", "timed")
+
+    def __init__(self, event: Callable[[TokenEvent], str], chunk: Callable[[object, float], str], timed: bool) -> None:
+        self.event = event
+        self.chunk = chunk
+        self.timed = timed
+
+
+def _uses_time(fmt: str) -> bool:
+    for _, field, _, _ in string.Formatter().parse(fmt):
+        if field is not None and field.split(".", 1)[0].split("[", 1)[0] in ("time", "timestamp"):
+            return True
+    return False
+
+
+def _formatter(fmt: Format, name: str) -> _Lines:
     if callable(fmt):
         user = fmt
 
-        def call(event: TokenEvent) -> str:
-            return _one_line(str(user(event)))
+        def call(item: object) -> str:
+            return _one_line(str(user(item)))
 
-        return call
+        def call_chunk(item: object, time: float) -> str:
+            return _one_line(str(user(item)))
+
+        return _Lines(call, call_chunk, timed=False)
     if not isinstance(fmt, str):
         raise TypeError(f"{name} must be a template or a callable(event) -> str, not {type(fmt).__name__}")
     probe = TokenEvent(EventKind.TOKEN, "agent", "run", 0, text="x")
@@ -129,10 +203,19 @@ def _formatter(fmt: Format, name: str) -> Callable[[TokenEvent], str]:
             f"use named fields among {', '.join('{' + f + '}' for f in _FIELDS)}"
         ) from None
 
-    def template(event: TokenEvent) -> str:
-        return format_event(event, fmt)
+    if fmt == DEFAULT_FILE_FORMAT:
+        fmt = DEFAULT_FILE_FORMAT  # the constant itself: the fast paths test identity
+    elif fmt == DEFAULT_LOG_FORMAT:
+        fmt = DEFAULT_LOG_FORMAT
+    template_ = fmt
 
-    return template
+    def template(event: TokenEvent) -> str:
+        return format_event(event, template_)
+
+    def chunk(item: object, time: float) -> str:
+        return _format_chunk(item, time, template_)
+
+    return _Lines(template, chunk, _uses_time(fmt))
 
 
 def _kinds(kinds: Iterable[EventKind | str] | None) -> frozenset[EventKind] | None:
@@ -149,16 +232,27 @@ def _kinds(kinds: Iterable[EventKind | str] | None) -> frozenset[EventKind] | No
     return chosen
 
 
+def _check_scheduler(scheduler: abc.SchedulerBase | None) -> None:
+    if scheduler is not None and not isinstance(scheduler, abc.SchedulerBase):
+        raise TypeError(f"scheduler must be a reactivex scheduler or None, got {type(scheduler).__name__}")
+
+
 class _FileLog:
-    """One subscription of ``log_to_file``: the open file, written and flushed per event, closed once."""
+    """One subscription of ``log_to_file``: the open file, written and flushed per item, closed once."""
 
     def __init__(
-        self, observer: abc.ObserverBase[TokenEvent], fd: int, encoding: str, line: Callable[[TokenEvent], str]
+        self,
+        observer: abc.ObserverBase[Any],
+        fd: int,
+        encoding: str,
+        lines: _Lines,
+        clock: abc.SchedulerBase | None,
     ) -> None:
         self.observer = observer
         self.fd = fd
         self.encoding = encoding
-        self.line = line
+        self.lines = lines
+        self.clock = clock  # the scheduler timing chunk lines (None when the lines show no time)
         self.lock = threading.RLock()
         self.closed = False
         self.last_time = 0.0
@@ -170,6 +264,12 @@ class _FileLog:
         data = (text + "\n").encode(self.encoding, "backslashreplace")
         while data:
             data = data[os.write(self.fd, data) :]
+
+    def chunk_line(self, item: object) -> str:
+        """The line of an item that is not an event; its time is the scheduler clock now."""
+        if self.clock is not None:
+            self.last_time = _runtime.clock(self.clock)
+        return self.lines.chunk(item, self.last_time)
 
     def close(self) -> None:
         with self.lock:
@@ -192,8 +292,9 @@ def log_to_file(
     fmt: Format = DEFAULT_FILE_FORMAT,
     kinds: Iterable[EventKind | str] | None = None,
     encoding: str = "utf-8",
-) -> Callable[[Observable[TokenEvent]], Observable[TokenEvent]]:
-    """Write one line per event to ``path`` and pass every event through unchanged.
+    scheduler: abc.SchedulerBase | None = None,
+) -> Callable[[Observable[_T]], Observable[_T]]:
+    """Write one line per event (or text chunk) to ``path`` and pass every item through unchanged.
 
     Unlike the spec's ``StreamLogger`` (which opens the file for every token and stamps it with the wall
     clock), the file is opened once per subscription, each line is flushed as it is written (a crash loses
@@ -213,6 +314,18 @@ def log_to_file(
         2025-06-01T12:00:00.500000+00:00 Writer run-1 #2 token ' world\\n'
         2025-06-01T12:00:00.500000+00:00 Writer run-1 #3 finish finish_reason='stop'
 
+    It also logs the ``str`` chunks of a buffer (put it before or after one): a chunk has no event fields,
+    so its line is ``<time> chunk <repr(text)>``, the time read from the scheduler clock when the chunk
+    arrives. ``kinds`` filters events only: every chunk is logged.
+
+    .. code-block:: text
+
+        source:  -X-----Y---(Z|)           buffer_tokens(20) chunks
+        output:  -X-----Y---(Z|)
+
+        2025-06-01T12:00:01.000000+00:00 chunk 'The cat sat on the mat, and then'
+        2025-06-01T12:00:02.000000+00:00 chunk ' it slept.\\n'
+
     An ``on_error`` not preceded by an ``error`` event is logged as an ``error`` line too. If the file cannot
     be opened or written, the stream fails with that ``OSError`` (and upstream is released): a log you asked
     for never goes missing silently.
@@ -220,18 +333,25 @@ def log_to_file(
     Args:
         path: the log file.
         mode: ``"a"`` append (default), ``"w"`` truncate, ``"x"`` fail if the file exists.
-        fmt: a template with the fields of :func:`format_event`, or a callable ``(event) -> str``.
-        kinds: the event kinds to log; ``None`` (default) for all.
+        fmt: a template with the fields of :func:`format_event`, or a callable ``(item) -> str`` (given each
+            event, or each chunk as it is). In a template, a chunk's ``kind`` is ``chunk``, its ``text`` and
+            ``detail`` the ``repr`` of its text, and the event fields it lacks are empty.
+        kinds: the event kinds to log; ``None`` (default) for all. Chunks are always logged.
         encoding: the file's text encoding.
+        scheduler: the clock that times chunk lines; default: the run's loop scheduler (chosen at
+            subscription). Event lines use each event's own ``time``.
 
     Returns:
-        An operator passing every event through unchanged.
+        An operator passing every item (event or chunk) through unchanged.
 
     Example::
 
         stream = agent.stream("Analyze quarterly results").pipe(log_to_file("agent_stream.log"))
         async for event in to_async_iter(stream):
             ...
+
+        # the chunks a client receives, one line each:
+        agent.stream(task).pipe(buffer_tokens(20), log_to_file("chunks.log"), collect_text())
     """
     path = os.fspath(path)
     if not isinstance(path, str) or not path:
@@ -242,36 +362,43 @@ def log_to_file(
         "".encode(encoding)
     except (LookupError, TypeError):
         raise ValueError(f"encoding must be a text encoding such as 'utf-8', got {encoding!r}") from None
-    line = _formatter(fmt, "fmt")
+    lines = _formatter(fmt, "fmt")
     chosen = _kinds(kinds)
+    _check_scheduler(scheduler)
     flags = _MODES[mode] | getattr(os, "O_CLOEXEC", 0)
 
-    def operator(source: Observable[TokenEvent]) -> Observable[TokenEvent]:
+    def operator(source: Observable[_T]) -> Observable[_T]:
         def subscribe(
-            observer: abc.ObserverBase[TokenEvent], scheduler: abc.SchedulerBase | None = None
+            observer: abc.ObserverBase[_T], subscribe_scheduler: abc.SchedulerBase | None = None
         ) -> abc.DisposableBase:
+            clock = _runtime.default_scheduler(scheduler) if lines.timed else None
             try:
                 fd = os.open(path, flags, 0o600)
             except OSError as exc:
                 observer.on_error(exc)
                 return Disposable()
-            state = _FileLog(observer, fd, encoding, line)
+            state = _FileLog(observer, fd, encoding, lines, clock)
+            event_line = lines.event
 
-            def on_next(event: TokenEvent) -> None:
+            def on_next(item: Any) -> None:
                 with state.lock:
                     if state.closed:
                         return
-                    state.last_time = event.time
-                    if chosen is None or event.kind in chosen:
-                        if event.kind is EventKind.ERROR:
-                            state.logged_error = True
-                        try:
-                            state.write(state.line(event))
-                        except Exception as exc:
-                            state.fail(exc)
-                            return
+                    try:
+                        if type(item) is TokenEvent or (type(item) is not str and isinstance(item, TokenEvent)):
+                            event: TokenEvent = item
+                            state.last_time = event.time
+                            if chosen is None or event.kind in chosen:
+                                if event.kind is EventKind.ERROR:
+                                    state.logged_error = True
+                                state.write(event_line(event))
+                        else:  # a text chunk (or any other item): always logged, timed by the scheduler
+                            state.write(state.chunk_line(item))
+                    except Exception as exc:
+                        state.fail(exc)
+                        return
                 try:
-                    observer.on_next(event)
+                    observer.on_next(item)
                 except BaseException:  # the consumer raised: it will not dispose us, so release now
                     state.close()
                     if state.upstream is not None:
@@ -295,7 +422,7 @@ def log_to_file(
                     state.close()
                 observer.on_completed()
 
-            state.upstream = source.subscribe(on_next, on_error, on_completed, scheduler=scheduler)
+            state.upstream = source.subscribe(on_next, on_error, on_completed, scheduler=subscribe_scheduler)
             if state.closed:
                 state.upstream.dispose()
 
@@ -318,12 +445,17 @@ def log_to(
     error_level: int = logging.ERROR,
     fmt: Format = DEFAULT_LOG_FORMAT,
     kinds: Iterable[EventKind | str] | None = None,
-) -> Callable[[Observable[TokenEvent]], Observable[TokenEvent]]:
-    """Log one record per event to a stdlib ``logging`` logger and pass every event through unchanged.
+    scheduler: abc.SchedulerBase | None = None,
+) -> Callable[[Observable[_T]], Observable[_T]]:
+    """Log one record per event (or text chunk) to a stdlib ``logging`` logger; pass every item through.
 
     Lines are formatted only when the logger is enabled for the level. Each record carries the event as
     ``record.rxagents_event`` (``extra=``) for structured handlers. Error events are logged at
     ``error_level`` with ``Type: message`` only (no traceback, no exception repr).
+
+    The ``str`` chunks of a buffer are logged too, at ``level``, as ``chunk <repr(text)>``; their records
+    carry ``record.rxagents_event = None`` and the chunk as ``record.rxagents_chunk``. ``kinds`` filters
+    events only: every chunk is logged.
 
     .. code-block:: text
 
@@ -331,15 +463,21 @@ def log_to(
         output:  -s--a--b--f-|
         logger:   s  a  b  f         (one record each, at ``level``)
 
+        source:  -X--Y--(Z|)         buffer chunks
+        logger:   X  Y   Z           chunk 'The cat', chunk ' sat on', chunk ' the mat'
+
     Args:
         logger: a ``logging.Logger`` or a logger name.
         level: the level of the records.
         error_level: the level of ``error`` events.
-        fmt: a template with the fields of :func:`format_event`, or a callable ``(event) -> str``.
-        kinds: the event kinds to log; ``None`` (default) for all.
+        fmt: a template with the fields of :func:`format_event`, or a callable ``(item) -> str`` (given each
+            event, or each chunk as it is).
+        kinds: the event kinds to log; ``None`` (default) for all. Chunks are always logged.
+        scheduler: the clock for the ``{time}``/``{timestamp}`` of chunk lines, read only when ``fmt``
+            uses them; default: the run's loop scheduler (chosen at subscription).
 
     Returns:
-        An operator passing every event through unchanged.
+        An operator passing every item (event or chunk) through unchanged.
 
     Example::
 
@@ -352,37 +490,48 @@ def log_to(
     for name, value in (("level", level), ("error_level", error_level)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             raise ValueError(f"{name} must be a logging level such as logging.INFO, got {value!r}")
-    line = _formatter(fmt, "fmt")
+    lines = _formatter(fmt, "fmt")
     chosen = _kinds(kinds)
+    _check_scheduler(scheduler)
     target = logger
+    event_line = lines.event
 
-    def message(event: TokenEvent) -> tuple[int, str] | None:
-        if chosen is not None and event.kind not in chosen:
-            return None
-        lvl = error_level if event.kind is EventKind.ERROR else level
-        return (lvl, line(event)) if target.isEnabledFor(lvl) else None
-
-    def operator(source: Observable[TokenEvent]) -> Observable[TokenEvent]:
+    def operator(source: Observable[_T]) -> Observable[_T]:
         def subscribe(
-            observer: abc.ObserverBase[TokenEvent], scheduler: abc.SchedulerBase | None = None
+            observer: abc.ObserverBase[_T], subscribe_scheduler: abc.SchedulerBase | None = None
         ) -> abc.DisposableBase:
+            clock = _runtime.default_scheduler(scheduler) if lines.timed else None
             upstream = SerialDisposable()
             failed = False
 
-            def on_next(event: TokenEvent) -> None:
+            def record(item: object) -> tuple[int, str, dict[str, object]] | None:
+                if type(item) is TokenEvent or (type(item) is not str and isinstance(item, TokenEvent)):
+                    event: TokenEvent = item
+                    if chosen is not None and event.kind not in chosen:
+                        return None
+                    lvl = error_level if event.kind is EventKind.ERROR else level
+                    if not target.isEnabledFor(lvl):
+                        return None
+                    return lvl, event_line(event), {"rxagents_event": event}
+                if not target.isEnabledFor(level):
+                    return None
+                time = _runtime.clock(clock) if clock is not None else 0.0
+                return level, lines.chunk(item, time), {"rxagents_event": None, "rxagents_chunk": item}
+
+            def on_next(item: _T) -> None:
                 nonlocal failed
                 if failed:
                     return
                 try:
-                    record = message(event)
+                    entry = record(item)
                 except Exception as exc:  # a fmt callable raised: end the stream with it, not the producer
                     failed = True
                     upstream.dispose()
                     observer.on_error(exc)
                     return
-                if record is not None:
-                    target.log(record[0], "%s", record[1], extra={"rxagents_event": event})
-                observer.on_next(event)
+                if entry is not None:
+                    target.log(entry[0], "%s", entry[1], extra=entry[2])
+                observer.on_next(item)
 
             def on_error(error: Exception) -> None:
                 if not failed:
@@ -392,7 +541,7 @@ def log_to(
                 if not failed:
                     observer.on_completed()
 
-            upstream.disposable = source.subscribe(on_next, on_error, on_completed, scheduler=scheduler)
+            upstream.disposable = source.subscribe(on_next, on_error, on_completed, scheduler=subscribe_scheduler)
             return upstream
 
         return reactivex.create(subscribe)

@@ -15,9 +15,12 @@ from reactivex.testing import ReactiveTest, TestScheduler
 from reactivex.testing.recorded import Recorded
 
 from rxagents.events import EventKind, TokenEvent
+from rxagents.operators._buffer import buffer_tokens
 from rxagents.operators._callbacks import CallbackStats, tap_safe
 from rxagents.operators._errors import CallbackError
+from rxagents.operators._text import collect_text
 from rxagents.testing._laws import Law, check_operator_laws
+from rxagents.testing._marbles import cold_events, record
 
 # --- helpers ------------------------------------------------------------------------------------------------
 
@@ -100,6 +103,147 @@ def test_kinds_none_calls_for_every_event() -> None:
     seen: list[Any] = []
     play(tap_safe(seen.append, kinds=None), run_events("a"))
     assert seen == ["", "a", ""]
+
+
+# --- text chunks (str items, e.g. after a buffer) ----------------------------------------------------------
+
+
+def chunks(*texts: str, error: Exception | None = None) -> tuple[Any, Any]:
+    """A cold observable of str chunks at 10, 20, ... and its scheduler."""
+    scheduler = TestScheduler()
+    messages: list[Recorded[Any]] = [ReactiveTest.on_next(10 * (i + 1), t) for i, t in enumerate(texts)]
+    end = 10 * (len(texts) + 1)
+    messages.append(ReactiveTest.on_error(end, error) if error else ReactiveTest.on_completed(end))
+    return scheduler, scheduler.create_cold_observable(messages)
+
+
+def play_chunks(op: Any, *texts: str, error: Exception | None = None) -> tuple[Any, Any]:
+    scheduler, source = chunks(*texts, error=error)
+    return scheduler.start(lambda: source.pipe(op)), source
+
+
+def test_chunks_pass_through_unchanged_at_their_time() -> None:
+    results, _ = play_chunks(tap_safe(lambda _: None), "Hel", "lo wor", "ld")
+    assert [(m.time, m.value.value) for m in results.messages[:-1]] == [(210, "Hel"), (220, "lo wor"), (230, "ld")]
+    assert isinstance(results.messages[-1].value, OnCompleted)
+
+
+def test_text_payload_gets_each_chunk_as_is() -> None:
+    seen: list[Any] = []
+    play_chunks(tap_safe(seen.append), "Hel", "lo")
+    assert seen == ["Hel", "lo"]
+
+
+@pytest.mark.parametrize("payload", ["dict", "event"])
+def test_dict_and_event_payloads_get_each_chunk_as_is(payload: Any) -> None:
+    seen: list[Any] = []
+    play_chunks(tap_safe(seen.append, payload=payload), "Hel", "lo")
+    assert seen == ["Hel", "lo"]
+
+
+def test_detailed_true_gets_each_chunk_as_is() -> None:
+    seen: list[Any] = []
+    play_chunks(tap_safe(seen.append, detailed=True), "ab")
+    assert seen == ["ab"]
+
+
+def test_kinds_does_not_filter_chunks() -> None:
+    seen: list[Any] = []
+    play_chunks(tap_safe(seen.append, kinds=("finish",)), "a", "b")
+    assert seen == ["a", "b"]
+
+
+def test_kinds_still_filters_the_events_of_a_mixed_stream() -> None:
+    seen: list[Any] = []
+    events = run_events("x", "y")
+    mixed: list[Any] = [events[0], "chunk", *events[1:]]
+    scheduler = TestScheduler()
+    messages: list[Recorded[Any]] = [ReactiveTest.on_next(10 * (i + 1), e) for i, e in enumerate(mixed)]
+    messages.append(ReactiveTest.on_completed(10 * (len(mixed) + 1)))
+    source = scheduler.create_cold_observable(messages)
+    results = scheduler.start(lambda: source.pipe(tap_safe(seen.append)))
+    assert seen == ["chunk", "x", "y"]  # start and finish filtered out by the default kinds (token)
+    assert values(results.messages) == mixed
+
+
+def test_after_a_buffer_the_callback_gets_the_buffered_chunks() -> None:
+    scheduler = TestScheduler()
+    seen: list[str] = []
+    source = cold_events(scheduler, "-a-b-c-d-e-|", {"a": "The", "b": " cat", "c": " sat", "d": " on", "e": " it"})
+    trace = record(scheduler, source.pipe(buffer_tokens(2), tap_safe(seen.append), collect_text()))
+    assert seen == ["The cat", " sat on", " it"]
+    assert [(t, n.value) for t, n in trace if n.kind == "N"] == [(11.0, "The cat sat on it")]
+
+
+def test_raising_callback_on_chunks_does_not_change_the_stream() -> None:
+    stats = CallbackStats()
+    results, _ = play_chunks(tap_safe(boom_on("b"), stats=stats), "a", "b", "c", "b")
+    assert values(results.messages) == ["a", "b", "c", "b"]
+    assert isinstance(results.messages[-1].value, OnCompleted)
+    assert (stats.calls, stats.errors) == (4, 2)
+
+
+def test_chunk_errors_reported_once_at_the_end(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="rxagents")
+    play_chunks(tap_safe(boom_on("b")), "a", "b", "b")
+    records = [r for r in caplog.records if "tap_safe" in r.getMessage()]
+    assert len(records) == 1 and "2 of 3 calls" in records[0].getMessage()
+
+
+def test_raising_callback_on_chunks_never_reaches_the_producer() -> None:
+    subject: Subject[str] = Subject()
+    received: list[str] = []
+    subject.pipe(tap_safe(boom_on("a"))).subscribe(received.append)
+    subject.on_next("a")  # would raise here if the exception leaked
+    subject.on_next("b")
+    assert received == ["a", "b"]
+
+
+def test_on_error_handler_gets_the_chunk() -> None:
+    failures: list[tuple[str, Any]] = []
+    play_chunks(
+        tap_safe(boom_on("b"), on_error=lambda exc, item: failures.append((type(exc).__name__, item))), "a", "b"
+    )
+    assert failures == [("ValueError", "b")]
+
+
+def test_on_error_raise_on_a_chunk_fails_with_the_text_delivered_so_far() -> None:
+    results, source = play_chunks(tap_safe(boom_on("c"), on_error="raise"), "ab", " b", "c", "d")
+    assert values(results.messages) == ["ab", " b"]  # no error event: a chunk stream has no run to end
+    last = results.messages[-1]
+    assert isinstance(last.value, OnError) and isinstance(last.value.exception, CallbackError)
+    error = last.value.exception
+    assert isinstance(error.original, ValueError) and error.event is None
+    assert error.partial_text == "ab b"
+    assert source.subscriptions[0].unsubscribe == last.time
+
+
+def test_scheduler_runs_chunk_callbacks_there() -> None:
+    callbacks = TestScheduler()
+    seen: list[str] = []
+    received: list[str] = []
+    subject: Subject[str] = Subject()
+    subject.pipe(tap_safe(seen.append, scheduler=callbacks)).subscribe(received.append)
+    subject.on_next("ab")
+    subject.on_next("cd")
+    assert received == ["ab", "cd"] and seen == []
+    callbacks.start()
+    assert seen == ["ab", "cd"]
+
+
+@pytest.mark.asyncio
+async def test_async_callback_gets_the_chunks_in_order() -> None:
+    seen: list[str] = []
+    done = asyncio.Event()
+
+    async def callback(chunk: str) -> None:
+        seen.append(chunk)
+        if chunk == "c":
+            done.set()
+
+    reactivex.from_iterable(["a", "b", "c"]).pipe(tap_safe(callback)).subscribe()
+    await done.wait()
+    assert seen == ["a", "b", "c"]
 
 
 # --- isolation ---------------------------------------------------------------------------------------------
@@ -466,15 +610,59 @@ def test_tap_safe_on_a_scheduler_obeys_the_laws() -> None:
 
 
 def test_tap_safe_raise_mode_obeys_the_laws() -> None:
-    def fails_on_x(text: str) -> None:
-        if "x" in text:
-            raise RuntimeError("no x")
+    stats = CallbackStats()
+
+    def fails_on_e(text: str) -> None:
+        if "e" in text:  # a letter the generated texts often hold, so the failure path runs
+            raise RuntimeError("no e")
 
     report = check_operator_laws(
-        lambda scheduler: tap_safe(fails_on_x, on_error="raise"),
+        lambda scheduler: tap_safe(fails_on_e, on_error="raise", stats=stats),
         not_applicable={
             Law.COMPLETION: "on_error='raise' turns a completed input into an error when the callback fails",
             Law.ERROR_TRANSPARENCY: "on_error='raise' may end the stream with CallbackError first",
         },
     )
     assert Law.CONSERVATION in report.checked
+    assert stats.errors > 0
+
+
+# --- laws on streams of text chunks -------------------------------------------------------------------------
+
+
+def test_tap_safe_after_a_buffer_obeys_the_laws() -> None:
+    seen: list[str] = []
+    report = check_operator_laws(lambda s: lambda src: src.pipe(buffer_tokens(3), tap_safe(seen.append)))
+    assert len(report.checked) == len(Law)
+    assert seen and all(isinstance(chunk, str) for chunk in seen)
+
+
+def test_tap_safe_after_a_buffer_with_a_raising_callback_obeys_the_laws() -> None:
+    def fails(chunk: str) -> None:
+        raise RuntimeError("user bug")
+
+    report = check_operator_laws(lambda s: lambda src: src.pipe(buffer_tokens(3), tap_safe(fails, kinds=None)))
+    assert Law.CALLBACK_ISOLATION in report.checked
+
+
+def test_tap_safe_after_a_buffer_on_a_scheduler_obeys_the_laws() -> None:
+    report = check_operator_laws(lambda s: lambda src: src.pipe(buffer_tokens(3), tap_safe(len, scheduler=s)))
+    assert len(report.checked) == len(Law)
+
+
+def test_tap_safe_raise_mode_after_a_buffer_obeys_the_laws() -> None:
+    stats = CallbackStats()
+
+    def fails_on_e(chunk: str) -> None:
+        if "e" in chunk:
+            raise RuntimeError("no e")
+
+    report = check_operator_laws(
+        lambda s: lambda src: src.pipe(buffer_tokens(2), tap_safe(fails_on_e, on_error="raise", stats=stats)),
+        not_applicable={
+            Law.COMPLETION: "on_error='raise' turns a completed input into an error when the callback fails",
+            Law.ERROR_TRANSPARENCY: "on_error='raise' may end the stream with CallbackError first",
+        },
+    )
+    assert Law.CONSERVATION in report.checked
+    assert stats.errors > 0

@@ -14,10 +14,14 @@ from reactivex.subject import Subject
 from reactivex.testing import ReactiveTest, TestScheduler
 from reactivex.testing.recorded import Recorded
 
+from rxagents import _runtime
 from rxagents.errors import ModelError
 from rxagents.events import EventKind, TokenEvent, ToolCallDelta, Usage
+from rxagents.operators._buffer import buffer_tokens
 from rxagents.operators._logging import format_event, log_to, log_to_file
+from rxagents.operators._text import collect_text
 from rxagents.testing._laws import Law, check_operator_laws
+from rxagents.testing._marbles import cold_events, record
 
 # --- helpers ------------------------------------------------------------------------------------------------
 
@@ -242,6 +246,128 @@ def test_empty_path_rejected() -> None:
         log_to_file("")
 
 
+# --- log_to_file on text chunks (str items, e.g. after a buffer) -------------------------------------------
+
+
+def play_chunks(op: Any, *texts: str, error: Exception | None = None) -> tuple[Any, Any]:
+    """str chunks at virtual 10, 20, ... after the subscription at 200; the operator gets scheduler=."""
+    scheduler = TestScheduler()
+    messages: list[Recorded[Any]] = [ReactiveTest.on_next(10 * (i + 1), t) for i, t in enumerate(texts)]
+    end = 10 * (len(texts) + 1)
+    messages.append(ReactiveTest.on_error(end, error) if error else ReactiveTest.on_completed(end))
+    source = scheduler.create_cold_observable(messages)
+    return scheduler.start(lambda: source.pipe(op(scheduler))), source
+
+
+def test_one_line_per_chunk_timed_by_the_scheduler_and_chunks_pass_through(tmp_path: Path) -> None:
+    path = tmp_path / "chunks.log"
+    results, _ = play_chunks(lambda s: log_to_file(path, scheduler=s), "The cat", " sat")
+    assert values(results.messages) == ["The cat", " sat"]
+    assert isinstance(results.messages[-1].value, OnCompleted)
+    assert path.read_text().splitlines() == [
+        "1970-01-01T00:03:30.000000+00:00 chunk 'The cat'",
+        "1970-01-01T00:03:40.000000+00:00 chunk ' sat'",
+    ]
+
+
+def test_chunk_with_line_breaks_stays_on_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "chunks.log"
+    play_chunks(lambda s: log_to_file(path, scheduler=s), "one\ntwo\r\n")
+    assert path.read_text() == "1970-01-01T00:03:30.000000+00:00 chunk 'one\\ntwo\\r\\n'\n"
+
+
+def test_chunk_lines_never_read_the_wall_clock(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    def forbidden() -> float:
+        raise AssertionError("time.time() called")
+
+    monkeypatch.setattr(time, "time", forbidden)
+    path = tmp_path / "chunks.log"
+    results, _ = play_chunks(lambda s: log_to_file(path, scheduler=s), "a")
+    assert isinstance(results.messages[-1].value, OnCompleted)
+    assert path.read_text().startswith("1970-01-01T00:03:30.000000+00:00 chunk")
+
+
+def test_default_clock_is_resolved_at_subscription_not_at_construction(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    resolved: list[Any] = []
+    virtual = TestScheduler()
+    virtual.advance_to(42.5)
+
+    def default_scheduler(scheduler: Any = None) -> Any:
+        resolved.append(scheduler)
+        return virtual
+
+    monkeypatch.setattr(_runtime, "default_scheduler", default_scheduler)
+    path = tmp_path / "chunks.log"
+    op = log_to_file(path)
+    assert resolved == []  # building resolves nothing
+    subject: Subject[str] = Subject()
+    subject.pipe(op).subscribe()
+    assert resolved == [None]  # once, at subscription
+    subject.on_next("x")
+    subject.on_next("y")
+    assert resolved == [None]
+    assert path.read_text().splitlines() == [
+        "1970-01-01T00:00:42.500000+00:00 chunk 'x'",
+        "1970-01-01T00:00:42.500000+00:00 chunk 'y'",
+    ]
+
+
+def test_kinds_does_not_filter_chunks(tmp_path: Path) -> None:
+    path = tmp_path / "chunks.log"
+    play_chunks(lambda s: log_to_file(path, kinds=("finish",), scheduler=s), "a", "b")
+    assert [line.split(" ", 1)[1] for line in path.read_text().splitlines()] == ["chunk 'a'", "chunk 'b'"]
+
+
+def test_template_fields_of_a_chunk(tmp_path: Path) -> None:
+    path = tmp_path / "chunks.log"
+    fmt = "{timestamp} [{agent}|{run_id}|{seq:04d}|{model}] {kind} {text} {detail}"
+    play_chunks(lambda s: log_to_file(path, fmt=fmt, scheduler=s), "a\nb")
+    assert path.read_text() == "210.0 [|||] chunk 'a\\nb' 'a\\nb'\n"
+
+
+def test_callable_fmt_gets_the_chunk_as_is(tmp_path: Path) -> None:
+    path = tmp_path / "chunks.log"
+    play_chunks(lambda s: log_to_file(path, fmt=lambda item: f"<{item}>", scheduler=s), "a\nb", "c")
+    assert path.read_text().splitlines() == ["<a\\nb>", "<c>"]
+
+
+def test_on_error_after_chunks_is_logged_at_the_last_chunk_time(tmp_path: Path) -> None:
+    path = tmp_path / "chunks.log"
+    results, _ = play_chunks(lambda s: log_to_file(path, scheduler=s), "a", error=ModelError("dropped"))
+    assert isinstance(results.messages[-1].value, OnError)
+    assert path.read_text().splitlines()[-1] == "1970-01-01T00:03:30.000000+00:00 on_error 'ModelError: dropped'"
+
+
+def test_chunks_file_opened_once_and_closed_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    counter = CountingOpen(monkeypatch, tmp_path / "chunks.log")
+    play_chunks(lambda s: log_to_file(tmp_path / "chunks.log", scheduler=s), "a", "b", "c")
+    assert (counter.opens, counter.closes) == (1, 1)
+
+
+def test_after_a_buffer_in_a_pipeline(tmp_path: Path) -> None:
+    path = tmp_path / "pipeline.log"
+    scheduler = TestScheduler()
+    source = cold_events(scheduler, "-a-b-c-|", {"a": "The", "b": " cat", "c": " sat"})
+    pipeline = source.pipe(buffer_tokens(2), log_to_file(path, scheduler=scheduler), collect_text())
+    trace = record(scheduler, pipeline)
+    assert [n.value for _, n in trace if n.kind == "N"] == ["The cat sat"]
+    assert path.read_text().splitlines() == [
+        "1970-01-01T00:00:03.000000+00:00 chunk 'The cat'",
+        "1970-01-01T00:00:07.000000+00:00 chunk ' sat'",
+    ]
+
+
+def test_bad_scheduler_rejected_at_construction(tmp_path: Path) -> None:
+    with pytest.raises(TypeError, match="scheduler must be a reactivex scheduler or None, got str"):
+        log_to_file(tmp_path / "x.log", scheduler="loop")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="scheduler must be a reactivex scheduler or None, got str"):
+        log_to("app", scheduler="loop")  # type: ignore[arg-type]
+
+
 # --- log_to -------------------------------------------------------------------------------------------------
 
 
@@ -308,6 +434,48 @@ def test_log_to_bad_arguments(args: tuple[Any, ...], kwargs: dict[str, Any], err
         log_to(*args, **kwargs)
 
 
+def test_log_to_logs_chunks_without_an_event(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="app.chunks")
+    results, _ = play_chunks(lambda s: log_to("app.chunks", kinds=("finish",), scheduler=s), "Hel", "lo\n")
+    assert values(results.messages) == ["Hel", "lo\n"]
+    assert [r.getMessage() for r in caplog.records] == ["chunk 'Hel'", "chunk 'lo\\n'"]
+    assert caplog.records[0].rxagents_event is None  # type: ignore[attr-defined]
+    assert caplog.records[1].rxagents_chunk == "lo\n"  # type: ignore[attr-defined]
+
+
+def test_log_to_chunk_time_field_comes_from_the_scheduler(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="app.chunks")
+    play_chunks(lambda s: log_to("app.chunks", fmt="{time} {kind} {text}", scheduler=s), "a")
+    assert [r.getMessage() for r in caplog.records] == ["1970-01-01T00:03:30.000000+00:00 chunk 'a'"]
+
+
+def test_log_to_without_a_time_field_reads_no_clock(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    caplog.set_level(logging.INFO, logger="app.chunks")
+
+    def default_scheduler(scheduler: Any = None) -> Any:
+        raise AssertionError("no clock needed")
+
+    monkeypatch.setattr(_runtime, "default_scheduler", default_scheduler)
+    subject: Subject[str] = Subject()
+    subject.pipe(log_to("app.chunks")).subscribe()
+    subject.on_next("a")
+    assert [r.getMessage() for r in caplog.records] == ["chunk 'a'"]
+
+
+def test_log_to_formats_no_chunk_when_disabled(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="app.chunks")
+    calls: list[Any] = []
+
+    def fmt(item: Any) -> str:
+        calls.append(item)
+        return "x"
+
+    play_chunks(lambda s: log_to("app.chunks", logging.DEBUG, fmt=fmt, scheduler=s), "a")
+    assert calls == [] and caplog.records == []
+
+
 def test_completion_passes_through(tmp_path: Path) -> None:
     results, _ = play(log_to_file(tmp_path / "a.log"), run_events("a"))
     assert isinstance(results.messages[-1].value, OnCompleted)
@@ -329,3 +497,23 @@ def test_log_to_obeys_the_laws(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="app.laws")
     report = check_operator_laws(lambda scheduler: log_to("app.laws"))
     assert len(report.checked) == len(Law) and caplog.records
+
+
+def test_log_to_file_after_a_buffer_obeys_the_laws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "laws.log"
+    counter = CountingOpen(monkeypatch, path)
+    report = check_operator_laws(
+        lambda s: lambda src: src.pipe(buffer_tokens(3), log_to_file(path, scheduler=s)),
+    )
+    assert len(report.checked) == len(Law)
+    assert " chunk '" in path.read_text()
+    assert counter.opens == counter.closes > 0
+
+
+def test_log_to_after_a_buffer_obeys_the_laws(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="app.laws")
+    report = check_operator_laws(
+        lambda s: lambda src: src.pipe(buffer_tokens(3), log_to("app.laws", fmt="{time} {text}", scheduler=s))
+    )
+    assert len(report.checked) == len(Law)
+    assert caplog.records and all(r.rxagents_event is None for r in caplog.records)  # type: ignore[attr-defined]
