@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rxagents._doctor import supports_streaming
 from rxagents.agent import Agent
 from rxagents.errors import ConfigurationError, ModelError, RunError, RxAgentsError
 from rxagents.events import EventKind, TokenEvent, ToolCallDelta, Usage
@@ -36,5 +37,6 @@ __all__ = [
     "WorkflowResult",
     "__version__",
     "race",
+    "supports_streaming",
     "switch",
 ]

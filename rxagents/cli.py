@@ -3,6 +3,7 @@
     rxagents run "task" [--model M] [--json] [--max-tokens N] [--api-base URL]
     rxagents demo [--pace SECONDS]
     rxagents serve-test-model [--host H] [--port P]
+    rxagents doctor [--model M] [--api-base URL]
 """
 
 from __future__ import annotations
@@ -65,6 +66,12 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _doctor(args: argparse.Namespace) -> int:
+    from rxagents._doctor import doctor_main
+
+    return doctor_main(list(args.passthrough))
+
+
 def _serve_test_model(args: argparse.Namespace) -> int:
     from rxagents.testing._server import serve_main
 
@@ -94,9 +101,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     serve.set_defaults(func=_serve_test_model)
 
+    doctor = sub.add_parser("doctor", help="check configuration, keys (never shown), endpoint, litellm", add_help=False)
+    doctor.set_defaults(func=_doctor)
+
     args, extra = parser.parse_known_args(argv)
-    if args.func is _serve_test_model:
-        args.passthrough = extra  # its own options: --host --port --tokens --token-delay --help
+    if args.func in (_serve_test_model, _doctor):
+        args.passthrough = extra  # these parse their own options (and --help)
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:

@@ -55,3 +55,9 @@ def test_unknown_option_is_rejected(capsys: pytest.CaptureFixture[str]) -> None:
         main(["run", "task", "--no-such-flag"])
     assert info.value.code == 2
     assert "--no-such-flag" in capsys.readouterr().err
+
+
+def test_doctor_is_wired_and_reports_the_offline_model(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["doctor", "--model", "offline"]) == 0
+    out = capsys.readouterr().out
+    assert "offline" in out and "litellm" in out
