@@ -1,7 +1,7 @@
 """Sinks: where a stream of TokenEvents ends up (console, panels, dashboards, servers).
 
-The rich-based views (``panel``, ``dashboard``) are imported on first use, so ``import rxagents``
-does not load rich.
+The rich-based views (``panel``, ``dashboard``) and the servers are imported on first use, so
+``import rxagents`` loads neither rich nor websockets.
 """
 
 from __future__ import annotations
@@ -18,6 +18,9 @@ _LAZY = {
     "dashboard": "rxagents.sinks._dashboard",
     "StreamPanel": "rxagents.sinks._panel",
     "panel": "rxagents.sinks._panel",
+    "WebSocketServer": "rxagents.sinks._websocket",
+    "WebSocketStats": "rxagents.sinks._websocket",
+    "serve_websocket": "rxagents.sinks._websocket",
 }
 
 __all__ = [
@@ -26,9 +29,12 @@ __all__ = [
     "LaneStatus",
     "LaneView",
     "StreamPanel",
+    "WebSocketServer",
+    "WebSocketStats",
     "console_printer",
     "dashboard",
     "panel",
+    "serve_websocket",
 ]
 
 

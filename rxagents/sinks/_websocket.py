@@ -1,0 +1,764 @@
+"""WebSocket server sink: serve a stream factory (an agent, a workflow) to WebSocket clients.
+
+Built on the ``websockets`` library's asyncio API (imported when the server starts, so it is an optional
+dependency). One connection is one stream:
+
+.. code-block:: text
+
+    client                                   server
+    {"task": "..."}             ──►          factory(request) -> Observable, subscribed on the server's loop
+                                ◄──          {"type": "start", ...}
+                                ◄──          {"type": "token", "content": "Hel", "agent": ..., "seq": 1, ...}
+                                ◄──          ... one message per event (TokenEvent.to_dict()) ...
+                                ◄──          {"type": "complete", "content": "<full text>"}     close 1000
+                                       or    {"type": "error", "message": ..., "partial_text": ...}   close 1011
+
+The stream runs on the server's event loop as it produces, so every token is sent while the agent is still
+generating (the spec's example sends none before "complete": its sync ``agent.run`` blocks the loop). A client
+that disconnects disposes the subscription, which cancels the run and closes its HTTP stream. Each connection
+has a bounded send buffer; a client that reads too slowly meets the ``on_slow`` policy instead of growing
+server memory. See ``docs/servers-websocket.md`` for the protocol reference.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import hmac
+import http
+import json
+import logging
+import socket
+import threading
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+import reactivex
+from reactivex import abc
+
+from rxagents.events import EventKind, TokenEvent
+
+if TYPE_CHECKING:
+    from websockets.asyncio.server import Server, ServerConnection
+    from websockets.http11 import Request, Response
+
+__all__ = [
+    "CLOSE_BAD_REQUEST",
+    "CLOSE_BINARY_REQUEST",
+    "CLOSE_STREAM_FAILED",
+    "CLOSE_TOO_SLOW",
+    "OnSlow",
+    "StreamFactory",
+    "WebSocketServer",
+    "WebSocketStats",
+    "serve_websocket",
+]
+
+log = logging.getLogger("rxagents")
+
+#: What to do when a client's send buffer is full: merge pending text messages, or close the connection.
+OnSlow = Literal["coalesce", "disconnect"]
+#: Builds the stream for one request: ``lambda request: agent.stream(request["task"])``.
+StreamFactory = Callable[[dict[str, Any]], reactivex.Observable[TokenEvent]]
+
+
+class _HasStream(Protocol):
+    """An ``Agent`` or a workflow: anything with a cold ``stream(task)``."""
+
+    def stream(self, task: str) -> reactivex.Observable[TokenEvent]: ...
+
+
+CLOSE_BINARY_REQUEST = 1003  #: the request was a binary message
+CLOSE_BAD_REQUEST = 1008  #: the request was not valid (JSON, fields, factory refused it) or never came
+CLOSE_STREAM_FAILED = 1011  #: the stream ended with an error (the last message says which)
+CLOSE_TOO_SLOW = 1013  #: the client read too slowly (``on_slow="disconnect"``, or past ``max_buffer_bytes``)
+# Sent by the websockets library itself: 1009 (request larger than max_message_size), 1001 (server stopping).
+
+_TEXT_TYPES = frozenset({EventKind.TOKEN.value, EventKind.REASONING.value})
+_MERGE_KEYS = ("type", "agent", "run_id", "loop")
+
+
+def _dumps(message: dict[str, Any]) -> str:
+    # ASCII-only output: the string's length is the number of bytes sent.
+    return json.dumps(message, separators=(",", ":"))
+
+
+def _reason(text: str) -> str:
+    """A close reason fits in 123 bytes."""
+    return text if len(text.encode()) <= 123 else text.encode()[:120].decode(errors="ignore") + "..."
+
+
+@dataclass(frozen=True, slots=True)
+class WebSocketStats:
+    """Counters of a :class:`WebSocketServer` (a snapshot; read ``server.stats`` again for new values).
+
+    Attributes:
+        connections: WebSocket connections accepted (after the handshake).
+        active: connections open now.
+        runs_started: requests whose stream was subscribed.
+        runs_completed / runs_failed: streams that ended with ``complete`` / with ``error``.
+        runs_cancelled: streams disposed before they ended (the client left, or was too slow).
+        bad_requests: requests refused (too large, binary, not JSON, missing fields, refused by the factory,
+            none within ``request_timeout``).
+        auth_rejected: handshakes refused with HTTP 401 (missing or wrong bearer token).
+        messages_sent: messages written to clients.
+        coalesced: event messages merged into an earlier pending message (``on_slow="coalesce"``).
+        slow_disconnects: connections closed with 1013 because the client read too slowly.
+        peak_buffered: the most messages waiting for one client at once.
+        peak_buffered_bytes: the most bytes waiting for one client at once (final message excluded); never more
+            than ``max_buffer_bytes``.
+    """
+
+    connections: int = 0
+    active: int = 0
+    runs_started: int = 0
+    runs_completed: int = 0
+    runs_failed: int = 0
+    runs_cancelled: int = 0
+    bad_requests: int = 0
+    auth_rejected: int = 0
+    messages_sent: int = 0
+    coalesced: int = 0
+    slow_disconnects: int = 0
+    peak_buffered: int = 0
+    peak_buffered_bytes: int = 0
+
+
+@dataclass(slots=True)
+class _Counters:
+    connections: int = 0
+    active: int = 0
+    runs_started: int = 0
+    runs_completed: int = 0
+    runs_failed: int = 0
+    runs_cancelled: int = 0
+    bad_requests: int = 0
+    auth_rejected: int = 0
+    messages_sent: int = 0
+    coalesced: int = 0
+    slow_disconnects: int = 0
+    peak_buffered: int = 0
+    peak_buffered_bytes: int = 0
+
+
+class _Pending:
+    """A message waiting to be sent; text messages can absorb the next ones (coalescing)."""
+
+    __slots__ = ("encoded", "final", "message", "parts", "size")
+
+    def __init__(self, message: dict[str, Any], *, final: bool = False) -> None:
+        self.message = message
+        self.final = final
+        self.encoded: str | None = _dumps(message)
+        self.size = len(self.encoded)
+        self.parts: list[str] | None = None
+
+    def text(self) -> str:
+        return "".join(self.parts) if self.parts is not None else str(self.message["content"])
+
+    def can_absorb(self, other: _Pending) -> bool:
+        mine, theirs = self.message, other.message
+        return mine["type"] in _TEXT_TYPES and all(mine.get(k) == theirs.get(k) for k in _MERGE_KEYS)
+
+    def absorb(self, other: _Pending) -> int:
+        """Append ``other``'s text to this message; returns the bytes added."""
+        text = other.text()
+        if self.parts is None:
+            self.parts = [self.message["content"]]
+        self.parts.append(text)
+        theirs = other.message
+        added = (len(json.dumps(text)) - 2) * (2 if self.message["type"] == EventKind.REASONING.value else 1)
+        if "coalesced" not in self.message:
+            added += 32  # the "last_seq" and "coalesced" keys
+        self.message["last_seq"] = theirs.get("last_seq", theirs["seq"])
+        self.message["coalesced"] = self.message.get("coalesced", 1) + theirs.get("coalesced", 1)
+        self.encoded = None
+        self.size += added
+        return added
+
+    def encode(self) -> str:
+        if self.encoded is None:
+            text = self.text()
+            self.message["content"] = text
+            if self.message["type"] == EventKind.REASONING.value:
+                self.message["reasoning"] = text
+            self.encoded = _dumps(self.message)
+        return self.encoded
+
+
+class _Session:
+    """One connection's stream: the observer of the Observable, and the bounded outbox to the client.
+
+    Observer calls may come from any thread; they are handed to the server's loop in order (as
+    :func:`rxagents.operators.to_async_iter` does). Everything else runs on the server's loop.
+    """
+
+    def __init__(self, server: WebSocketServer, ws: ServerConnection) -> None:
+        self.server = server
+        self.ws = ws
+        self.loop = asyncio.get_running_loop()
+        self.thread = threading.get_ident()
+        self.lock = threading.Lock()
+        self.in_flight = 0
+        self.outbox: deque[_Pending] = deque()
+        self.bytes = 0
+        self.blocked = False  # the sender is inside ws.send: waiting for the client to read
+        self.ready = asyncio.Event()
+        self.ended = False  # the final message is queued, or the stream was stopped: ignore further signals
+        self.outcome: str | None = None
+        self.close_code = 1000
+        self.close_reason = ""
+        self.subscription: abc.DisposableBase | None = None
+        self.sender: asyncio.Task[None] | None = None
+        self.texts: dict[tuple[str, str], list[str]] = {}
+        self.held_error: TokenEvent | None = None
+
+    # --- observer side (any thread) ------------------------------------------------------------------------
+    def on_next(self, event: TokenEvent) -> None:
+        self._deliver(self._event, event)
+
+    def on_error(self, error: Exception) -> None:
+        self._deliver(self._failed, error)
+
+    def on_completed(self) -> None:
+        self._deliver(self._completed, None)
+
+    def _deliver(self, action: Callable[[Any], None], value: Any) -> None:
+        with self.lock:
+            direct = self.in_flight == 0 and threading.get_ident() == self.thread
+            if not direct:
+                self.in_flight += 1
+        if direct:
+            action(value)
+            return
+        with contextlib.suppress(RuntimeError):  # the server's loop is closed: nobody is listening
+            self.loop.call_soon_threadsafe(self._deliver_later, action, value)
+
+    def _deliver_later(self, action: Callable[[Any], None], value: Any) -> None:
+        with self.lock:
+            self.in_flight -= 1
+        action(value)
+
+    # --- on the server's loop ------------------------------------------------------------------------------
+    def _event(self, event: object) -> None:
+        if self.ended:
+            return
+        if not isinstance(event, TokenEvent):
+            self._failed(TypeError(f"the stream must emit TokenEvent items, got {type(event).__name__}"))
+            return
+        if self.held_error is not None:  # an agent failed, but the stream goes on (e.g. a race)
+            self._flush_held_error()
+        if event.kind is EventKind.ERROR:
+            self.held_error = event  # the stream's own failure if on_error follows, else an agent_error
+            return
+        key = (event.agent, event.run_id)
+        if event.kind is EventKind.TOKEN:
+            self.texts.setdefault(key, []).append(event.text)
+        elif event.kind is EventKind.RETRY:
+            self.texts.pop(key, None)  # the run restarts: its partial text is void
+        self._enqueue(_Pending(event.to_dict()))
+
+    def _flush_held_error(self) -> None:
+        held, self.held_error = self.held_error, None
+        if held is not None:
+            message = held.to_dict()
+            message["type"] = "agent_error"
+            message["message"] = str(held.error) if held.error is not None else "the run failed"
+            self._enqueue(_Pending(message))
+
+    def _content(self) -> str:
+        return "\n\n".join("".join(parts) for parts in self.texts.values())
+
+    def _completed(self, _: object = None) -> None:
+        if self.ended:
+            return
+        self._flush_held_error()
+        message: dict[str, Any] = {"type": "complete", "content": self._content()}
+        agents = {agent for agent, _run in self.texts}
+        if len(agents) > 1:
+            by_agent: dict[str, list[str]] = {}
+            for (agent, _run), parts in self.texts.items():
+                by_agent.setdefault(agent, []).append("".join(parts))
+            message["texts"] = {agent: "\n\n".join(runs) for agent, runs in by_agent.items()}
+        self._finish(message, "completed", 1000, "complete")
+
+    def _failed(self, error: BaseException) -> None:
+        if self.ended:
+            return
+        held, self.held_error = self.held_error, None
+        message: dict[str, Any] = {
+            "type": "error",
+            "code": "stream_failed",
+            "error": type(error).__name__,
+            "message": str(error) or type(error).__name__,
+            "partial_text": self._content(),
+        }
+        if held is not None:
+            message.update(agent=held.agent, run_id=held.run_id, seq=held.seq)
+        self._finish(message, "failed", CLOSE_STREAM_FAILED, f"stream failed: {type(error).__name__}")
+
+    def _finish(self, message: dict[str, Any], outcome: str, code: int, reason: str) -> None:
+        self._enqueue(_Pending(message, final=True))
+        self.ended = True
+        self.outcome = outcome
+        self.close_code, self.close_reason = code, reason
+
+    def _enqueue(self, item: _Pending) -> None:
+        """Queue ``item`` for the sender, keeping the outbox within ``max_buffer``/``max_buffer_bytes``.
+
+        When ``max_buffer`` messages are waiting, adjacent text messages are merged — unless the client is
+        behind (the sender is stuck in ``send``, waiting for the connection's write buffer to drain) and
+        ``on_slow="disconnect"``: then the client is disconnected. Merging a burst the stream produced faster
+        than the loop could send it loses nothing, so it is done under either policy; only a client that does
+        not read is disconnected. ``max_buffer_bytes`` bounds the outbox in every case.
+        """
+        server, counters, outbox = self.server, self.server._counters, self.outbox
+        if item.final or len(outbox) < server.max_buffer:
+            outbox.append(item)
+            self.bytes += 0 if item.final else item.size
+        elif server.on_slow == "disconnect" and self.blocked:
+            self._too_slow(f"too slow: {len(outbox)} messages waiting (max_buffer={server.max_buffer})")
+            return
+        elif outbox[-1].can_absorb(item):
+            self.bytes += outbox[-1].absorb(item)
+            counters.coalesced += 1
+        elif not self.blocked:  # a burst of messages that cannot merge: max_buffer_bytes still bounds it
+            outbox.append(item)
+            self.bytes += item.size
+        else:
+            self._compact()
+            if len(outbox) >= server.max_buffer:  # nothing left to merge
+                self._too_slow(f"too slow: {len(outbox)} messages waiting could not be merged")
+                return
+            outbox.append(item)
+            self.bytes += item.size
+        if self.bytes > server.max_buffer_bytes:
+            self._too_slow(f"too slow: {self.bytes} bytes waiting (max_buffer_bytes={server.max_buffer_bytes})")
+            return
+        counters.peak_buffered = max(counters.peak_buffered, len(outbox))
+        counters.peak_buffered_bytes = max(counters.peak_buffered_bytes, self.bytes)
+        self.ready.set()
+
+    def _compact(self) -> None:
+        """Merge every run of adjacent text messages of one agent's run in the outbox into one message."""
+        merged: list[_Pending] = []
+        for item in self.outbox:
+            if merged and not item.final and merged[-1].can_absorb(item):
+                merged[-1].absorb(item)
+                self.server._counters.coalesced += 1
+            else:
+                merged.append(item)
+        self.outbox.clear()  # in place: callers hold the deque
+        self.outbox.extend(merged)
+        self.bytes = sum(item.size for item in merged if not item.final)
+
+    def _too_slow(self, reason: str) -> None:
+        log.info("websocket client disconnected: %s", reason)
+        self.server._counters.slow_disconnects += 1
+        self.ended = True
+        self.outcome = "slow"
+        self.close_code, self.close_reason = CLOSE_TOO_SLOW, reason
+        self.outbox.clear()
+        self.bytes = 0
+        self._dispose()
+        if self.sender is not None:
+            self.sender.cancel()
+
+    def _dispose(self) -> None:
+        subscription, self.subscription = self.subscription, None
+        if subscription is not None:
+            subscription.dispose()
+
+    async def _send_loop(self) -> None:
+        counters = self.server._counters
+        while True:
+            while not self.outbox:
+                self.ready.clear()
+                await self.ready.wait()
+            item = self.outbox.popleft()
+            if not item.final:
+                self.bytes -= item.size
+            self.blocked = True  # still True when another callback runs: send is waiting for the client
+            try:
+                await self.ws.send(item.encode())
+            finally:
+                self.blocked = False
+            counters.messages_sent += 1
+            if item.final:
+                return
+
+    async def _read_until_closed(self) -> None:
+        """Further client messages are ignored; this ends when the client closes or disconnects."""
+        from websockets.exceptions import ConnectionClosed
+
+        with contextlib.suppress(ConnectionClosed):
+            async for _ in self.ws:
+                pass
+
+    async def run(self, observable: reactivex.Observable[TokenEvent]) -> None:
+        from websockets.exceptions import ConnectionClosed
+
+        counters = self.server._counters
+        counters.runs_started += 1
+        self.sender = sender = asyncio.create_task(self._send_loop())
+        reader = asyncio.create_task(self._read_until_closed())
+        try:
+            try:
+                subscription = observable.subscribe(self.on_next, self.on_error, self.on_completed)
+            except Exception as error:
+                self._failed(error)
+            else:
+                if self.ended and self.outcome == "slow":  # overflowed while subscribing
+                    subscription.dispose()
+                else:
+                    self.subscription = subscription
+            await asyncio.wait({sender, reader}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self._dispose()  # cancels the run (and closes its HTTP stream) if it is still going
+            self.ended = True  # late events (handed over from another thread) are dropped
+            self.outbox.clear()
+            for task in (sender, reader):
+                task.cancel()
+            for result in await asyncio.gather(sender, reader, return_exceptions=True):
+                if isinstance(result, Exception) and not isinstance(result, ConnectionClosed):
+                    log.error("websocket connection failed", exc_info=result)
+            if self.outcome == "completed":
+                counters.runs_completed += 1
+            elif self.outcome == "failed":
+                counters.runs_failed += 1
+            else:
+                counters.runs_cancelled += 1
+            await self.ws.close(self.close_code, _reason(self.close_reason))
+
+
+class WebSocketServer:
+    """Serves a stream factory over WebSocket; made by :func:`serve_websocket` (see there for the arguments).
+
+    Use it as an async context manager (``async with serve_websocket(...) as server``), or call
+    :meth:`start` and :meth:`aclose`. It serves on the loop that started it; streams run on that loop.
+    """
+
+    def __init__(
+        self,
+        factory: StreamFactory,
+        *,
+        host: str,
+        port: int,
+        token: str | None,
+        max_message_size: int,
+        max_buffer: int,
+        max_buffer_bytes: int,
+        on_slow: OnSlow,
+        request_timeout: float | None,
+        required_fields: Sequence[str],
+        write_limit: int,
+        socket_send_buffer: int | None,
+    ) -> None:
+        self.factory = factory
+        self.host = host
+        self._requested_port = port
+        self._token = token
+        self.max_message_size = max_message_size
+        self.max_buffer = max_buffer
+        self.max_buffer_bytes = max_buffer_bytes
+        self.on_slow: OnSlow = on_slow
+        self.request_timeout = request_timeout
+        self.required_fields = tuple(required_fields)
+        self.write_limit = write_limit
+        self.socket_send_buffer = socket_send_buffer
+        self._counters = _Counters()
+        self._server: Server | None = None
+
+    def __repr__(self) -> str:
+        where = self.url if self._server is not None else f"{self.host}:{self._requested_port} (not started)"
+        auth = "bearer token" if self._token is not None else "none"
+        return f"WebSocketServer({where}, on_slow={self.on_slow!r}, max_buffer={self.max_buffer}, auth={auth})"
+
+    # --- lifecycle -----------------------------------------------------------------------------------------
+    @property
+    def port(self) -> int:
+        """The bound TCP port (after :meth:`start`; useful with ``port=0``)."""
+        if self._server is None:
+            raise RuntimeError("the WebSocket server is not started: use 'async with' or await start()")
+        return int(self._server.sockets[0].getsockname()[1])
+
+    @property
+    def url(self) -> str:
+        """``ws://HOST:PORT`` for clients (after :meth:`start`)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"ws://{host}:{self.port}"
+
+    @property
+    def stats(self) -> WebSocketStats:
+        """A snapshot of the counters (:class:`WebSocketStats`)."""
+        return WebSocketStats(**dataclasses.asdict(self._counters))
+
+    async def start(self) -> WebSocketServer:
+        """Bind and start accepting connections on the running loop; returns ``self``."""
+        if self._server is not None:
+            raise RuntimeError("the WebSocket server is already started")
+        try:
+            from websockets.asyncio.server import serve
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise ImportError(
+                "serve_websocket needs the 'websockets' package (>= 15): pip install 'websockets>=15'"
+            ) from exc
+        self._server = await serve(
+            self._handle,
+            self.host,
+            self._requested_port,
+            process_request=self._authorize if self._token is not None else None,
+            max_size=self.max_message_size,
+            write_limit=self.write_limit,
+        )
+        log.debug("websocket server listening on %s", self.url)
+        return self
+
+    async def aclose(self) -> None:
+        """Stop accepting, close every connection (code 1001, cancelling their streams), and wait. Idempotent."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+            await server.wait_closed()
+
+    async def serve_forever(self) -> None:
+        """Start (if needed) and serve until the awaiting task is cancelled; then close."""
+        if self._server is None:
+            await self.start()
+        try:
+            await asyncio.Future()
+        finally:
+            await self.aclose()
+
+    async def __aenter__(self) -> WebSocketServer:
+        return await self.start()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    # --- handshake -----------------------------------------------------------------------------------------
+    def _authorize(self, connection: ServerConnection, request: Request) -> Response | None:
+        """Accept the handshake only with ``Authorization: Bearer <token>`` (compared in constant time)."""
+        assert self._token is not None
+        values = request.headers.get_all("Authorization")
+        scheme, _, credentials = (values[0] if len(values) == 1 else "").partition(" ")
+        given = credentials.strip().encode("utf-8", "surrogateescape")
+        if scheme.lower() == "bearer" and hmac.compare_digest(given, self._token.encode()):
+            return None
+        self._counters.auth_rejected += 1
+        response = connection.respond(
+            http.HTTPStatus.UNAUTHORIZED, "Missing or invalid bearer token: send 'Authorization: Bearer <token>'.\n"
+        )
+        response.headers["WWW-Authenticate"] = 'Bearer realm="rxagents"'
+        return response
+
+    # --- one connection ------------------------------------------------------------------------------------
+    async def _handle(self, ws: ServerConnection) -> None:
+        counters = self._counters
+        counters.connections += 1
+        counters.active += 1
+        if self.socket_send_buffer is not None:
+            sock = ws.transport.get_extra_info("socket")
+            if sock is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.socket_send_buffer)
+        try:
+            request = await self._read_request(ws)
+            if request is None:
+                return
+            try:
+                observable = self.factory(request)
+            except (ValueError, LookupError) as error:  # the factory refused the request
+                await self._refuse(ws, f"bad request: {error}", CLOSE_BAD_REQUEST)
+                return
+            except Exception:
+                log.exception("the websocket stream factory failed")
+                await self._refuse(ws, "the server could not start the stream", CLOSE_STREAM_FAILED, "internal")
+                return
+            if not isinstance(observable, reactivex.Observable):
+                log.error("the websocket stream factory returned %s, not an Observable", type(observable).__name__)
+                await self._refuse(ws, "the server could not start the stream", CLOSE_STREAM_FAILED, "internal")
+                return
+            await _Session(self, ws).run(observable)
+        finally:
+            counters.active -= 1
+
+    async def _read_request(self, ws: ServerConnection) -> dict[str, Any] | None:
+        from websockets.exceptions import ConnectionClosed
+
+        example = 'send one JSON object such as {"task": "..."}'
+        try:
+            async with asyncio.timeout(self.request_timeout):
+                raw = await ws.recv()
+        except TimeoutError:
+            await self._refuse(ws, f"no request within {self.request_timeout} s: {example}", CLOSE_BAD_REQUEST)
+            return None
+        except ConnectionClosed as closed:
+            if closed.sent is not None and closed.sent.code == 1009:  # over max_message_size
+                self._counters.bad_requests += 1
+            return None
+        if isinstance(raw, bytes):
+            await self._refuse(ws, f"the request must be a text message: {example}", CLOSE_BINARY_REQUEST)
+            return None
+        try:
+            request = json.loads(raw)
+        except ValueError as error:
+            await self._refuse(ws, f"the request is not valid JSON ({error}): {example}", CLOSE_BAD_REQUEST)
+            return None
+        if not isinstance(request, dict):
+            await self._refuse(ws, f"the request must be a JSON object: {example}", CLOSE_BAD_REQUEST)
+            return None
+        missing = [name for name in self.required_fields if not _non_empty(request.get(name))]
+        if missing:
+            fields = ", ".join(repr(name) for name in missing)
+            await self._refuse(ws, f"the request needs a non-empty string for {fields}", CLOSE_BAD_REQUEST)
+            return None
+        return request
+
+    async def _refuse(self, ws: ServerConnection, message: str, code: int, kind: str = "bad_request") -> None:
+        from websockets.exceptions import ConnectionClosed
+
+        if kind == "bad_request":
+            self._counters.bad_requests += 1
+        with contextlib.suppress(ConnectionClosed):
+            await ws.send(_dumps({"type": "error", "code": kind, "message": message, "partial_text": ""}))
+            self._counters.messages_sent += 1
+        await ws.close(code, _reason(message))
+
+
+def _task_factory(source: _HasStream) -> StreamFactory:
+    """The factory serving ``source.stream(request["task"])``."""
+    stream = source.stream
+
+    def factory(request: dict[str, Any]) -> reactivex.Observable[TokenEvent]:
+        return stream(request["task"])
+
+    return factory
+
+
+def _non_empty(value: object) -> bool:
+    return isinstance(value, str) and bool(value.strip())
+
+
+def serve_websocket(
+    factory: StreamFactory | _HasStream,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    token: str | None = None,
+    max_message_size: int = 64 * 1024,
+    max_buffer: int = 256,
+    max_buffer_bytes: int = 1024 * 1024,
+    on_slow: OnSlow = "coalesce",
+    request_timeout: float | None = 10.0,
+    required_fields: Sequence[str] = ("task",),
+    write_limit: int = 32 * 1024,
+    socket_send_buffer: int | None = None,
+) -> WebSocketServer:
+    """Serve ``factory``'s streams over WebSocket: one JSON request in, one JSON message per event out.
+
+    A client connects, sends one request (``{"task": "..."}``), and receives one message per event of
+    ``factory(request)`` — ``event.to_dict()``: ``{"type": "token", "content": ..., "agent": ..., "seq": ...}`` —
+    as the stream produces them, then ``{"type": "complete", "content": <full text>}`` (close 1000) or
+    ``{"type": "error", "message": ..., "partial_text": ...}`` (close 1011). The stream is subscribed on the
+    server's loop, so tokens go out while the agent is still generating. Closing the connection disposes the
+    subscription: the run is cancelled and its HTTP stream closed.
+
+    .. code-block:: text
+
+        stream:   -s--t1--t2--t3--u--f-|
+        client:   -s--t1--t2--t3--u--f--complete(t1 t2 t3)-close 1000
+
+        slow client, on_slow="coalesce", max_buffer=2 (t2 and t3 wait while the client does not read):
+        client:   -s--t1--------------t2t3--u--f--complete(t1 t2 t3)-close 1000
+        (t2t3: one token message, content t2+t3, "seq" of t2, "last_seq" of t3, "coalesced": 2)
+
+        on_slow="disconnect":
+        client:   -s--t1------- close 1013 (the run is cancelled)
+
+    Slow clients: each connection has a send buffer of at most ``max_buffer`` messages and
+    ``max_buffer_bytes`` bytes (besides the websockets library's ``write_limit`` and the kernel's socket
+    buffer). When it is full, ``on_slow="coalesce"`` merges adjacent pending text messages of the same run
+    into one (text concatenated: nothing is lost, there are fewer messages) and counts them in
+    ``stats.coalesced``; ``on_slow="disconnect"`` closes the connection with code 1013 and counts it in
+    ``stats.slow_disconnects``. Either way, past ``max_buffer_bytes`` of pending text the client is
+    disconnected with 1013, so a connection's memory stays bounded. The final message is always queued.
+
+    Args:
+        factory: builds the stream for one request (a dict parsed from the client's JSON), e.g.
+            ``lambda request: agent.stream(request["task"])``; or anything with a cold ``stream(task)``
+            (an ``Agent``, a workflow), served as ``source.stream(request["task"])``. Called on the server's
+            loop; a ``ValueError`` or ``LookupError`` it raises is a bad request (error message, close 1008).
+        host: interface to bind; ``127.0.0.1`` (default) accepts local clients only.
+        port: TCP port; 0 (default) picks a free one (read it from ``server.port``/``server.url``).
+        token: if set, clients must send ``Authorization: Bearer <token>`` in the handshake; others get HTTP 401.
+            The token is compared in constant time and never logged or echoed.
+        max_message_size: the largest request in bytes; larger ones are refused with close code 1009.
+        max_buffer: the most messages waiting to be sent to one client.
+        max_buffer_bytes: the most bytes of messages waiting for one client.
+        on_slow: ``"coalesce"`` (default) or ``"disconnect"``, see above.
+        request_timeout: seconds to wait for the request after connecting (``None``: no limit); then
+            error message and close 1008.
+        required_fields: request keys that must hold a non-empty string.
+        write_limit: the websockets library's write buffer high-water mark in bytes.
+        socket_send_buffer: the kernel's send buffer per connection in bytes (``SO_SNDBUF``); ``None``
+            (default) keeps the OS default, which Linux auto-tunes up to ``net.ipv4.tcp_wmem`` (often 4 MiB).
+
+    Returns:
+        A :class:`WebSocketServer`, not yet listening: ``async with`` it, or ``await server.start()``.
+
+    Example::
+
+        agent = Agent(agent_name="Analyst", model_name="gpt-4o-mini", print_on=False)
+        async with serve_websocket(lambda request: agent.stream(request["task"]), port=8765) as server:
+            await asyncio.Future()  # serve until cancelled
+    """
+    if not callable(factory) and callable(getattr(factory, "stream", None)):  # an Agent or a workflow
+        factory = _task_factory(factory)
+    if not callable(factory):
+        raise TypeError(
+            f"factory must be a callable taking the request dict and returning an Observable, e.g. "
+            f"lambda request: agent.stream(request['task']); got {type(factory).__name__}"
+        )
+    if not isinstance(host, str) or not host:
+        raise ValueError(f"host must be a non-empty string such as '127.0.0.1', got {host!r}")
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise ValueError(f"port must be an int from 0 to 65535 (0 = any free port), got {port!r}")
+    if token is not None and (not isinstance(token, str) or not token or token != token.strip()):
+        raise ValueError("token must be None or a non-empty string without surrounding spaces")
+    for name, value in (
+        ("max_message_size", max_message_size),
+        ("max_buffer", max_buffer),
+        ("max_buffer_bytes", max_buffer_bytes),
+        ("write_limit", write_limit),
+        ("socket_send_buffer", 1 if socket_send_buffer is None else socket_send_buffer),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+    if on_slow not in ("coalesce", "disconnect"):
+        raise ValueError(f"on_slow must be 'coalesce' or 'disconnect', got {on_slow!r}")
+    if request_timeout is not None and (
+        isinstance(request_timeout, bool) or not isinstance(request_timeout, int | float) or request_timeout <= 0
+    ):
+        raise ValueError(f"request_timeout must be a number of seconds > 0, or None, got {request_timeout!r}")
+    if isinstance(required_fields, str) or not all(isinstance(f, str) and f for f in required_fields):
+        raise ValueError(f"required_fields must be a sequence of key names such as ('task',), got {required_fields!r}")
+    return WebSocketServer(
+        factory,
+        host=host,
+        port=port,
+        token=token,
+        max_message_size=max_message_size,
+        max_buffer=max_buffer,
+        max_buffer_bytes=max_buffer_bytes,
+        on_slow=on_slow,
+        request_timeout=request_timeout,
+        required_fields=required_fields,
+        write_limit=write_limit,
+        socket_send_buffer=socket_send_buffer,
+    )
