@@ -3,8 +3,20 @@
 from __future__ import annotations
 
 from rxagents._doctor import supports_streaming
+from rxagents._run import RetryPolicy
 from rxagents.agent import Agent
-from rxagents.errors import ConfigurationError, ModelError, RunError, RxAgentsError
+from rxagents.errors import (
+    ConfigurationError,
+    EmptyStreamError,
+    MalformedStreamError,
+    ModelError,
+    ProviderUnavailable,
+    RateLimitError,
+    RunError,
+    RxAgentsError,
+    StallTimeout,
+    StreamCutError,
+)
 from rxagents.events import EventKind, TokenEvent, ToolCallDelta, Usage
 from rxagents.models import OfflineModel
 from rxagents.workflows import (
@@ -24,12 +36,19 @@ __all__ = [
     "AgentOutput",
     "ConcurrentWorkflow",
     "ConfigurationError",
+    "EmptyStreamError",
     "EventKind",
+    "MalformedStreamError",
     "ModelError",
     "OfflineModel",
+    "ProviderUnavailable",
+    "RateLimitError",
+    "RetryPolicy",
     "RunError",
     "RxAgentsError",
     "SequentialWorkflow",
+    "StallTimeout",
+    "StreamCutError",
     "TokenEvent",
     "ToolCallDelta",
     "Usage",

@@ -114,5 +114,9 @@ class Dispatcher:
             if isinstance(error, RxAgentsError):
                 run_error.partial_text = error.partial_text or partial
             raise run_error from error
-        last = max((e.loop for e in self.events), default=1)
-        return "".join(e.text for e in self.events if e.kind is EventKind.TOKEN and e.loop == last)
+        events = self.events
+        restarts = [i for i, e in enumerate(events) if e.kind is EventKind.RETRY]
+        if restarts:  # the run restarted: its text before the last retry event was discarded
+            events = events[restarts[-1] + 1 :]
+        last = max((e.loop for e in events), default=1)
+        return "".join(e.text for e in events if e.kind is EventKind.TOKEN and e.loop == last)

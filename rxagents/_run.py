@@ -7,6 +7,14 @@ grammar. Two drivers feed it:
 * :func:`play_virtual` — a scripted backend (the offline model) played on any reactivex
   scheduler, so runs can be tested in virtual time with ``TestScheduler``.
 
+Both drivers apply the run's reliability settings the same way: the silence limits
+(``first_token_timeout``, ``stall_timeout`` → :class:`~rxagents.errors.StallTimeout`) and the
+:class:`RetryPolicy`. A model request that fails with a transient error *before it delivered
+anything* is retried invisibly (after the backoff, and at least the provider's ``Retry-After``,
+waited on the loop or scheduler); once it delivered output it is never retried silently: the run
+fails with its partial text, or — with ``after_tokens="restart"`` — announces a ``retry`` event and
+starts again (law 13).
+
 :func:`run_observable` turns a run into a cold ``Observable[TokenEvent]``.
 """
 
@@ -16,9 +24,10 @@ import asyncio
 import concurrent.futures
 import itertools
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
+import math
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import reactivex
 from reactivex import abc
@@ -27,11 +36,12 @@ from reactivex.scheduler import VirtualTimeScheduler
 from reactivex.scheduler.eventloop import AsyncIOScheduler, AsyncIOThreadSafeScheduler
 
 from rxagents import _runtime
-from rxagents.errors import ConfigurationError, ModelError, RxAgentsError, partial_text_of
+from rxagents.errors import ConfigurationError, ModelError, RxAgentsError, StallTimeout, partial_text_of
 from rxagents.events import EventKind, TokenEvent, Usage
 from rxagents.models import STALL, Delta, ModelBackend, ModelRequest, Step
+from rxagents.operators._retry import ExponentialBackoff, is_transient
 
-__all__ = ["RunBuilder", "RunSpec", "play_virtual", "run_events", "run_observable"]
+__all__ = ["RetryPolicy", "RunBuilder", "RunSpec", "play_virtual", "run_events", "run_observable"]
 
 log = logging.getLogger("rxagents")
 _run_ids = itertools.count(1)
@@ -42,6 +52,80 @@ CONTINUE_PROMPT = "Continue (loop {loop} of {max_loops}): review your previous a
 
 class _Scripted(Protocol):
     def script(self, request: ModelRequest) -> list[Step]: ...
+
+
+def _seconds(value: object) -> float | None:
+    """``value`` as seconds >= 0, or None when it is not a finite non-negative number."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+        return None
+    return float(value)
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How a run retries a failed model request: ``Agent(retries=RetryPolicy(...))``.
+
+    * A request that fails with a retryable error **before it delivered anything** (no token,
+      reasoning or tool-call event of that request) is retried invisibly: consumers see no error,
+      no duplicate ``start``, contiguous ``seq``.
+    * Once it delivered output it is never retried silently. ``after_tokens="fail"`` (default):
+      the run fails with the typed error and its ``partial_text``. ``"restart"``: a ``retry``
+      event (``text`` = the reason) announces that the run starts again from its first loop;
+      consumers discard the text they have (``collect_text``, the sinks and ``Agent.run`` do).
+
+    .. code-block:: text
+
+        request 1:  -s--#                        (# = 429, Retry-After 0.2 s, before any token)
+        request 2:        ~0.2 s~--a--b--u--f-|
+        events:     -s-------------a--b--u--f-|  (one start, seq 0..4, no error)
+
+    Args:
+        retries: retries allowed per run, in all (0: never retry).
+        backoff: seconds to wait before retry ``n`` (1, 2, ...): a number, or a function of ``n``;
+            default :class:`~rxagents.operators.ExponentialBackoff` (0.5 s doubling, at most 30 s).
+            The wait is at least the error's ``retry_after`` (the provider's ``Retry-After``).
+        max_wait: the longest wait the run accepts: an error asking for more (say ``Retry-After:
+            3600``) fails the run at once, its ``retry_after`` telling the caller how long to wait.
+        retry_on: which errors are retryable; default :func:`~rxagents.operators.is_transient`
+            (HTTP 429/5xx, cut, malformed or empty streams, silence timeouts — not 400/401).
+        after_tokens: ``"fail"`` or ``"restart"``, see above.
+
+    Example::
+
+        Agent(model_name="gpt-4o-mini", retries=RetryPolicy(retries=4, after_tokens="restart"))
+    """
+
+    retries: int = 2
+    backoff: float | Callable[[int], float] = field(default_factory=ExponentialBackoff)
+    max_wait: float = 60.0
+    retry_on: Callable[[BaseException], bool] = is_transient
+    after_tokens: Literal["fail", "restart"] = "fail"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.retries, bool) or not isinstance(self.retries, int) or self.retries < 0:
+            raise ConfigurationError(f"retries must be an int >= 0 (0: never retry), got {self.retries!r}")
+        if not callable(self.backoff) and _seconds(self.backoff) is None:
+            raise ConfigurationError(
+                f"backoff must be seconds >= 0 or a function (retry number) -> seconds, got {self.backoff!r}"
+            )
+        if _seconds(self.max_wait) is None:
+            raise ConfigurationError(f"max_wait must be seconds >= 0, got {self.max_wait!r}")
+        if not callable(self.retry_on):
+            raise ConfigurationError(f"retry_on must be a predicate (error) -> bool, got {self.retry_on!r}")
+        if self.after_tokens not in ("fail", "restart"):
+            raise ConfigurationError(f"after_tokens must be 'fail' or 'restart', got {self.after_tokens!r}")
+
+    def wait(self, error: BaseException, retried: int) -> float | None:
+        """Seconds to wait before retrying after ``error`` when ``retried`` retries were made; None: don't."""
+        if retried >= self.retries or not isinstance(error, Exception) or not self.retry_on(error):
+            return None
+        backoff = self.backoff(retried + 1) if callable(self.backoff) else self.backoff
+        wait = max(_seconds(backoff) or 0.0, _seconds(getattr(error, "retry_after", None)) or 0.0)
+        return wait if wait <= self.max_wait else None
+
+
+#: No retries: what a bare :class:`RunSpec` does.
+NO_RETRY = RetryPolicy(retries=0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +142,15 @@ class RunSpec:
     api_base: str | None = None
     api_key: str | None = field(default=None, repr=False)
     extra: Mapping[str, Any] = field(default_factory=dict)
+    retry: RetryPolicy = NO_RETRY
+    first_token_timeout: float | None = None
+    stall_timeout: float | None = None
+
+    def limit(self, pulled: int) -> tuple[float | None, str]:
+        """The silence limit (seconds, None: none) and its phase, after ``pulled`` deltas of a request."""
+        if pulled:
+            return self.stall_timeout, "stall"
+        return self.first_token_timeout, "first_token"
 
     def messages(self, task: str, answers: Sequence[str]) -> list[dict[str, str]]:
         """The conversation for the next loop: system, task, then each answer and a continue turn."""
@@ -126,6 +219,28 @@ class RunBuilder:
             self._current.append(delta.text)
         return self._event(delta.kind, text=delta.text, tool_call=delta.tool_call)
 
+    def mark(self) -> tuple[int, Usage | None]:
+        """Where a model request starts, for :meth:`delivered_since` and :meth:`rewind`."""
+        return self.seq, self.usage
+
+    def delivered_since(self, mark: tuple[int, Usage | None]) -> bool:
+        """Whether an event was made (so delivered) since ``mark``."""
+        return self.seq != mark[0]
+
+    def rewind(self, mark: tuple[int, Usage | None]) -> None:
+        """Forget a request that failed before delivering anything (its usage and finish, if any)."""
+        self.usage = mark[1]
+        self.finish_reason = None
+        self._current = []
+
+    def restart(self, reason: BaseException) -> TokenEvent:
+        """The ``retry`` event announcing the run starts again from loop 1; resets the answers."""
+        event = self._event(EventKind.RETRY, text=f"{type(reason).__name__}: {reason}")
+        self.answers = []
+        self.usage = None
+        self.begin_loop(1)
+        return event
+
     def end_loop(self) -> None:
         """Close the current loop; a backend that ended without a finish is a failure."""
         if self.finish_reason is None:
@@ -150,6 +265,54 @@ class RunBuilder:
         return event, error
 
 
+def _gave_up(error: RxAgentsError, retried: int) -> None:
+    if retried and isinstance(error, ModelError):
+        error.retries = retried
+        error.add_note(f"rxagents: the run gave up after {retried} retr{'y' if retried == 1 else 'ies'}")
+
+
+def _log_retry(spec: RunSpec, error: BaseException, retried: int, wait: float, restart: bool = False) -> None:
+    log.info(
+        "agent %r: %s: %s; %s (retry %d of %d) in %.3g s",
+        spec.agent,
+        type(error).__name__,
+        error,
+        "restarting the run with a retry event" if restart else "retrying the request",
+        retried,
+        spec.retry.retries,
+        wait,
+    )
+
+
+def _silence(spec: RunSpec, seconds: float, phase: str) -> StallTimeout:
+    if phase == "first_token":
+        message = (
+            f"model {spec.model!r} sent nothing for {seconds:g} s after the request "
+            f"(first_token_timeout={seconds:g}); raise it for slow models, or set it to None"
+        )
+    else:
+        message = (
+            f"model {spec.model!r} went silent for {seconds:g} s mid-stream "
+            f"(stall_timeout={seconds:g}); raise it for slow models, or set it to None"
+        )
+    return StallTimeout(message, seconds=seconds, phase=phase)
+
+
+async def _pull(deltas: AsyncIterator[Delta], spec: RunSpec, pulled: int) -> Delta:
+    """The next delta (``StopAsyncIteration`` at the end), or :class:`StallTimeout` after the limit."""
+    seconds, phase = spec.limit(pulled)
+    if seconds is None:
+        return await anext(deltas)
+    timeout = asyncio.timeout(seconds)
+    try:
+        async with timeout:
+            return await anext(deltas)
+    except TimeoutError:
+        if not timeout.expired():
+            raise
+        raise _silence(spec, seconds, phase) from None
+
+
 async def _aclose(iterator: AsyncIterator[Delta]) -> None:
     close = getattr(iterator, "aclose", None)
     if close is not None:
@@ -162,24 +325,57 @@ async def run_events(
     """The events of one run, on the running asyncio loop.
 
     On failure the ``error`` event is yielded, then the :class:`RxAgentsError` raised. Closing the
-    generator early closes the backend's iterator (and so its HTTP stream).
+    generator early closes the backend's iterator (and so its HTTP stream). Timeouts and retries
+    follow ``spec`` (see the module docstring); their waits run on the loop.
     """
     builder = RunBuilder(spec, now, run_id)
+    policy = spec.retry
+    retried = 0
     yield builder.start()
     try:
-        for loop in range(1, spec.max_loops + 1):
-            builder.begin_loop(loop)
-            deltas = spec.backend.stream(spec.request(task, builder.answers))
+        while True:  # the run from its first loop; again after a restart
             try:
-                async for delta in deltas:
-                    event = builder.delta(delta)
-                    if event is not None:
-                        yield event
-            finally:
-                await _aclose(deltas)
-            builder.end_loop()
+                for loop in range(1, spec.max_loops + 1):
+                    builder.begin_loop(loop)
+                    while True:  # one model request; again after a failure before it delivered anything
+                        mark = builder.mark()
+                        try:
+                            deltas = spec.backend.stream(spec.request(task, builder.answers))
+                            pulled = 0
+                            try:
+                                while True:
+                                    try:
+                                        delta = await _pull(deltas, spec, pulled)
+                                    except StopAsyncIteration:
+                                        break
+                                    pulled += 1
+                                    event = builder.delta(delta)
+                                    if event is not None:
+                                        yield event
+                            finally:
+                                await _aclose(deltas)
+                            break
+                        except Exception as exc:
+                            wait = None if builder.delivered_since(mark) else policy.wait(exc, retried)
+                            if wait is None:
+                                raise
+                            retried += 1
+                            builder.rewind(mark)
+                            _log_retry(spec, exc, retried, wait)
+                            await asyncio.sleep(wait)
+                    builder.end_loop()
+                break
+            except Exception as exc:
+                wait = policy.wait(exc, retried) if policy.after_tokens == "restart" else None
+                if wait is None:
+                    raise
+                retried += 1
+                _log_retry(spec, exc, retried, wait, restart=True)
+                yield builder.restart(exc)
+                await asyncio.sleep(wait)
     except Exception as exc:
         event, error = builder.fail(exc)
+        _gave_up(error, retried)
         yield event
         if error is exc:
             raise
@@ -195,33 +391,81 @@ def play_virtual(
     scheduler: abc.SchedulerBase,
     run_id: str | None = None,
 ) -> abc.DisposableBase:
-    """Play a scripted backend's run on ``scheduler`` (virtual time included)."""
-    backend: Any = spec.backend
+    """Play a scripted backend's run on ``scheduler`` (virtual time included), with the same
+    timeouts and retries as :func:`run_events`."""
+    backend: _Scripted = spec.backend  # type: ignore[assignment]  # checked by run_observable
+    policy = spec.retry
     builder = RunBuilder(spec, lambda: _runtime.clock(scheduler), run_id)
     pending = SerialDisposable()
-    state: dict[str, Any] = {"steps": iter(()), "loop": 0, "stopped": False}
+    steps: Iterator[Step] = iter(())
+    loop = 0
+    stopped = False
+    mark = builder.mark()
+    pulled = 0
+    retried = 0
+
+    def later(delay: float, action: Callable[[], None]) -> None:
+        def act(_: abc.SchedulerBase, __: Any = None) -> None:
+            if not stopped:
+                action()
+
+        pending.disposable = scheduler.schedule_relative(delay, act)
+
+    def request() -> None:
+        nonlocal steps, mark, pulled
+        mark, pulled = builder.mark(), 0
+        steps = iter(backend.script(spec.request(task, builder.answers)))
 
     def fail(exc: BaseException) -> None:
+        nonlocal stopped
         event, error = builder.fail(exc)
-        state["stopped"] = True
+        _gave_up(error, retried)
+        stopped = True
         observer.on_next(event)
         observer.on_error(error)
 
+    def failed(exc: BaseException) -> None:
+        """A request failed: retry it, restart the run, or fail."""
+        nonlocal retried, loop, steps
+        if not builder.delivered_since(mark):
+            wait = policy.wait(exc, retried)
+            if wait is not None:
+                retried += 1
+                builder.rewind(mark)
+                _log_retry(spec, exc, retried, wait)
+                later(wait, retry_request)
+                return
+        elif policy.after_tokens == "restart":
+            wait = policy.wait(exc, retried)
+            if wait is not None:
+                retried += 1
+                _log_retry(spec, exc, retried, wait, restart=True)
+                observer.on_next(builder.restart(exc))
+                loop, steps = 0, iter(())
+                later(wait, advance)
+                return
+        fail(exc)
+
+    def retry_request() -> None:
+        request()
+        advance()
+
     def next_loop() -> bool:
-        if state["loop"]:
+        nonlocal loop
+        if loop:
             builder.end_loop()
-        if state["loop"] == spec.max_loops:
+        if loop == spec.max_loops:
             return False
-        state["loop"] += 1
-        builder.begin_loop(state["loop"])
-        script: _Scripted = backend
-        state["steps"] = iter(script.script(spec.request(task, builder.answers)))
+        loop += 1
+        builder.begin_loop(loop)
+        request()
         return True
 
     def advance() -> None:
-        if state["stopped"]:
+        nonlocal stopped
+        if stopped:  # disposed from inside on_next
             return
-        step = next(state["steps"], None)
+        step = next(steps, None)
         while step is None:
             try:
                 more = next_loop()
@@ -231,27 +475,31 @@ def play_virtual(
             if not more:
                 for event in builder.end():
                     observer.on_next(event)
-                state["stopped"] = True
+                stopped = True
                 observer.on_completed()
                 return
-            step = next(state["steps"], None)
+            step = next(steps, None)
         delay, payload = step
+        seconds, phase = spec.limit(pulled)
+        if seconds is not None and (payload is STALL or delay > seconds):
+            later(seconds, lambda: failed(_silence(spec, seconds, phase)))
+            return
 
-        def act(_: abc.SchedulerBase, __: Any = None) -> None:
-            if state["stopped"]:
-                return
+        def act() -> None:
+            nonlocal pulled
             if payload is STALL:
                 return
             if isinstance(payload, BaseException):
-                fail(payload)
+                failed(payload)
                 return
             assert isinstance(payload, Delta)
+            pulled += 1
             event = builder.delta(payload)
             if event is not None:
                 observer.on_next(event)
             advance()
 
-        pending.disposable = scheduler.schedule_relative(delay, act)
+        later(delay, act)
 
     def begin(_: abc.SchedulerBase, __: Any = None) -> None:
         observer.on_next(builder.start())
@@ -260,7 +508,8 @@ def play_virtual(
     pending.disposable = scheduler.schedule(begin)
 
     def dispose() -> None:
-        state["stopped"] = True
+        nonlocal stopped
+        stopped = True
         pending.dispose()
 
     return Disposable(dispose)

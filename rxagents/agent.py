@@ -17,7 +17,7 @@ from reactivex import abc
 
 from rxagents import _runtime
 from rxagents._dispatch import Dispatcher
-from rxagents._run import RunSpec, run_events, run_observable
+from rxagents._run import RetryPolicy, RunSpec, run_events, run_observable
 from rxagents.errors import ConfigurationError
 from rxagents.events import EventKind, TokenEvent
 from rxagents.models import ModelBackend, resolve_model
@@ -31,7 +31,7 @@ StreamingCallback = Callable[[Any], Any]
 # swarms Agent parameters accepted for compatibility that do not change streaming behaviour here.
 _ACCEPTED_SWARMS_PARAMS = frozenset({
     "interactive", "autosave", "dashboard", "dynamic_temperature_enabled", "saved_state_path",
-    "user_name", "retry_attempts", "context_length", "output_type", "tools", "agent_description",
+    "user_name", "context_length", "output_type", "tools", "agent_description",
     "description", "docs", "dynamic_context_window", "artifacts_on", "persistent_memory",
     "auto_generate_prompt", "tool_system_prompt", "return_step_meta", "plan_enabled", "top_p",
 })
@@ -40,6 +40,22 @@ _ACCEPTED_SWARMS_PARAMS = frozenset({
 def _check_callback(name: str, fn: object) -> None:
     if fn is not None and not callable(fn):
         raise ConfigurationError(f"{name} must be callable (a function taking one argument) or None, got {fn!r}")
+
+
+def _check_timeout(name: str, value: object) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < float("inf"):
+        raise ConfigurationError(f"{name} must be seconds > 0, or None for no limit, got {value!r}")
+    return float(value)
+
+
+def _check_retries(retries: object) -> RetryPolicy:
+    if isinstance(retries, RetryPolicy):
+        return retries
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise ConfigurationError(f"retries must be an int >= 0 (0: never retry) or a RetryPolicy(...), got {retries!r}")
+    return RetryPolicy(retries=retries)
 
 
 def _check_task(task: object) -> str:
@@ -68,6 +84,18 @@ class Agent:
         llm: a model backend instance (e.g. ``OfflineModel(pace=0.02)``) instead of ``model_name``.
         on_callback_error: ``"log"`` (default): a raising callback is counted and logged once per
             run and the stream continues; ``"raise"``: the run stops and raises ``RunError``.
+        retries: how a failed model request is retried: an int (retries per run, transient errors
+            only: 429, 5xx, cut, malformed or empty streams, timeouts) or a :class:`RetryPolicy`.
+            Only a request that delivered nothing yet is retried silently (after the backoff and at
+            least the provider's ``Retry-After``); after output the run fails with its partial text,
+            unless ``RetryPolicy(after_tokens="restart")`` (a ``retry`` event, then the run again).
+        first_token_timeout: seconds the model may take, after a request is sent, to deliver its
+            first delta (covers slow headers); then :class:`~rxagents.errors.StallTimeout`
+            (retried as above). ``None``: no limit.
+        stall_timeout: seconds the model may go silent between deltas mid-stream; then
+            ``StallTimeout`` with the partial text. ``None``: no limit.
+
+    See ``docs/reliability.md`` for what each network fault does to a run.
     """
 
     def __init__(
@@ -87,8 +115,16 @@ class Agent:
         api_key: str | None = None,
         llm: ModelBackend | None = None,
         on_callback_error: Literal["log", "raise"] = "log",
+        retries: int | RetryPolicy = 2,
+        first_token_timeout: float | None = 300.0,
+        stall_timeout: float | None = 60.0,
         **swarms_options: Any,
     ) -> None:
+        if "retry_attempts" in swarms_options:  # swarms counts attempts; rxagents counts retries
+            attempts = swarms_options.pop("retry_attempts")
+            if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
+                raise ConfigurationError(f"retry_attempts must be an int >= 1, got {attempts!r}")
+            retries = attempts - 1
         unknown = set(swarms_options) - _ACCEPTED_SWARMS_PARAMS
         if unknown:
             raise TypeError(
@@ -106,6 +142,9 @@ class Agent:
         if on_callback_error not in ("log", "raise"):
             raise ConfigurationError(f"on_callback_error must be 'log' or 'raise', got {on_callback_error!r}")
         _check_callback("streaming_callback", streaming_callback)
+        self.retry_policy = _check_retries(retries)
+        self.first_token_timeout = _check_timeout("first_token_timeout", first_token_timeout)
+        self.stall_timeout = _check_timeout("stall_timeout", stall_timeout)
 
         self.agent_name = agent_name
         self.system_prompt = system_prompt
@@ -146,6 +185,9 @@ class Agent:
             max_tokens=self.max_tokens,
             api_base=self._api_base,
             api_key=self._api_key,
+            retry=self.retry_policy,
+            first_token_timeout=self.first_token_timeout,
+            stall_timeout=self.stall_timeout,
         )
 
     def stream(self, task: str, *, scheduler: abc.SchedulerBase | None = None) -> reactivex.Observable[TokenEvent]:

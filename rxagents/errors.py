@@ -13,9 +13,15 @@ from rxagents.events import EventKind, TokenEvent
 
 __all__ = [
     "ConfigurationError",
+    "EmptyStreamError",
+    "MalformedStreamError",
     "ModelError",
+    "ProviderUnavailable",
+    "RateLimitError",
     "RunError",
     "RxAgentsError",
+    "StallTimeout",
+    "StreamCutError",
 ]
 
 
@@ -43,7 +49,9 @@ class ModelError(RxAgentsError):
     """The model backend failed (HTTP status, dropped connection, malformed stream...).
 
     ``status_code`` and ``retry_after`` (seconds) are set when the provider said so;
-    ``__cause__`` is the provider's own exception.
+    ``__cause__`` is the provider's own exception. ``retries`` is how many times the run retried
+    before it gave up with this error (see ``Agent(retries=...)``). The subclasses below name the
+    faults a streaming client meets; anything else (a 400, a bad key) is a plain ``ModelError``.
     """
 
     def __init__(
@@ -58,6 +66,48 @@ class ModelError(RxAgentsError):
         super().__init__(message, partial_text=partial_text, events=events)
         self.status_code = status_code
         self.retry_after = retry_after
+        self.retries = 0
+
+
+class RateLimitError(ModelError):
+    """HTTP 429: the provider is rate limiting. ``retry_after`` is its ``Retry-After`` (seconds), if sent."""
+
+
+class ProviderUnavailable(ModelError):
+    """HTTP 5xx (500, 502, 503, 504, 529 ...): the provider failed or is overloaded."""
+
+
+class StreamCutError(ModelError):
+    """The connection closed before the stream ended (no ``finish_reason``): before the first byte or
+    mid-stream. ``partial_text`` holds what arrived; it is never returned as if it were the answer."""
+
+
+class MalformedStreamError(ModelError):
+    """The provider sent a stream chunk that is not valid JSON (or not a chat-completion chunk)."""
+
+
+class EmptyStreamError(ModelError):
+    """The stream ended "normally" with nothing in it: no text, no reasoning, no tool call and no usage
+    (a bare ``data: [DONE]``, for which litellm makes up ``finish_reason="stop"``)."""
+
+
+class StallTimeout(ModelError):
+    """The model went silent: no output within ``first_token_timeout`` of the request
+    (``phase="first_token"``: slow headers, a stall before the first token) or no next delta within
+    ``stall_timeout`` (``phase="stall"``). ``seconds`` is the limit that was exceeded."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        seconds: float,
+        phase: str,
+        partial_text: str = "",
+        events: Iterable[TokenEvent] = (),
+    ) -> None:
+        super().__init__(message, partial_text=partial_text, events=events)
+        self.seconds = seconds
+        self.phase = phase
 
 
 class RunError(RxAgentsError):
@@ -65,5 +115,14 @@ class RunError(RxAgentsError):
 
 
 def partial_text_of(events: Iterable[TokenEvent]) -> str:
-    """The answer text carried by ``events`` (token deltas, concatenated)."""
-    return "".join(e.text for e in events if e.kind is EventKind.TOKEN)
+    """The answer text carried by ``events`` (token deltas, concatenated).
+
+    A ``retry`` event means its run restarted and consumers discard the run's text so far: so does this.
+    """
+    parts: list[tuple[str, str]] = []
+    for e in events:
+        if e.kind is EventKind.TOKEN:
+            parts.append((e.run_id, e.text))
+        elif e.kind is EventKind.RETRY:
+            parts = [part for part in parts if part[0] != e.run_id]
+    return "".join(text for _, text in parts)

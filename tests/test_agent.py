@@ -292,3 +292,9 @@ async def test_leaving_async_for_early_closes_the_server_connection(model_server
     assert await model_server.await_until(lambda: model_server.active_streams == baseline, 5)
     assert model_server.closed_streams[-1].outcome == "client_disconnected"
     assert "".join(tokens) == "a b c"
+
+
+def test_swarms_retry_attempts_maps_to_retries() -> None:
+    assert Agent(llm=OfflineModel(), retry_attempts=3).retry_policy.retries == 2
+    with pytest.raises(ConfigurationError, match="retry_attempts"):
+        Agent(llm=OfflineModel(), retry_attempts=0)

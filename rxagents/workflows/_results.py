@@ -70,7 +70,9 @@ class AgentOutput:
             status = "done"
         elif last.kind is EventKind.ERROR:
             status, error = "error", last.error
-        tokens = [e for e in events if e.kind is EventKind.TOKEN]
+        # A retry event restarts the run: the text before it is discarded (as partial_text_of does).
+        restart = max((i for i, e in enumerate(events) if e.kind is EventKind.RETRY), default=-1)
+        tokens = [e for e in events[restart + 1 :] if e.kind is EventKind.TOKEN]
         final_loop = max((e.loop for e in events), default=1)
         partial = partial_text_of(events)
         if isinstance(error, RxAgentsError) and error.partial_text:
