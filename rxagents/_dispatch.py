@@ -8,10 +8,13 @@ that called ``run``; for ``Agent.arun`` it is a worker thread of the loop's defa
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import queue
 from collections.abc import Callable, Sequence
 from typing import Any
+
+from reactivex import Observable
 
 from rxagents.errors import RunError, RxAgentsError, partial_text_of
 from rxagents.events import EventKind, TokenEvent
@@ -75,6 +78,34 @@ class Dispatcher:
             if self.error is not None:  # a fatal callback error: the run was cancelled
                 break
         self._report()
+
+    # driving a run -----------------------------------------------------------------------------
+    def consume(self, observable: Observable[TokenEvent]) -> None:
+        """Subscribe ``observable`` and call the handlers on *this* thread until it ends.
+
+        Any exception here (``KeyboardInterrupt`` included) disposes the subscription, which
+        cancels the run and closes its HTTP stream, before it propagates.
+        """
+        subscription = observable.subscribe(on_next=self.push, on_error=self.push_error, on_completed=self.push_end)
+        self.on_fatal = subscription.dispose
+        try:
+            self.drain()
+        except BaseException:
+            subscription.dispose()
+            raise
+
+    async def aconsume(self, observable: Observable[TokenEvent]) -> None:
+        """Subscribe ``observable`` and call the handlers on a worker thread of the running loop's
+        default executor until it ends; cancelling the awaiting task cancels the run."""
+        loop = asyncio.get_running_loop()
+        subscription = observable.subscribe(on_next=self.push, on_error=self.push_error, on_completed=self.push_end)
+        self.on_fatal = subscription.dispose
+        try:
+            await loop.run_in_executor(None, self.drain)
+        except BaseException:
+            subscription.dispose()
+            self.push_end()
+            raise
 
     def _callback_failed(self, exc: Exception) -> None:
         self.callback_errors += 1

@@ -264,16 +264,7 @@ class Agent:
         """
         task = _check_task(task)
         dispatcher = self._dispatcher(streaming_callback)
-        observable = run_observable(self._spec(), task, _runtime.loop_scheduler(_runtime.runtime_loop()))
-        subscription = observable.subscribe(
-            on_next=dispatcher.push, on_error=dispatcher.push_error, on_completed=dispatcher.push_end
-        )
-        dispatcher.on_fatal = subscription.dispose
-        try:
-            dispatcher.drain()
-        except BaseException:
-            subscription.dispose()
-            raise
+        dispatcher.consume(run_observable(self._spec(), task, _runtime.loop_scheduler(_runtime.runtime_loop())))
         return self._finish(dispatcher, streaming_callback)
 
     async def arun(
@@ -284,16 +275,6 @@ class Agent:
         task cancels the run."""
         task = _check_task(task)
         dispatcher = self._dispatcher(streaming_callback)
-        loop = asyncio.get_running_loop()
-        observable = run_observable(self._spec(), task, _runtime.loop_scheduler(loop))
-        subscription = observable.subscribe(
-            on_next=dispatcher.push, on_error=dispatcher.push_error, on_completed=dispatcher.push_end
-        )
-        dispatcher.on_fatal = subscription.dispose
-        try:
-            await loop.run_in_executor(None, dispatcher.drain)
-        except BaseException:
-            subscription.dispose()
-            dispatcher.push_end()
-            raise
+        scheduler = _runtime.loop_scheduler(asyncio.get_running_loop())
+        await dispatcher.aconsume(run_observable(self._spec(), task, scheduler))
         return self._finish(dispatcher, streaming_callback)

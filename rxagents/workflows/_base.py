@@ -343,16 +343,7 @@ class Workflow:
         task = check_task(task)
         dispatcher = self._dispatcher(streaming_callback)
         scheduler = _runtime.loop_scheduler(_runtime.runtime_loop())
-        observable = self._view(self.stream(task, scheduler=scheduler), scheduler)
-        subscription = observable.subscribe(
-            on_next=dispatcher.push, on_error=dispatcher.push_error, on_completed=dispatcher.push_end
-        )
-        dispatcher.on_fatal = subscription.dispose
-        try:
-            dispatcher.drain()
-        except BaseException:
-            subscription.dispose()
-            raise
+        dispatcher.consume(self._view(self.stream(task, scheduler=scheduler), scheduler))
         return self._outcome(dispatcher)
 
     async def arun_result(self, task: str, streaming_callback: StreamingCallback | None = None) -> WorkflowResult:
@@ -361,17 +352,6 @@ class Workflow:
         cancels every run."""
         task = check_task(task)
         dispatcher = self._dispatcher(streaming_callback)
-        loop = asyncio.get_running_loop()
-        scheduler = _runtime.loop_scheduler(loop)
-        observable = self._view(self.stream(task, scheduler=scheduler), scheduler)
-        subscription = observable.subscribe(
-            on_next=dispatcher.push, on_error=dispatcher.push_error, on_completed=dispatcher.push_end
-        )
-        dispatcher.on_fatal = subscription.dispose
-        try:
-            await loop.run_in_executor(None, dispatcher.drain)
-        except BaseException:
-            subscription.dispose()
-            dispatcher.push_end()
-            raise
+        scheduler = _runtime.loop_scheduler(asyncio.get_running_loop())
+        await dispatcher.aconsume(self._view(self.stream(task, scheduler=scheduler), scheduler))
         return self._outcome(dispatcher)
