@@ -333,6 +333,9 @@ async def run_events(
     retried = 0
     yield builder.start()
     try:
+        prepare = getattr(spec.backend, "aprepare", None)
+        if prepare is not None:  # e.g. litellm's slow first import, off the loop and before any timeout
+            await prepare()
         while True:  # the run from its first loop; again after a restart
             try:
                 for loop in range(1, spec.max_loops + 1):

@@ -176,6 +176,12 @@ class LiteLLMModel:
         # against the run's first-token timeout, which starts when the generator is first awaited.
         return self._stream(import_litellm(), request)
 
+    async def aprepare(self) -> None:
+        """Import litellm in a worker thread the first time, so its seconds-long import never
+        blocks the event loop (every other run and connection on it keeps going)."""
+        if _litellm is None:
+            await asyncio.to_thread(import_litellm)
+
     async def _stream(self, litellm: ModuleType, request: ModelRequest) -> AsyncIterator[Delta]:
         kwargs: dict[str, Any] = {
             "model": request.model,

@@ -107,3 +107,25 @@ def test_the_api_key_is_sent_but_never_recorded(model_server: LocalModelServer) 
     record = model_server.request_records[-1]
     assert SECRET not in repr(record)
     assert SECRET not in repr(request)
+
+
+def test_first_litellm_import_happens_off_the_event_loop() -> None:
+    import threading
+
+    from rxagents.models import _litellm
+
+    seen: list[str] = []
+    real = _litellm.import_litellm
+
+    def spy() -> Any:
+        seen.append(threading.current_thread().name)
+        return real()
+
+    saved, _litellm._litellm = _litellm._litellm, None
+    _litellm.import_litellm = spy  # type: ignore[assignment]
+    try:
+        run(LiteLLMModel().aprepare())
+    finally:
+        _litellm.import_litellm = real  # type: ignore[assignment]
+        _litellm._litellm = saved or real()
+    assert seen and seen[0] != "rxagents-runtime"  # a worker thread, not the loop's thread
