@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rxagents._doctor import supports_streaming
 from rxagents._run import RetryPolicy
+from rxagents._supply_chain import SecurityWarning, check_litellm_version
 from rxagents.agent import Agent
 from rxagents.errors import (
     ConfigurationError,
@@ -46,6 +47,7 @@ __all__ = [
     "RetryPolicy",
     "RunError",
     "RxAgentsError",
+    "SecurityWarning",
     "SequentialWorkflow",
     "StallTimeout",
     "StreamCutError",
@@ -55,7 +57,10 @@ __all__ = [
     "WorkflowError",
     "WorkflowResult",
     "__version__",
+    "check_litellm_version",
     "race",
     "supports_streaming",
     "switch",
 ]
+
+check_litellm_version()  # warns (never imports litellm) if a known-malicious release is installed

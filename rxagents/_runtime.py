@@ -14,6 +14,9 @@ Where things run:
 from __future__ import annotations
 
 import asyncio
+import atexit
+import contextlib
+import sys
 import threading
 from collections.abc import Coroutine
 from datetime import UTC, datetime
@@ -52,10 +55,53 @@ def runtime_loop() -> asyncio.AbstractEventLoop:
                 loop.call_soon(ready.set)
                 loop.run_forever()
 
-            threading.Thread(target=main, name="rxagents-runtime", daemon=True).start()
+            thread = threading.Thread(target=main, name="rxagents-runtime", daemon=True)
+            thread.start()
             ready.wait()
             _runtime = loop
+            _register_shutdown(loop, thread)
         return _runtime
+
+
+def _register_shutdown(loop: asyncio.AbstractEventLoop, thread: threading.Thread) -> None:
+    """Stop the runtime loop cleanly when the interpreter exits, before ``atexit`` handlers run.
+
+    A daemon thread frozen mid-work at finalisation can hold the import lock that litellm's own
+    exit cleanup then waits on forever. So, first: close litellm's cached HTTP clients on this
+    loop, cancel what still runs, shut down async generators, stop the loop and join the thread.
+    """
+
+    def shutdown() -> None:
+        if loop.is_closed() or not thread.is_alive():
+            return
+
+        async def close() -> None:
+            litellm_cleanup = sys.modules.get("litellm.llms.custom_httpx.async_client_cleanup")
+            if litellm_cleanup is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(litellm_cleanup.close_litellm_async_clients(), 2.0)
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await loop.shutdown_asyncgens()
+
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(close(), loop).result(5.0)
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(loop.stop)
+        thread.join(5.0)
+        if not thread.is_alive():
+            loop.close()
+
+    # threading's exit hooks run before atexit's (where litellm registers its cleanup).
+    register = getattr(threading, "_register_atexit", None)
+    try:
+        if register is None:
+            raise RuntimeError
+        register(shutdown)
+    except RuntimeError:  # interpreter already shutting down, or no such hook: fall back to atexit
+        atexit.register(shutdown)
 
 
 def running_loop() -> asyncio.AbstractEventLoop | None:

@@ -16,6 +16,7 @@ arrived is a complete answer.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 from collections.abc import AsyncIterator
@@ -67,6 +68,20 @@ def _causes(exc: BaseException) -> list[BaseException]:
         original = getattr(current, "original_exception", None)
         current = original if isinstance(original, BaseException) else current.__cause__ or current.__context__
     return chain
+
+
+def _scrub_chain(chain: list[BaseException], secret: str | None) -> None:
+    """Remove ``secret`` from every exception rxagents wraps (``args`` and litellm's ``message``), so
+    not even a printed traceback of the provider's own exceptions quotes a key the provider echoed."""
+    if not secret or len(secret) < 4:
+        return
+    for exc in chain:
+        with contextlib.suppress(Exception):
+            exc.args = tuple(_scrub(a, secret) if isinstance(a, str) else a for a in exc.args)
+        message = getattr(exc, "message", None)
+        if isinstance(message, str) and secret in message:
+            with contextlib.suppress(Exception):
+                exc.message = _scrub(message, secret)  # type: ignore[attr-defined]
 
 
 def _retry_after(chain: list[BaseException]) -> float | None:
@@ -132,6 +147,7 @@ def wrap_error(exc: BaseException, request: ModelRequest) -> ModelError:
     if isinstance(exc, ModelError):
         return exc
     chain = _causes(exc)
+    _scrub_chain(chain, request.api_key)
     message = _scrub(f"{type(exc).__name__}: {exc}", request.api_key)
     model = request.model
     status = _http_status(chain)

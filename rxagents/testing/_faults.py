@@ -25,6 +25,7 @@ __all__ = [
     "HttpError",
     "MalformedAfter",
     "NoDone",
+    "RawBody",
     "Reply",
     "SlowFirstByte",
     "StallAfter",
@@ -141,7 +142,21 @@ class EmptyStream:
     finish: bool = False
 
 
-Fault: TypeAlias = HttpError | DropAfter | MalformedAfter | StallAfter | SlowFirstByte | NoDone | EmptyStream
+@dataclass(frozen=True, slots=True)
+class RawBody:
+    """Send exactly these bytes as the streaming body, for fuzzing SSE parsers.
+
+    The response is a normal ``200`` with the usual SSE headers (``Content-Type: text/event-stream``); then each
+    element of ``chunks`` is written as-is, in order, one write each, with the reply's ``token_delay`` between
+    writes, and the body ends cleanly. Nothing is added: no ``data:`` framing, no ``[DONE]``, no usage. Chunks may
+    split a line, an event or a multi-byte character anywhere, and may hold invalid UTF-8. The reply's other
+    fields are ignored. Non-streaming requests get the concatenated bytes as a ``200`` JSON-typed body.
+    """
+
+    chunks: tuple[bytes, ...] = ()
+
+
+Fault: TypeAlias = HttpError | DropAfter | MalformedAfter | StallAfter | SlowFirstByte | NoDone | EmptyStream | RawBody
 """Any one injected fault; ``isinstance(x, Fault)`` works."""
 
 

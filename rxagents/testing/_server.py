@@ -43,6 +43,7 @@ from rxagents.testing._faults import (
     MalformedAfter,
     NoDone,
     OpenAIReply,
+    RawBody,
     Reply,
     SlowFirstByte,
     StallAfter,
@@ -76,9 +77,10 @@ class StreamRecord:
 
     ``outcome``: ``"completed"`` (all written), ``"client_disconnected"`` (the client left first), ``"fault"``
     (an injected drop or HTTP error ended it) or ``"server_stopped"``. ``events_sent`` counts ``data:`` events
-    written, ``[DONE]`` excluded. Times are ``time.monotonic()`` values, comparable with the test's own clock:
-    ``disconnected_at`` is when the server's transport reported the client gone, so ``disconnected_at`` minus
-    the moment the client closed is the detection latency.
+    written, ``[DONE]`` excluded (for a :class:`RawBody` reply: the chunks written). Times are
+    ``time.monotonic()`` values, comparable with the test's own clock: ``disconnected_at`` is when the server's
+    transport reported the client gone, so ``disconnected_at`` minus the moment the client closed is the
+    detection latency.
     """
 
     request_index: int
@@ -234,6 +236,11 @@ class LocalModelServer:
             if pending:
                 loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
             loop.run_until_complete(loop.shutdown_asyncgens())
+            with self._cond:  # a connection accepted while stopping may never have been closed
+                stragglers = [conn.transport for conn in self._conns.values() if conn.transport is not None]
+            for transport in stragglers:
+                transport.abort()
+            loop.run_until_complete(asyncio.sleep(0))  # let the aborts run their callbacks
             loop.close()
 
     async def _astart(self) -> None:
@@ -454,6 +461,8 @@ class LocalModelServer:
         if isinstance(fault, HttpError):
             progress.outcome = "fault"
             return _error_response(fault)
+        if isinstance(fault, RawBody):
+            return await self._raw_stream(request, conn, fault, delay, progress)
         usage = wants_usage(render.body)
         if isinstance(fault, EmptyStream):
             events = render.empty_events(include_usage=usage) if fault.finish else []
@@ -487,6 +496,23 @@ class LocalModelServer:
         progress.outcome = "completed"
         return response
 
+    async def _raw_stream(
+        self, request: web.BaseRequest, conn: _Conn, fault: RawBody, delay: float, progress: _Progress
+    ) -> web.StreamResponse:
+        """:class:`RawBody`: SSE headers, then exactly ``fault.chunks``, one write each (counted in events)."""
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        try:
+            await response.prepare(request)
+            for position, chunk in enumerate(fault.chunks):
+                await self._pause(conn, delay if position else 0)
+                await response.write(chunk)
+                progress.events += 1
+            await response.write_eof()
+        except ConnectionError as exc:
+            raise _ClientGone from exc
+        progress.outcome = "completed"
+        return response
+
     async def _complete(
         self, request: web.BaseRequest, conn: _Conn, render: OpenAIReply, progress: _Progress
     ) -> web.StreamResponse:
@@ -503,6 +529,9 @@ class LocalModelServer:
             if request.transport is not None:
                 request.transport.abort()
             return web.Response()
+        if isinstance(fault, RawBody):
+            progress.outcome, progress.events = "completed", 1
+            return web.Response(body=b"".join(fault.chunks), content_type="application/json")
         payload = _dumps(render.completion(empty=isinstance(fault, EmptyStream)))
         if isinstance(fault, MalformedAfter):
             payload = payload[: len(payload) // 2]
