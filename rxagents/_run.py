@@ -299,18 +299,39 @@ def _silence(spec: RunSpec, seconds: float, phase: str) -> StallTimeout:
 
 
 async def _pull(deltas: AsyncIterator[Delta], spec: RunSpec, pulled: int) -> Delta:
-    """The next delta (``StopAsyncIteration`` at the end), or :class:`StallTimeout` after the limit."""
+    """The next delta (``StopAsyncIteration`` at the end), or :class:`StallTimeout` after the limit.
+
+    When the limit expires the run is cancelled one loop turn later, not at once: on a loop busy
+    past the limit, the socket callback holding the next chunk and the expired timer come due in
+    the same iteration, and the chunk must win (otherwise a busy loop looks like a silent model).
+    """
     seconds, phase = spec.limit(pulled)
     if seconds is None:
         return await anext(deltas)
-    timeout = asyncio.timeout(seconds)
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    fired = False
+    handles: list[asyncio.Handle] = []
+
+    def expire() -> None:
+        nonlocal fired
+        fired = True
+        task.cancel()
+
+    def due() -> None:
+        handles.append(loop.call_soon(expire))
+
+    handles.append(loop.call_later(seconds, due))
     try:
-        async with timeout:
-            return await anext(deltas)
-    except TimeoutError:
-        if not timeout.expired():
-            raise
-        raise _silence(spec, seconds, phase) from None
+        return await anext(deltas)
+    except asyncio.CancelledError:
+        if fired and task.uncancel() == 0:
+            raise _silence(spec, seconds, phase) from None
+        raise
+    finally:
+        for handle in handles:
+            handle.cancel()
 
 
 async def _aclose(iterator: AsyncIterator[Delta]) -> None:
