@@ -2,6 +2,7 @@
 
     rxagents run "task" [--model M] [--json] [--max-tokens N] [--api-base URL]
     rxagents demo [--pace SECONDS]
+    rxagents serve [--port P] [--agents N]   (live SSE dashboard in the browser)
     rxagents serve-test-model [--host H] [--port P]
     rxagents doctor [--model M] [--api-base URL]
 """
@@ -72,6 +73,12 @@ def _doctor(args: argparse.Namespace) -> int:
     return doctor_main(list(args.passthrough))
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from rxagents.sinks._sse_cli import serve_main
+
+    return serve_main(list(args.passthrough))
+
+
 def _serve_test_model(args: argparse.Namespace) -> int:
     from rxagents.testing._server import serve_main
 
@@ -96,6 +103,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument("--pace", type=float, default=0.02, help="seconds between tokens (default 0.02)")
     demo.set_defaults(func=_demo)
 
+    web = sub.add_parser("serve", help="serve a live SSE dashboard of a workflow in the browser", add_help=False)
+    web.set_defaults(func=_serve)
+
     serve = sub.add_parser(
         "serve-test-model", help="run the local OpenAI-compatible test model server", add_help=False
     )
@@ -105,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     doctor.set_defaults(func=_doctor)
 
     args, extra = parser.parse_known_args(argv)
-    if args.func in (_serve_test_model, _doctor):
+    if args.func in (_serve, _serve_test_model, _doctor):
         args.passthrough = extra  # these parse their own options (and --help)
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")

@@ -61,3 +61,10 @@ def test_doctor_is_wired_and_reports_the_offline_model(capsys: pytest.CaptureFix
     assert main(["doctor", "--model", "offline"]) == 0
     out = capsys.readouterr().out
     assert "offline" in out and "litellm" in out
+
+
+def test_serve_is_wired_to_the_sse_dashboard(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["serve", "--help"])
+    assert info.value.code == 0
+    assert "--agents" in capsys.readouterr().out

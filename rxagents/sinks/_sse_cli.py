@@ -1,0 +1,92 @@
+"""``rxagents serve``: a live browser dashboard of N agents answering one task at once, over SSE.
+
+    rxagents serve [--host H] [--port P] [--agents N] [--task T] [--model offline|NAME] [--pace S]
+
+Builds a :class:`~rxagents.workflows.ConcurrentWorkflow` of ``N`` agents (each with its own role, so their
+answers differ) and serves it with :func:`~rxagents.sinks._sse.serve_sse` until Ctrl-C. Offline by default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from rxagents.sinks._sse import DEFAULT_TASK, serve_sse
+
+__all__ = ["serve_main"]
+
+_ROLES = ("Researcher", "Analyst", "Critic", "Writer", "Planner", "Reviewer", "Engineer", "Historian")
+
+
+def _positive(kind: type[int] | type[float], minimum: float) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        value = kind(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum:g}, got {text}")
+        return value
+
+    return parse
+
+
+def serve_main(argv: Sequence[str] | None = None) -> int:
+    """``rxagents serve``: a ConcurrentWorkflow of N agents behind the SSE dashboard. Returns the exit status."""
+    parser = argparse.ArgumentParser(
+        prog="rxagents serve",
+        description="Serve a live browser dashboard (Server-Sent Events) of N agents answering one task at once.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default: 127.0.0.1, local only)")
+    parser.add_argument("--port", type=int, default=8000, help="TCP port (default 8000; 0: any free port)")
+    parser.add_argument("--agents", type=_positive(int, 1), default=3, help="number of agents (default 3)")
+    parser.add_argument("--task", default=DEFAULT_TASK, help="the task the page starts with")
+    parser.add_argument("--model", default="offline", help="'offline' (default) or a litellm model name")
+    parser.add_argument("--api-base", default=None, help="OpenAI-compatible endpoint for --model")
+    parser.add_argument("--pace", type=_positive(float, 0), default=0.05,
+                        help="offline model: seconds between tokens (default 0.05)")  # fmt: skip
+    parser.add_argument("--length", type=_positive(int, 1), default=150,
+                        help="offline model: tokens per answer (default 150)")  # fmt: skip
+    parser.add_argument("--exit-after", type=_positive(float, 0), default=None,
+                        help="stop after this many seconds (default: run until Ctrl-C)")  # fmt: skip
+    args = parser.parse_args(None if argv is None else list(argv))
+
+    from rxagents.agent import Agent  # imported here: sinks sit above agents, and this is only for the CLI
+    from rxagents.models import OfflineModel
+    from rxagents.workflows import ConcurrentWorkflow
+
+    agents = []
+    for i in range(args.agents):
+        role = _ROLES[i % len(_ROLES)] + (f"-{i // len(_ROLES) + 1}" if i >= len(_ROLES) else "")
+        prompt = f"You are the {role}. Answer from the {role.lower()}'s point of view."
+        if args.model == "offline":
+            llm = OfflineModel(pace=args.pace, length=args.length)
+            agents.append(Agent(agent_name=role, system_prompt=prompt, llm=llm, print_on=False))
+        else:
+            agents.append(Agent(agent_name=role, system_prompt=prompt, model_name=args.model,
+                                api_base=args.api_base, print_on=False))  # fmt: skip
+    workflow = ConcurrentWorkflow(name="rxagents serve", agents=agents)
+    server = serve_sse(workflow, host=args.host, port=args.port, task=args.task)
+
+    async def main() -> int:
+        try:
+            await server.astart()
+        except OSError as exc:
+            print(f"rxagents serve: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+            return 1
+        try:
+            model = "the offline model" if args.model == "offline" else f"model {args.model!r}"
+            print(f"rxagents serve: dashboard at {server.url}/ ({args.agents} agents on {model})", flush=True)
+            if args.exit_after is None:
+                print("Press Ctrl-C to stop.", flush=True)
+                await asyncio.Event().wait()
+            else:
+                await asyncio.sleep(args.exit_after)
+        finally:
+            await server.aclose()
+        return 0
+
+    try:
+        return asyncio.run(main())
+    except KeyboardInterrupt:
+        return 0
