@@ -17,7 +17,9 @@ from rxagents.testing._server import LocalModelServer
 settings.register_profile(
     "rxagents", deadline=None, max_examples=40, suppress_health_check=[HealthCheck.too_slow], print_blob=True
 )
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "rxagents"))
+# CI runs the same examples every time (a red build is then reproducible); local runs explore.
+settings.register_profile("ci", parent=settings.get_profile("rxagents"), derandomize=True, database=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "rxagents"))
 
 _PROVIDER_ENV = (
     "OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_API_BASE", "ANTHROPIC_API_KEY", "GEMINI_API_KEY",
