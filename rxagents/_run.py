@@ -21,7 +21,6 @@ starts again (law 13).
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import itertools
 import logging
 import math
@@ -33,12 +32,12 @@ import reactivex
 from reactivex import abc
 from reactivex.disposable import Disposable, SerialDisposable
 from reactivex.scheduler import VirtualTimeScheduler
-from reactivex.scheduler.eventloop import AsyncIOScheduler, AsyncIOThreadSafeScheduler
 
 from rxagents import _runtime
 from rxagents.errors import ConfigurationError, ModelError, RxAgentsError, StallTimeout, partial_text_of
 from rxagents.events import EventKind, TokenEvent, Usage
 from rxagents.models import STALL, Delta, ModelBackend, ModelRequest, Step
+from rxagents.operators._bridge import from_async_iter
 from rxagents.operators._retry import ExponentialBackoff, is_transient
 
 __all__ = ["RetryPolicy", "RunBuilder", "RunSpec", "play_virtual", "run_events", "run_observable"]
@@ -539,13 +538,6 @@ def play_virtual(
     return Disposable(dispose)
 
 
-def _loop_of(scheduler: abc.SchedulerBase | None) -> asyncio.AbstractEventLoop:
-    if isinstance(scheduler, AsyncIOScheduler | AsyncIOThreadSafeScheduler):
-        loop: asyncio.AbstractEventLoop = scheduler._loop
-        return loop
-    return _runtime.run_loop()
-
-
 def run_observable(
     spec: RunSpec, task: str, scheduler: abc.SchedulerBase | None = None
 ) -> reactivex.Observable[TokenEvent]:
@@ -567,46 +559,8 @@ def run_observable(
                     f"OfflineModel; model {spec.model!r} streams over the network. Use an asyncio scheduler."
                 )
             return play_virtual(spec, task, observer, chosen)
-        loop = _loop_of(chosen)
-        sched = _runtime.loop_scheduler(loop)
-        disposed = False
-
-        async def pump() -> None:
-            events = run_events(spec, task, lambda: _runtime.clock(sched))
-            try:
-                async for event in events:
-                    if disposed:
-                        return
-                    observer.on_next(event)
-            except RxAgentsError as error:
-                if not disposed:
-                    observer.on_error(error)
-            except Exception as error:  # raised by a downstream observer: end the run, report it
-                log.error("observer of run raised; run stopped", exc_info=error)
-                if not disposed:
-                    observer.on_error(error)
-            else:
-                if not disposed:
-                    observer.on_completed()
-            finally:
-                await events.aclose()
-
-        if _runtime.running_loop() is loop:
-            task_ = loop.create_task(pump())
-
-            def cancel() -> None:
-                nonlocal disposed
-                disposed = True
-                task_.cancel()
-
-            return Disposable(cancel)
-        future: concurrent.futures.Future[None] = asyncio.run_coroutine_threadsafe(pump(), loop)
-
-        def cancel_threadsafe() -> None:
-            nonlocal disposed
-            disposed = True
-            future.cancel()
-
-        return Disposable(cancel_threadsafe)
+        sched = _runtime.loop_scheduler(_runtime.loop_of(chosen))
+        events = from_async_iter(lambda: run_events(spec, task, lambda: _runtime.clock(sched)), scheduler=sched)
+        return events.subscribe(observer)
 
     return reactivex.create(subscribe)

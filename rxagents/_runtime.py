@@ -29,6 +29,7 @@ from reactivex.scheduler.eventloop import AsyncIOScheduler, AsyncIOThreadSafeSch
 __all__ = [
     "clock",
     "default_scheduler",
+    "loop_of",
     "loop_scheduler",
     "run_sync",
     "runtime_loop",
@@ -125,6 +126,14 @@ def loop_scheduler(loop: asyncio.AbstractEventLoop) -> abc.SchedulerBase:
 def run_loop() -> asyncio.AbstractEventLoop:
     """The loop a run started from this thread executes on: the running loop, else the runtime loop."""
     return running_loop() or runtime_loop()
+
+
+def loop_of(scheduler: abc.SchedulerBase | None) -> asyncio.AbstractEventLoop:
+    """The loop an asyncio ``scheduler`` drives; for any other (or None), :func:`run_loop`."""
+    if isinstance(scheduler, AsyncIOScheduler):  # AsyncIOThreadSafeScheduler included
+        loop: asyncio.AbstractEventLoop = scheduler._loop
+        return loop
+    return run_loop()
 
 
 def default_scheduler(scheduler: abc.SchedulerBase | None = None) -> abc.SchedulerBase:

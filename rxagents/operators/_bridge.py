@@ -222,11 +222,14 @@ def to_async_iter(observable: Observable[_T], *, maxsize: int = 0) -> Observable
     return ObservableIterator(observable, maxsize)
 
 
-def from_async_iter(factory: Callable[[], AsyncIterable[_T]]) -> Observable[_T]:
+def from_async_iter(
+    factory: Callable[[], AsyncIterable[_T]], *, scheduler: abc.SchedulerBase | None = None
+) -> Observable[_T]:
     """A cold Observable of what ``factory()`` yields: the bridge from asyncio code to a stream.
 
-    Each subscription calls ``factory()`` and iterates it in a new task on the run's loop (the loop running
-    in the subscribing thread, else the rxagents runtime loop; see :mod:`rxagents._runtime`). Items are
+    Each subscription calls ``factory()`` and iterates it in a new task on the loop of the asyncio
+    ``scheduler`` given here or to ``subscribe`` (else the loop running in the subscribing thread, else the
+    rxagents runtime loop; see :mod:`rxagents._runtime`). Items are
     delivered from that loop. The iterator ending completes the stream; an exception (from ``factory`` or
     the iteration) is passed to ``on_error``. Disposing the subscription cancels the task, and the
     iterator's ``aclose()`` runs (closing an async generator's ``finally`` blocks, or an HTTP stream).
@@ -238,6 +241,7 @@ def from_async_iter(factory: Callable[[], AsyncIterable[_T]]) -> Observable[_T]:
 
     Args:
         factory: a callable returning a new async iterable each time, e.g. an async generator function.
+        scheduler: an asyncio scheduler choosing the loop the iteration runs on (and items are delivered on).
 
     Returns:
         A cold Observable.
@@ -257,8 +261,10 @@ def from_async_iter(factory: Callable[[], AsyncIterable[_T]]) -> Observable[_T]:
             f"lambda: it), got {type(factory).__name__}"
         )
 
-    def subscribe(observer: abc.ObserverBase[_T], scheduler: abc.SchedulerBase | None = None) -> abc.DisposableBase:
-        loop = _runtime.run_loop()
+    def subscribe(
+        observer: abc.ObserverBase[_T], subscribe_scheduler: abc.SchedulerBase | None = None
+    ) -> abc.DisposableBase:
+        loop = _runtime.loop_of(scheduler or subscribe_scheduler)
         disposed = False
         delivering = False  # inside observer.on_next: a dispose there lets pump stop and close by itself
 
@@ -279,6 +285,9 @@ def from_async_iter(factory: Callable[[], AsyncIterable[_T]]) -> Observable[_T]:
                     delivering = True
                     try:
                         observer.on_next(item)
+                    except Exception:
+                        log.error("an observer of from_async_iter raised; the stream stopped", exc_info=True)
+                        raise
                     finally:
                         delivering = False
             except Exception as error:

@@ -351,3 +351,32 @@ async def test_to_async_iter_nothing_after_aclose() -> None:
     with pytest.raises(StopAsyncIteration):
         await anext(iterator)
     assert tracked.disposed == 1
+
+
+def test_from_async_iter_runs_on_the_loop_of_the_given_scheduler() -> None:
+    from rxagents import _runtime
+
+    async def numbers() -> AsyncIterator[int]:
+        for i in range(3):
+            yield i
+
+    async def main() -> tuple[list[int], set[str]]:
+        threads: set[str] = set()
+        done = asyncio.get_running_loop().create_future()
+        got: list[int] = []
+
+        def on_next(item: int) -> None:
+            threads.add(threading.current_thread().name)
+            got.append(item)
+
+        loop = asyncio.get_running_loop()
+        runtime = _runtime.loop_scheduler(_runtime.runtime_loop())  # not this test's loop
+        from_async_iter(numbers, scheduler=runtime).subscribe(
+            on_next, on_completed=lambda: loop.call_soon_threadsafe(done.set_result, None)
+        )
+        await asyncio.wait_for(done, 10)
+        return got, threads
+
+    got, threads = asyncio.run(main())
+    assert got == [0, 1, 2]
+    assert threads == {"rxagents-runtime"}
