@@ -393,15 +393,19 @@ def format_report(checks: Sequence[Check]) -> str:
 
 def doctor_main(argv: Sequence[str] | None = None) -> int:
     """``rxagents doctor``: print the checklist; exit status 1 if any check failed, else 0."""
+    from rxagents import _cli_args
+
     parser = argparse.ArgumentParser(
-        prog="rxagents doctor", description="Check rxagents' configuration, keys, endpoint and litellm install."
+        prog="rxagents doctor",
+        description="Check rxagents' configuration, keys, endpoint and litellm install.",
+        epilog=_cli_args.EXIT_STATUS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--model", default=None, help="the model_name to check (default: what Agent() would use)")
     parser.add_argument("--api-base", default=None, help="OpenAI-compatible endpoint (default: OPENAI_BASE_URL)")
-    parser.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for the endpoint (default 3)")
+    parser.add_argument("--timeout", type=_cli_args.seconds(positive=True), default=3.0,
+                        help="seconds to wait for the endpoint, > 0 (default 3)")  # fmt: skip
     args = parser.parse_args(argv)
-    if args.timeout <= 0:
-        parser.error(f"--timeout must be > 0 seconds, got {args.timeout}")
 
     rxagents_version = _installed("rxagents") or "(not installed)"
     print(f"rxagents doctor: rxagents {rxagents_version}, Python {sys.version.split()[0]} ({sys.executable})\n")

@@ -293,4 +293,4 @@ def test_doctor_rejects_a_non_positive_timeout(capsys: pytest.CaptureFixture[str
     with pytest.raises(SystemExit) as exc:
         doctor_main(["--timeout", "0"])
     assert exc.value.code == 2
-    assert "--timeout must be > 0" in capsys.readouterr().err
+    assert "argument --timeout: must be a finite number of seconds > 0, got '0'" in capsys.readouterr().err

@@ -5,6 +5,7 @@ function ``task -> Observable[TokenEvent]`` in a small aiohttp server::
 
     GET  /                     the dashboard page (one lane per agent; no external assets)
     POST /runs                 {"task": "..."} -> 201 {"run_id", "events_url", "agents", ...}: creates a run
+                               (no task: the server's; an empty task, another field, not an object: 400)
     GET  /runs/{id}            the run's status as JSON
     GET  /runs/{id}/events     text/event-stream of the run; resumes after Last-Event-ID
 
@@ -44,6 +45,9 @@ Factory = Callable[[str], Observable[TokenEvent]]
 
 #: The longest task ``POST /runs`` accepts (413 beyond).
 MAX_TASK_CHARS = 8_000
+#: The largest ``POST /runs`` body read (413 beyond): room for a task of MAX_TASK_CHARS characters each written
+#: as a JSON surrogate-pair escape (12 bytes).
+MAX_BODY_BYTES = 128 * 1024
 #: A created run waits at least this many seconds for its first subscriber, whatever ``idle_grace`` says.
 FIRST_SUBSCRIBER_GRACE = 10.0
 #: How long (ms) a browser waits before reconnecting a dropped stream (sent as ``retry:``).
@@ -87,8 +91,48 @@ def _last_event_id(request: web.Request) -> int:
     return int(raw)
 
 
-def _json_error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
+def _json_error(status: int, message: str, field: str | None = None) -> web.Response:
+    """``{"error": message}``, plus ``"field"``: the body's field at fault, when one is."""
+    body = {"error": message} if field is None else {"error": message, "field": field}
+    return web.json_response(body, status=status)
+
+
+def _json_type(value: object) -> str:
+    """The JSON name of a decoded value's type, for error messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "array" if isinstance(value, list) else "object"
+
+
+def _run_body(body: object, default_task: str) -> tuple[str, None] | tuple[None, web.Response]:
+    """The task of a ``POST /runs`` body, or the error response saying what is wrong with it.
+
+    The body is a JSON object with one optional field, ``task``: a non-empty string (omitted: the default task).
+    """
+    if not isinstance(body, dict):
+        return None, _json_error(400, f'the body must be a JSON object like {{"task": "..."}}, got {_json_type(body)}')
+    unknown = sorted(set(body) - {"task"})
+    if unknown:
+        return None, _json_error(
+            400, f'unknown field {unknown[0]!r} in the body; POST /runs takes {{"task": "..."}} only', unknown[0]
+        )
+    if "task" not in body:
+        return default_task, None
+    task = body["task"]
+    if not isinstance(task, str) or not task.strip():
+        got = repr(task) if isinstance(task, str) else _json_type(task)
+        return None, _json_error(
+            400, f"task must be a non-empty string (omit it to run the default task), got {got}", "task"
+        )
+    if len(task) > MAX_TASK_CHARS:
+        return None, _json_error(413, f"task has {len(task)} characters; the limit is {MAX_TASK_CHARS}", "task")
+    return task, None
 
 
 class SSEServer:
@@ -162,7 +206,7 @@ class SSEServer:
     async def _astart(self) -> SSEServer:
         self._loop = asyncio.get_running_loop()
         self._closing = False
-        app = web.Application(middlewares=[self._guard])
+        app = web.Application(middlewares=[self._guard], client_max_size=MAX_BODY_BYTES)
         app.router.add_get("/", self._index)
         app.router.add_post("/runs", self._create)
         app.router.add_get("/runs/{run_id}", self._status)
@@ -391,13 +435,13 @@ class SSEServer:
             body = await request.json()
         except ValueError:
             return _json_error(400, "the body is not valid JSON")
-        task = body.get("task") if isinstance(body, dict) else None
-        if task is None or (isinstance(task, str) and not task.strip()):
-            task = self.task
-        if not isinstance(task, str):
-            return _json_error(400, f"task must be a string, got {type(task).__name__}")
-        if len(task) > MAX_TASK_CHARS:
-            return _json_error(413, f"task has {len(task)} characters; the limit is {MAX_TASK_CHARS}")
+        except web.HTTPRequestEntityTooLarge:
+            return _json_error(413, f"the body is larger than the limit of {MAX_BODY_BYTES} bytes (a task is at "
+                               f"most {MAX_TASK_CHARS} characters)")  # fmt: skip
+        task, refused = _run_body(body, self.task)
+        if refused is not None:
+            return refused
+        assert task is not None
         try:
             run = self._create_run(task)
         except _Busy as exc:

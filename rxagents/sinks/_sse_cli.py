@@ -11,24 +11,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
-from rxagents.sinks._sse import DEFAULT_TASK, serve_sse
+from rxagents import _cli_args
+from rxagents.sinks._sse import DEFAULT_TASK, MAX_TASK_CHARS, serve_sse
 
 __all__ = ["serve_main"]
 
 _ROLES = ("Researcher", "Analyst", "Critic", "Writer", "Planner", "Reviewer", "Engineer", "Historian")
-
-
-def _positive(kind: type[int] | type[float], minimum: float) -> Callable[[str], Any]:
-    def parse(text: str) -> Any:
-        value = kind(text)
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be >= {minimum:g}, got {text}")
-        return value
-
-    return parse
 
 
 def serve_main(argv: Sequence[str] | None = None) -> int:
@@ -36,18 +26,25 @@ def serve_main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="rxagents serve",
         description="Serve a live browser dashboard (Server-Sent Events) of N agents answering one task at once.",
+        epilog=_cli_args.EXIT_STATUS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default: 127.0.0.1, local only)")
-    parser.add_argument("--port", type=int, default=8000, help="TCP port (default 8000; 0: any free port)")
-    parser.add_argument("--agents", type=_positive(int, 1), default=3, help="number of agents (default 3)")
-    parser.add_argument("--task", default=DEFAULT_TASK, help="the task the page starts with")
-    parser.add_argument("--model", default="offline", help="'offline' (default) or a litellm model name")
-    parser.add_argument("--api-base", default=None, help="OpenAI-compatible endpoint for --model")
-    parser.add_argument("--pace", type=_positive(float, 0), default=0.05,
-                        help="offline model: seconds between tokens (default 0.05)")  # fmt: skip
-    parser.add_argument("--length", type=_positive(int, 1), default=150,
-                        help="offline model: tokens per answer (default 150)")  # fmt: skip
-    parser.add_argument("--exit-after", type=_positive(float, 0), default=None,
+    parser.add_argument("--host", type=_cli_args.non_empty, default="127.0.0.1",
+                        help="interface to bind (default: 127.0.0.1, local only)")  # fmt: skip
+    parser.add_argument("--port", type=_cli_args.port, default=8000,
+                        help="TCP port, 0 to 65535 (default 8000; 0: any free port)")  # fmt: skip
+    parser.add_argument("--agents", type=_cli_args.integer(1), default=3, help="number of agents, >= 1 (default 3)")
+    parser.add_argument("--task", type=_cli_args.task(MAX_TASK_CHARS), default=DEFAULT_TASK,
+                        help="the task the page starts with")  # fmt: skip
+    parser.add_argument("--model", type=_cli_args.non_empty, default="offline",
+                        help="'offline' (default) or a litellm model name")  # fmt: skip
+    parser.add_argument("--api-base", type=_cli_args.non_empty, default=None,
+                        help="OpenAI-compatible endpoint for --model")  # fmt: skip
+    parser.add_argument("--pace", type=_cli_args.seconds(), default=0.05,
+                        help="offline model: seconds between tokens, >= 0 (default 0.05)")  # fmt: skip
+    parser.add_argument("--length", type=_cli_args.integer(1), default=150,
+                        help="offline model: tokens per answer, >= 1 (default 150)")  # fmt: skip
+    parser.add_argument("--exit-after", type=_cli_args.seconds(), default=None,
                         help="stop after this many seconds (default: run until Ctrl-C)")  # fmt: skip
     args = parser.parse_args(None if argv is None else list(argv))
 

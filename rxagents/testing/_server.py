@@ -572,14 +572,23 @@ def _error_response(fault: HttpError) -> web.Response:
 
 def serve_main(argv: list[str] | None = None) -> int:
     """CLI: serve a :class:`LocalModelServer` in the foreground until Ctrl-C; returns the exit status."""
+    from rxagents import _cli_args
+
     parser = argparse.ArgumentParser(
+        prog="rxagents serve-test-model",
         description="Local OpenAI-compatible streaming test model: deterministic replies, no network, "
-        "not a real language model."
+        "not a real language model.",
+        epilog=_cli_args.EXIT_STATUS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8765)
-    parser.add_argument("--tokens", type=int, default=20, help="chunks in the default reply")
-    parser.add_argument("--token-delay", type=float, default=0.0, help="seconds between chunks")
+    parser.add_argument("--host", type=_cli_args.non_empty, default="127.0.0.1",
+                        help="interface to bind (default: 127.0.0.1, local only)")  # fmt: skip
+    parser.add_argument("--port", type=_cli_args.port, default=8765,
+                        help="TCP port, 0 to 65535 (default 8765; 0: any free port)")  # fmt: skip
+    parser.add_argument("--tokens", type=_cli_args.integer(1), default=20,
+                        help="chunks in the default reply, >= 1 (default 20)")  # fmt: skip
+    parser.add_argument("--token-delay", type=_cli_args.seconds(), default=0.0,
+                        help="seconds between chunks, >= 0 (default 0)")  # fmt: skip
     args = parser.parse_args(argv)
     server = LocalModelServer(args.host, args.port, default_tokens=args.tokens, token_delay=args.token_delay)
     try:

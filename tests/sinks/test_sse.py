@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import time
 from collections import defaultdict
@@ -341,6 +342,59 @@ async def test_run_requests_that_are_refused(kwargs: dict[str, Any], status: int
         async with http.post(f"{server.url}/runs", **kwargs) as response:
             assert response.status == status
             assert "error" in await response.json()
+        assert server.runs() == []
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("body", "field", "says"),
+    [
+        ({"task": ""}, "task", "non-empty"),
+        ({"task": " \n\t "}, "task", "non-empty"),
+        ({"task": None}, "task", "got null"),
+        ({"task": ["a"]}, "task", "got array"),
+        ({"task": "x", "agents": 3}, "agents", "unknown field"),
+        ({"tsak": "typo"}, "tsak", "unknown field"),
+        (["task"], None, "JSON object"),
+        ("Explain streams", None, "JSON object"),
+        (None, None, "JSON object"),
+    ],
+    ids=["empty", "whitespace", "null", "array", "extra-field", "misspelt-field", "list-body", "string-body",
+         "null-body"],
+)  # fmt: skip
+async def test_bad_run_bodies_are_400_naming_the_field(body: Any, field: str | None, says: str) -> None:
+    headers = {"Content-Type": "application/json"}
+    async with serve_sse(workflow()) as server, aiohttp.ClientSession() as http:
+        async with http.post(f"{server.url}/runs", data=json.dumps(body), headers=headers) as response:
+            assert response.status == 400
+            answer = await response.json()
+        assert server.runs() == []  # no run was created, so nothing runs the default task
+    assert says in answer["error"]
+    assert answer.get("field") == field
+    if field is not None:
+        assert answer["error"].startswith((f"{field} must be", f"unknown field {field!r}"))
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("body", [{}, {"task": "Explain SSE"}], ids=["default-task", "given-task"])
+async def test_a_run_body_may_omit_the_task(body: dict[str, str]) -> None:
+    async with (
+        serve_sse(workflow(), task="The default task") as server,
+        aiohttp.ClientSession() as http,
+        http.post(f"{server.url}/runs", json=body) as response,
+    ):
+        assert response.status == 201
+        assert (await response.json())["task"] == body.get("task", "The default task")
+
+
+@pytest.mark.asyncio
+async def test_a_body_too_large_for_the_server_is_a_json_413() -> None:
+    async with serve_sse(workflow()) as server, aiohttp.ClientSession() as http:
+        body = io.BytesIO(json.dumps({"task": "x" * (3 * 1024 * 1024)}).encode())
+        headers = {"Content-Type": "application/json"}
+        async with http.post(f"{server.url}/runs", data=body, headers=headers) as response:
+            assert response.status == 413
+            assert "limit" in (await response.json())["error"]
         assert server.runs() == []
 
 
