@@ -1,7 +1,8 @@
 """Detailed streaming (stream=True): the callback gets one dict per event.
 
-Every dict has "content" (the text delta, "" when none), "usage" (a dict on the usage event, else None)
-and "finish_reason" (on the finish event, else None), plus "type", "agent", "seq", "loop" and "time".
+Every dict has "type", "agent", "run_id", "seq", "loop", "time" and "model"; the rest is what the event
+carries: "content" on text ("token"/"reasoning"), "usage" on the usage event (once, at the end),
+"finish_reason" on the finish event, "tool_call", "reason" (retry) or "error" on those. See docs/events.md.
 """
 
 from typing import Any
@@ -10,11 +11,15 @@ from rxagents import Agent
 
 
 def detailed_callback(token_info: dict[str, Any]) -> None:
-    print(token_info["content"], end="", flush=True)
-    if token_info["usage"] is not None:
-        print(f"\n\nTokens used: {token_info['usage']}")
-    if token_info["finish_reason"] is not None:
-        print(f"Finished: {token_info['finish_reason']}")
+    match token_info["type"]:
+        case "token":
+            print(token_info["content"], end="", flush=True)
+        case "usage":
+            usage = token_info["usage"]
+            print(f"\n\nTokens used: {usage['total_tokens']} "
+                  f"({usage['prompt_tokens']} prompt + {usage['completion_tokens']} completion)")
+        case "finish":
+            print(f"Finished: {token_info['finish_reason']}")
 
 
 def main() -> None:

@@ -116,17 +116,42 @@ class TokenEvent:
         return self.kind in TERMINAL_KINDS
 
     def to_dict(self) -> dict[str, Any]:
-        """The detailed-mode dict given to ``stream=True`` callbacks.
+        """The detailed-mode dict given to ``stream=True`` callbacks: only what this event has.
 
-        Always has the keys ``content`` (text delta, ``""`` when none), ``usage`` (a dict or
-        ``None``) and ``finish_reason``, plus ``type``, ``agent``, ``run_id``, ``seq``, ``loop``,
-        ``time``, ``model``, and ``tool_call``/``error`` when the event carries them.
+        Every dict has the identity keys ``type``, ``agent``, ``run_id``, ``seq``, ``loop``, ``time`` and
+        ``model``. The rest depend on the kind, so ``"usage" in info`` is true exactly once per run:
+
+        - ``token``: ``content`` (the text delta);
+        - ``reasoning``: ``content`` and ``reasoning`` (both the reasoning delta);
+        - ``tool_call``: ``tool_call`` (``{index, id, name, arguments}``);
+        - ``retry``: ``reason`` (why the run starts over; no ``content``: it is not part of the answer);
+        - ``usage``: ``usage`` (``{prompt_tokens, completion_tokens, total_tokens}``);
+        - ``finish``: ``finish_reason`` (``"stop"``, ``"length"``, ...; ``None`` if the model gave none);
+        - ``error``: ``error`` (``"ValueError: message"``);
+        - ``start``: nothing more.
+
+        >>> TokenEvent(EventKind.TOKEN, "A", "run-1", 1, text="Hi").to_dict()["content"]
+        'Hi'
+        >>> "usage" in TokenEvent(EventKind.TOKEN, "A", "run-1", 1, text="Hi").to_dict()
+        False
         """
-        out: dict[str, Any] = {
-            "type": self.kind.value,
-            "content": self.text if self.kind in TEXT_KINDS else "",
-            "usage": self.usage.to_dict() if self.usage is not None else None,
-            "finish_reason": self.finish_reason,
+        kind = self.kind
+        out: dict[str, Any] = {"type": kind.value}
+        if kind in TEXT_KINDS:
+            out["content"] = self.text
+            if kind is EventKind.REASONING:
+                out["reasoning"] = self.text
+        elif kind is EventKind.RETRY:
+            out["reason"] = self.text
+        elif kind is EventKind.USAGE:
+            out["usage"] = self.usage.to_dict() if self.usage is not None else None
+        elif kind is EventKind.FINISH:
+            out["finish_reason"] = self.finish_reason
+        if self.tool_call is not None:
+            out["tool_call"] = self.tool_call.to_dict()
+        if self.error is not None:
+            out["error"] = f"{type(self.error).__name__}: {self.error}"
+        out |= {
             "agent": self.agent,
             "run_id": self.run_id,
             "seq": self.seq,
@@ -134,14 +159,6 @@ class TokenEvent:
             "time": self.time,
             "model": self.model,
         }
-        if self.kind is EventKind.REASONING:
-            out["reasoning"] = self.text
-        if self.tool_call is not None:
-            out["tool_call"] = self.tool_call.to_dict()
-        if self.error is not None:
-            out["error"] = f"{type(self.error).__name__}: {self.error}"
-        if self.kind is EventKind.RETRY:
-            out["reason"] = self.text
         return out
 
     def __repr__(self) -> str:

@@ -139,9 +139,13 @@ def test_detailed_mode_gives_dicts_with_content_usage_finish_reason() -> None:
     dicts: list[dict[str, Any]] = []
     agent = Agent(llm=OfflineModel(text="Hi there"), stream=True, print_on=False)
     agent.run("task", streaming_callback=dicts.append)
-    assert all({"content", "usage", "finish_reason"} <= d.keys() for d in dicts)
-    assert "".join(d["content"] for d in dicts) == "Hi there"
-    assert next(d["usage"] for d in dicts if d["type"] == "usage")["total_tokens"] > 0
+    assert all({"type", "agent", "run_id", "seq", "loop", "time", "model"} <= d.keys() for d in dicts)
+    # each key only where the event has it: the spec's `'usage' in info` is true once, at the end
+    assert [d["type"] for d in dicts if "content" in d] == ["token"] * (len(dicts) - 3)
+    assert "".join(d["content"] for d in dicts if "content" in d) == "Hi there"
+    assert [d["type"] for d in dicts if "usage" in d] == ["usage"]
+    assert dicts[-2]["usage"]["total_tokens"] > 0
+    assert [d["type"] for d in dicts if "finish_reason" in d] == ["finish"]
     assert dicts[-1]["finish_reason"] == "stop"
 
 

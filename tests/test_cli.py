@@ -26,7 +26,11 @@ def test_run_json_prints_one_event_per_line(capsys: pytest.CaptureFixture[str]) 
     events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert events[0]["type"] == "start" and events[-1]["type"] == "finish"
     assert [e["seq"] for e in events] == list(range(len(events)))
-    assert all({"content", "usage", "finish_reason"} <= e.keys() for e in events)
+    assert all({"type", "agent", "run_id", "seq", "model"} <= e.keys() for e in events)
+    assert all(("content" in e) == (e["type"] == "token") for e in events)
+    assert "offline model" in "".join(e["content"] for e in events if e["type"] == "token")
+    assert [e["type"] for e in events if "usage" in e] == ["usage"] and events[-2]["usage"]["total_tokens"] > 0
+    assert [e.get("finish_reason") for e in events if "finish_reason" in e] == ["stop"]
 
 
 def test_demo_streams_an_offline_answer(capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import dataclasses
+import doctest
 
 import pytest
 
@@ -11,15 +12,57 @@ def _event(kind: EventKind, **kw: object) -> TokenEvent:
     return TokenEvent(kind, "A", "run-1", 3, **kw)  # type: ignore[arg-type]
 
 
-def test_detailed_dict_always_has_content_usage_and_finish_reason() -> None:
-    for kind in EventKind:
-        d = _event(kind).to_dict()
-        assert {"content", "usage", "finish_reason", "type", "seq", "agent", "run_id"} <= d.keys()
-        assert d["type"] == kind.value
+IDENTITY = {"type", "agent", "run_id", "seq", "loop", "time", "model"}
+# What each kind adds to the identity keys (docs/events.md has the same table).
+PAYLOAD_KEYS: dict[EventKind, set[str]] = {
+    EventKind.START: set(),
+    EventKind.TOKEN: {"content"},
+    EventKind.REASONING: {"content", "reasoning"},
+    EventKind.TOOL_CALL: {"tool_call"},
+    EventKind.RETRY: {"reason"},
+    EventKind.USAGE: {"usage"},
+    EventKind.FINISH: {"finish_reason"},
+    EventKind.ERROR: {"error"},
+}
+_PAYLOADS: dict[EventKind, dict[str, object]] = {
+    EventKind.TOKEN: {"text": "Hel"},
+    EventKind.REASONING: {"text": "hmm"},
+    EventKind.TOOL_CALL: {"tool_call": ToolCallDelta(0, "c1", "f", "{")},
+    EventKind.RETRY: {"text": "connection reset"},
+    EventKind.USAGE: {"usage": Usage(3, 4, 7)},
+    EventKind.FINISH: {"finish_reason": "stop"},
+    EventKind.ERROR: {"error": ValueError("boom")},
+}
+
+
+@pytest.mark.parametrize("kind", list(EventKind))
+def test_detailed_dict_has_identity_keys_and_only_its_own_payload(kind: EventKind) -> None:
+    d = _event(kind, **_PAYLOADS.get(kind, {})).to_dict()
+    assert d.keys() == IDENTITY | PAYLOAD_KEYS[kind]
+    assert d["type"] == kind.value and d["seq"] == 3 and d["agent"] == "A" and d["run_id"] == "run-1"
+
+
+def test_the_spec_membership_tests_hold_once_per_run() -> None:
+    """The spec's callback tests ``'usage' in info`` and ``'finish_reason' in info``: one event each."""
+    kinds = [EventKind.START, EventKind.TOKEN, EventKind.REASONING, EventKind.TOOL_CALL, EventKind.RETRY,
+             EventKind.TOKEN, EventKind.USAGE, EventKind.FINISH]
+    dicts = [_event(kind, **_PAYLOADS.get(kind, {})).to_dict() for kind in kinds]
+    assert [d["type"] for d in dicts if "usage" in d] == ["usage"]
+    assert [d["type"] for d in dicts if "finish_reason" in d] == ["finish"]
+    assert [d["type"] for d in dicts if "content" in d] == ["token", "reasoning", "token"]
 
 
 def test_token_dict_carries_text_as_content() -> None:
     assert _event(EventKind.TOKEN, text="Hel").to_dict()["content"] == "Hel"
+
+
+def test_reasoning_dict_carries_text_as_content_and_reasoning() -> None:
+    d = _event(EventKind.REASONING, text="hmm").to_dict()
+    assert d["content"] == d["reasoning"] == "hmm"
+
+
+def test_retry_dict_carries_the_reason_not_content() -> None:
+    assert _event(EventKind.RETRY, text="connection reset").to_dict()["reason"] == "connection reset"
 
 
 def test_usage_and_finish_dicts_carry_their_values() -> None:
@@ -28,11 +71,21 @@ def test_usage_and_finish_dicts_carry_their_values() -> None:
     assert _event(EventKind.FINISH, finish_reason="stop").to_dict()["finish_reason"] == "stop"
 
 
+def test_finish_without_a_reason_still_has_the_key() -> None:
+    assert _event(EventKind.FINISH).to_dict()["finish_reason"] is None
+
+
 def test_tool_call_and_error_dicts() -> None:
     d = _event(EventKind.TOOL_CALL, tool_call=ToolCallDelta(0, "c1", "f", '{"a"')).to_dict()
     assert d["tool_call"] == {"index": 0, "id": "c1", "name": "f", "arguments": '{"a"'}
-    assert d["content"] == ""
     assert _event(EventKind.ERROR, error=ValueError("boom")).to_dict()["error"] == "ValueError: boom"
+
+
+def test_to_dict_docstring_examples() -> None:
+    import rxagents.events
+
+    results = doctest.testmod(rxagents.events)
+    assert results.failed == 0 and results.attempted >= 2
 
 
 def test_events_are_frozen_and_slotted() -> None:

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import ast
 import os
+import runpy
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from rxagents.events import Usage
+from rxagents.testing._faults import Reply, words
+from rxagents.testing._server import LocalModelServer
 
 EXAMPLES_DIR = Path(__file__).parent.parent / "examples"
 # examples/*.py: the idiomatic versions; examples/spec/*.py: the spec page's examples as written there.
@@ -17,7 +23,7 @@ EXAMPLES = sorted(EXAMPLES_DIR.glob("*.py")) + sorted((EXAMPLES_DIR / "spec").gl
 # Keys are paths under examples/ ("spec/..." for the spec page's examples).
 EXPECTED: dict[str, str] = {
     "spec/agent_configuration.py": "Agent(agent_name='Configured-Streamer'",
-    # the spec's callback prints every field; the finish event's reason is the one that is set
+    # the spec's callback prints the usage and the finish reason once each, at the end
     "spec/detailed_streaming.py": "Finished: stop",
     "spec/file_logging.py": "Full response logged to: agent_stream.log",
     # the spec guesses total=100 and advances one step per token: the bar ends where the answer's length puts it
@@ -54,3 +60,23 @@ def test_example_runs_offline(path: Path, tmp_path: Path) -> None:
         assert "Traceback" not in result.stderr, result.stderr[-3000:]
     assert result.stdout.strip(), "the example printed nothing"
     assert EXPECTED.get(_key(path), "offline model") in result.stdout
+
+
+def test_spec_detailed_streaming_against_a_served_model(
+    model_server: LocalModelServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The spec's "Detailed Streaming" example as written (only the import changed), over real HTTP through
+    litellm: the text, then one "Tokens used:" line with the usage dict, then one "Finished: stop"."""
+    text = "AI technology moves fast, and streams show it as it happens."
+    usage = Usage(prompt_tokens=12, completion_tokens=11, total_tokens=23)
+    monkeypatch.setenv("OPENAI_BASE_URL", model_server.url)
+    model_server.enqueue(Reply(tokens=words(text), usage=usage), model="gpt-4o-mini")
+    runpy.run_path(str(EXAMPLES_DIR / "spec" / "detailed_streaming.py"), run_name="__main__")
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    used = [line for line in lines if line.startswith("Tokens used:")]
+    assert len(used) == 1, out
+    assert ast.literal_eval(used[0].removeprefix("Tokens used: ")) == usage.to_dict()
+    assert [line for line in lines if line.startswith("Finished:")] == ["Finished: stop"]
+    assert out == f"{text}\n\nTokens used: {usage.to_dict()}\nFinished: stop\n"
+    assert model_server.requests[-1]["model"] == "gpt-4o-mini"

@@ -1,9 +1,9 @@
 """Spec: "Detailed Streaming (stream=True)", as written, with only ``from swarms`` -> ``from rxagents``.
 
-rxagents' detailed dict always has the keys ``content``, ``usage`` and ``finish_reason`` (swarms' had no
-``content`` and never filled the other two), so the spec's ``'usage' in token_info`` tests are always true and
-this callback prints "Tokens used: None" / "Finished: None" after every event. Test the values instead
-(``token_info['usage'] is not None``): see ``examples/detailed_streaming.py``.
+rxagents' detailed dict has only the keys its event carries (see docs/events.md): ``content`` on text
+deltas, ``usage`` on the one usage event at the end, ``finish_reason`` on the finish event. So the spec's
+``'usage' in token_info`` tests do what they say: the text streams, then "Tokens used: {...}" and
+"Finished: stop" are printed once each. (swarms' dicts had no ``content`` and never filled the other two.)
 """
 
 import json  # noqa: F401  (imported by the spec's example, unused there too)

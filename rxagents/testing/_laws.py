@@ -75,6 +75,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import itertools
+import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal, TypeAlias
@@ -89,10 +90,13 @@ from reactivex.disposable import CompositeDisposable, Disposable
 from reactivex.testing import TestScheduler
 
 from rxagents.events import EventKind, TokenEvent, Usage
+from rxagents.testing._logs import LogCollector, LoggedMessage
 from rxagents.testing._marbles import text_of_items
 from rxagents.testing._strategies import AGENT_ALPHABETS, multi_agent_runs, timed_runs, token_runs
 
 __all__ = ["GRACE", "Law", "LawReport", "LawViolation", "check_operator_laws"]
+
+log = logging.getLogger("rxagents")
 
 Operator: TypeAlias = Callable[[Observable[TokenEvent]], Observable[Any]]
 OperatorFactory: TypeAlias = Callable[[abc.SchedulerBase], Operator]
@@ -137,6 +141,8 @@ class LawReport:
         examples: how many examples were run: three or four fixed ones (a clean run, a failing
             run, a burst, two agents) and up to ``max_examples`` generated ones.
         handles_errors: whether law 5 was relaxed for an error-handling operator.
+        logged: what the operator logged on the ``rxagents`` logger during the check, counted by kind
+            (held back rather than printed once per example; one summary line is logged instead).
     """
 
     operator: str
@@ -144,6 +150,7 @@ class LawReport:
     not_applicable: tuple[tuple[Law, str], ...]
     examples: int
     handles_errors: bool = False
+    logged: tuple[LoggedMessage, ...] = ()
 
     def reason(self, law: Law) -> str | None:
         """Why ``law`` was declared not applicable, or None if it was checked."""
@@ -155,6 +162,7 @@ class LawReport:
         lines += [f"  n/a      {law}: {why}" for law, why in self.not_applicable]
         if self.handles_errors:
             lines.append("  (law 5 relaxed: the operator handles errors)")
+        lines += [f"  logged   {message}" for message in self.logged]
         return "\n".join(lines)
 
 
@@ -1120,6 +1128,11 @@ def check_operator_laws(
             resubscribe a failed upstream and replace its error (law 5 relaxed).
         max_examples: generated examples.
 
+    What the operator logs on the ``rxagents`` logger while it is checked (a ``tap_safe`` with a
+    raising callback logs a traceback per run: hundreds over all examples) is held back and counted:
+    the report's ``logged`` lists it, one summary line is logged at the end, and a failure carries
+    the summary and the first traceback as a note.
+
     Returns:
         A :class:`LawReport` of what was checked.
 
@@ -1192,6 +1205,29 @@ def check_operator_laws(
         checker.cancel(_run_trial(make, schedule, [plan]))
         checker.raise_trial(_run_trial(make, schedule, [_Plan(_SUBSCRIBE_AT, raise_on=sc.raise_on)]))
 
+    collector = LogCollector()
+    try:
+        with collector:
+            _run_test(test)
+    except BaseException as exc:
+        if collector.messages:
+            exc.add_note(_logs_note(name, collector))
+        raise
+    if usage_error is not None:
+        raise TypeError(str(usage_error)) from usage_error
+    if collector.messages:
+        log.log(collector.highest_level, "check_operator_laws(%s): %s (LawReport.logged)", name, collector.summary())
+    return LawReport(
+        operator=name,
+        checked=tuple(law for law in Law if law in applicable),
+        not_applicable=tuple((law, na[law]) for law in Law if law in na),
+        examples=examples,
+        handles_errors=handles_errors,
+        logged=collector.messages,
+    )
+
+
+def _run_test(test: Callable[[], None]) -> None:
     try:
         test()
     except LawViolation:
@@ -1201,15 +1237,14 @@ def check_operator_laws(
         if first is None:
             raise
         raise LawViolation(f"{first}\n  (the failure did not reproduce on every run: flaky)") from exc
-    if usage_error is not None:
-        raise TypeError(str(usage_error)) from usage_error
-    return LawReport(
-        operator=name,
-        checked=tuple(law for law in Law if law in applicable),
-        not_applicable=tuple((law, na[law]) for law in Law if law in na),
-        examples=examples,
-        handles_errors=handles_errors,
-    )
+
+
+def _logs_note(name: str, collector: LogCollector) -> str:
+    lines = [f"While {name} was checked, the rxagents logger got (held back, counted):"]
+    lines += [f"  {message}" for message in collector.messages]
+    if collector.first_traceback is not None:
+        lines += ["The first of them with a traceback:", collector.first_traceback]
+    return "\n".join(lines)
 
 
 def _first_violation(exc: BaseException) -> BaseException | None:

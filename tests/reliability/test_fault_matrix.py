@@ -181,7 +181,8 @@ def via_run(agent: Agent, server: LocalModelServer) -> Outcome:
     outcome = Outcome(
         kinds=[d["type"] for d in dicts],
         seqs=[d["seq"] for d in dicts],
-        texts=[(d["type"], d["content"] or d.get("reason", "")) for d in dicts if d["type"] in ("token", "retry")],
+        texts=[(d["type"], d["content"] if d["type"] == "token" else d["reason"]) for d in dicts
+               if d["type"] in ("token", "retry")],
         error=None if run_error is None else run_error.__cause__,
         answer=answer,
         run_error=run_error,

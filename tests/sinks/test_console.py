@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 import io
+import os
+import select
+import sys
 from typing import Any
 
 import pytest
 import reactivex
+from hypothesis import given
+from hypothesis import strategies as st
 from reactivex.notification import OnCompleted, OnError, OnNext
-from reactivex.testing import TestScheduler
+from reactivex.testing import ReactiveTest, TestScheduler
 from reactivex.testing.recorded import Recorded
+from rich.cells import cell_len
 
 from rxagents import Agent
 from rxagents.events import EventKind, TokenEvent
 from rxagents.models import OfflineModel
-from rxagents.sinks._console import ConsolePrinter, console_printer
+from rxagents.sinks._console import FRAME_SECONDS, ConsolePrinter, console_printer
+from tests.sinks.test_wrap import inserted_breaks
+from tests.strategies import texts_split
 
 
 def run_events(agent: str, texts: list[str], *, run_id: str = "r1", loop: int = 1, first_seq: int = 0
@@ -159,3 +167,172 @@ def test_console_printer_obeys_the_operator_laws() -> None:
         return console_printer(file=io.StringIO())
 
     check_operator_laws(make, max_examples=25)
+
+
+# --- word wrapping on a terminal -------------------------------------------------------------------------
+class FakeTTY(io.StringIO):
+    """A terminal as far as the printer can tell (its width is given with ``width=``)."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def body(out: str, printer: ConsolePrinter, agent: str = "A") -> str:
+    """The output after the header."""
+    header = printer.header(agent)
+    assert out.startswith(header)
+    return out[len(header) :]
+
+
+def test_on_a_terminal_words_are_not_split_at_the_line_end() -> None:
+    out = FakeTTY()
+    printer = ConsolePrinter("A", 1, file=out, width=20)
+    texts = ["Quantum", " computing", " is", " hard to", " expl", "ain", " in", " a few", " words."]
+    for event in run_events("A", texts):
+        printer(event)
+    assert body(out.getvalue(), printer) == "Quantum computing \nis hard to explain \nin a few words.\n"
+
+
+def test_off_a_terminal_the_text_is_written_as_it_arrives() -> None:
+    out = CountingFile()
+    printer = ConsolePrinter("A", 1, file=out, width=20)
+    texts = ["Quantum", " computing", " is", " hard to", " expl", "ain", " in", " a few", " words."]
+    for event in run_events("A", texts):
+        printer(event)
+    assert body(out.getvalue(), printer) == "".join(texts) + "\n"
+    assert [w for w in out.writes if w in texts] == texts  # one write per token, as before
+
+
+def test_wrap_false_turns_wrapping_off_on_a_terminal() -> None:
+    out = FakeTTY()
+    printer = ConsolePrinter("A", 1, file=out, width=8, wrap=False)
+    for event in run_events("A", ["one two three"]):
+        printer(event)
+    assert body(out.getvalue(), printer) == "one two three\n"
+
+
+def test_a_held_word_start_is_written_by_the_next_token_or_the_end_of_the_run() -> None:
+    out = FakeTTY()
+    printer = ConsolePrinter("A", 1, file=out, width=20)
+    events = run_events("A", ["Hello", " wor"])
+    for event in events[:-1]:
+        printer(event)
+    assert body(out.getvalue(), printer) == "Hello "  # "wor" may not fit: held
+    assert printer.hold_episode is not None
+    printer(events[-1])  # finish
+    assert body(out.getvalue(), printer) == "Hello wor\n" and printer.hold_episode is None
+
+
+@pytest.mark.parametrize(
+    "end",
+    [
+        TokenEvent(EventKind.ERROR, "A", "r1", 3, error=RuntimeError("boom")),
+        TokenEvent(EventKind.RETRY, "A", "r1", 3, text="reset"),
+    ],
+)
+def test_an_error_or_retry_writes_the_held_word_start_first(end: TokenEvent) -> None:
+    out = FakeTTY()
+    printer = ConsolePrinter("A", 1, file=out, width=20)
+    for event in [*run_events("A", ["Hello", " wor"])[:-1], end]:
+        printer(event)
+    assert body(out.getvalue(), printer).startswith("Hello wor\n[")
+
+
+def test_flush_writes_the_held_word_start() -> None:
+    out = FakeTTY()
+    printer = ConsolePrinter("A", 1, file=out, width=20)
+    for event in run_events("A", ["Hello", " wor"])[:-1]:
+        printer(event)
+    printer.flush()
+    assert body(out.getvalue(), printer) == "Hello wor"
+
+
+@given(texts_split(alphabet="abcé界 \n", max_pieces=25, max_piece_size=8), st.integers(1, 30))
+def test_terminal_output_is_the_text_with_line_breaks_between_words(pieces: list[str], width: int) -> None:
+    out = FakeTTY()
+    printer = ConsolePrinter("A", 1, file=out, width=width)
+    for event in run_events("A", pieces):
+        printer(event)
+    printed = body(out.getvalue(), printer)
+    text = "".join(pieces)
+    assert inserted_breaks(printed, text) is not None, (printed, text)  # nothing lost, reordered or added
+    for line in printed.split("\n"):  # no line too wide, except one holding a single longer word
+        assert cell_len(line) <= width or " " not in line, (line, width)
+
+
+def test_operator_writes_a_held_word_start_after_a_frame() -> None:
+    ts = TestScheduler()
+    out = FakeTTY()
+    a = run_events("A", ["Please", " expl", "ain"])
+    source = ts.create_hot_observable(
+        ReactiveTest.on_next(201, a[0]), ReactiveTest.on_next(202, a[1]), ReactiveTest.on_next(203, a[2]),
+        ReactiveTest.on_next(210, a[3]), ReactiveTest.on_next(211, a[4]), ReactiveTest.on_completed(212),
+    )
+    seen: dict[float, str] = {}
+    for t in (203.0, 203 + FRAME_SECONDS / 2, 203 + FRAME_SECONDS * 1.5):
+        ts.schedule_absolute(t + 0.001, lambda *_, t=t: seen.__setitem__(t, out.getvalue()))
+    results = ts.start(lambda: source.pipe(console_printer(file=out, width=20, scheduler=ts)))
+    printer = ConsolePrinter(None, None, width=20)
+    assert [body(seen[t], printer) for t in sorted(seen)] == ["Please ", "Please ", "Please expl"]
+    assert body(out.getvalue(), printer) == "Please explain\n"
+    assert values(results.messages) == a
+
+
+@pytest.mark.parametrize("ending", ["error", "completed", "disposed"])
+def test_operator_writes_the_held_word_start_when_the_stream_ends_or_is_disposed(ending: str) -> None:
+    ts = TestScheduler()
+    out = FakeTTY()
+    a = run_events("A", ["Please", " expl"])
+    messages = [ReactiveTest.on_next(201, a[0]), ReactiveTest.on_next(202, a[1]), ReactiveTest.on_next(203, a[2])]
+    if ending == "error":
+        messages.append(ReactiveTest.on_error(204, RuntimeError("cut")))
+    elif ending == "completed":
+        messages.append(ReactiveTest.on_completed(204))
+    source = ts.create_hot_observable(*messages)
+    operator = console_printer(file=out, width=20, scheduler=TestScheduler())  # its frame timer never runs
+    ts.start(lambda: source.pipe(operator), disposed=205)
+    assert body(out.getvalue(), ConsolePrinter(None, None, width=20)) == "Please expl"
+
+
+def test_wrap_is_validated() -> None:
+    with pytest.raises(ValueError, match="wrap must be True, False or None"):
+        console_printer(wrap="yes")  # type: ignore[arg-type]
+
+
+def test_console_printer_on_a_terminal_obeys_the_operator_laws() -> None:
+    from rxagents.testing._laws import check_operator_laws
+
+    def make(scheduler: Any) -> Any:
+        return console_printer(file=FakeTTY(), width=7, scheduler=scheduler)
+
+    check_operator_laws(make, max_examples=25)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs a Linux pseudo-terminal")
+def test_a_real_terminal_is_wrapped_at_its_own_width() -> None:
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 16, 0, 0))  # 24 rows, 16 columns
+    attrs = termios.tcgetattr(slave)
+    attrs[1] &= ~termios.ONLCR  # no \r added before each \n
+    termios.tcsetattr(slave, termios.TCSANOW, attrs)
+    with os.fdopen(slave, "w", encoding="utf-8") as tty:
+        printer = ConsolePrinter("A", None, file=tty)
+        for event in run_events("A", ["Wrapping", " happens", " between", " words"]):
+            printer(event)
+    received = b""
+    while select.select([master], [], [], 2.0)[0]:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # the other end is closed: all read
+            break
+        if not chunk:
+            break
+        received += chunk
+    os.close(master)
+    text = received.decode()
+    assert text.endswith("\n\nWrapping \nhappens between \nwords\n"), text

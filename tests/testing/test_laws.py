@@ -517,3 +517,76 @@ def test_failure_message_shows_the_output_trace() -> None:
     message = caught(lambda s: tail_dropping_buffer(3), Law.COMPLETION)
 
     assert "output:" in message and "on_completed()" in message
+
+
+# --- what the checked operator logs is reported once -----------------------------------------------------
+_RAISING_CALLBACK_SCRIPT = '''
+import sys
+from reactivex import operators as ops
+from rxagents.operators import tap_safe
+from rxagents.testing import LawViolation, check_operator_laws
+
+def bad(token):
+    raise ValueError("callback bug")
+
+report = check_operator_laws(lambda s: tap_safe(bad, scheduler=s), max_examples=40)
+print(sum(m.count for m in report.logged), "records", report.logged[0].level)
+if sys.argv[1:] == ["fail"]:
+    try:
+        check_operator_laws(lambda s: ops.compose(tap_safe(bad, scheduler=s), ops.filter(lambda e: e.kind != "token")))
+    except LawViolation as exc:
+        print("NOTE:", "\\n".join(getattr(exc, "__notes__", [])))
+'''
+
+
+@pytest.mark.parametrize("mode", ["pass", "fail"])
+def test_a_raising_callback_is_reported_once_not_per_example(mode: str) -> None:
+    """Outside pytest (nothing captures logging), tap_safe's per-run warning with its traceback would be
+    printed for every example and trial: hundreds of tracebacks. The checker holds them back and logs one
+    line; a failure carries the summary and one traceback as a note."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": os.getcwd(), "HYPOTHESIS_PROFILE": "default"}
+    result = subprocess.run(
+        [sys.executable, "-c", _RAISING_CALLBACK_SCRIPT, mode], capture_output=True, text=True, timeout=600, env=env
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    records, _, level = result.stdout.splitlines()[0].partition(" records ")
+    assert int(records) > 40 and level == "WARNING"  # many were logged: one per run of the callback
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    summaries = [line for line in result.stderr.splitlines() if "tap_safe" in line]
+    assert len(summaries) == 1 and summaries[0].startswith("check_operator_laws(<lambda>): "), result.stderr
+    assert "log records collected" in summaries[0] and "WARNING tap_safe: callback bad raised" in summaries[0]
+    if mode == "fail":
+        note = result.stdout.split("NOTE:", 1)[1]
+        assert "held back, counted" in note and note.count("Traceback") == 1 and "ValueError: callback bug" in note
+
+
+def test_logged_records_are_in_the_report_and_other_threads_are_not_held_back(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import logging
+
+    other: list[threading.Thread] = []
+
+    def make(s: abc.SchedulerBase) -> Op:
+        def note(ev: TokenEvent) -> None:
+            logging.getLogger("rxagents").info("saw %s", ev.kind.value)
+            if not other:
+                thread = threading.Thread(target=logging.getLogger("rxagents").warning, args=("from elsewhere",))
+                other.append(thread)
+                thread.start()
+                thread.join()
+
+        return ops.do_action(on_next=note)
+
+    with caplog.at_level(logging.INFO, logger="rxagents"):
+        report = check_operator_laws(make, max_examples=5)
+    assert report.logged and all(m.level == "INFO" and m.message.startswith("saw ") for m in report.logged)
+    assert "logged   " in str(report)
+    messages = [r.getMessage() for r in caplog.records]
+    assert "from elsewhere" in messages  # another thread's record went through
+    assert not any(m.startswith("saw ") for m in messages)  # the checked operator's were held back
+    assert sum(m.startswith("check_operator_laws(") for m in messages) == 1

@@ -181,7 +181,8 @@ def test_detailed_mode_dicts_carry_agent_and_content() -> None:
     assert [(d["agent"], d["type"]) for d in dicts if d["type"] in ("start", "finish")] == [
         ("R", "start"), ("R", "finish"), ("W", "start"), ("W", "finish")
     ]
-    assert "".join(d["content"] for d in dicts) == "rw"
+    assert "".join(d["content"] for d in dicts if "content" in d) == "rw"
+    assert all(("content" in d) == (d["type"] == "token") for d in dicts)
 
 
 def test_streaming_agents_print_live_one_after_another(capsys: pytest.CaptureFixture[str]) -> None:
