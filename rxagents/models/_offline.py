@@ -1,9 +1,10 @@
 """The embedded offline model: deterministic, no network, honest about what it is.
 
 It answers any task with text that says plainly it comes from rxagents' offline model, split at
-realistic token boundaries (words and sub-word pieces with their leading space, punctuation on its
-own), at a configurable pace. It reports usage and a finish reason like a real provider, and can
-emit reasoning and tool-call deltas and injected faults (an error after N tokens, a stall) for tests.
+realistic token boundaries (words and sub-word pieces with their leading space, short runs of
+punctuation; see ``_tokenize``), at a configurable pace. It reports usage and a finish reason like a
+real provider, and can emit reasoning and tool-call deltas and injected faults (an error after N
+tokens, a stall) for tests.
 
 The answer is a *script* — a list of (delay, step) pairs — so it can be played on an asyncio loop
 (:meth:`OfflineModel.stream`) or on any reactivex scheduler, virtual time included
@@ -23,6 +24,7 @@ from typing import Any, Final
 from rxagents.errors import ConfigurationError, ModelError
 from rxagents.events import EventKind, ToolCallDelta, Usage
 from rxagents.models._base import Delta, ModelRequest
+from rxagents.models._tokenize import count_tokens, tokenize
 
 __all__ = ["STALL", "OfflineModel", "Step", "ToolCallSpec", "tokenize"]
 
@@ -39,7 +41,6 @@ STALL: Final = _Stall()
 #: One step of a script: wait ``delay`` seconds, then yield the delta / raise the error / stall.
 Step = tuple[float, Delta | BaseException | _Stall]
 
-_WORDS = re.compile(r"\s*[\w'’-]+|\s*[^\w\s]|\s+")
 _VOCAB = (
     "streams", "tokens", "observables", "operators", "events", "agents", "buffers", "schedulers",
     "pipelines", "callbacks", "dashboards", "sequence", "order", "latency", "throughput",
@@ -62,29 +63,6 @@ class ToolCallSpec:
     name: str
     arguments: Mapping[str, Any]
     id: str | None = None
-
-
-def tokenize(text: str) -> list[str]:
-    """Split ``text`` at realistic token boundaries; ``"".join(tokenize(t)) == t``."""
-    out: list[str] = []
-    for match in _WORDS.finditer(text):
-        piece = match.group(0)
-        core = piece.lstrip()
-        if len(core) <= 6:
-            out.append(piece)
-            continue
-        lead = piece[: len(piece) - len(core)]
-        first = 4 if len(core) > 8 else 3
-        out.append(lead + core[:first])
-        rest = core[first:]
-        while rest:
-            out.append(rest[:4])
-            rest = rest[4:]
-    return out
-
-
-def _count_tokens(text: str) -> int:
-    return len(tokenize(text))
 
 
 def _task_of(messages: Sequence[Mapping[str, Any]]) -> tuple[str, str, int]:
@@ -113,14 +91,14 @@ def _answer(system: str, task: str, turns: int, length: int) -> str:
             f"no provider was called. Task: \"{short}\"."
         )
     parts = [head]
-    count = _count_tokens(head)
+    count = count_tokens(head)
     i = 0
     while count < length:  # counted sentence by sentence: linear in the answer's length
         a = words[digest[i % len(digest)] % len(words)]
         b = _VOCAB[digest[(i + 7) % len(digest)] % len(_VOCAB)]
         sentence = _CONNECT[(digest[(i + 3) % len(digest)] + i) % len(_CONNECT)].format(a=a, b=b)
         parts.append(sentence)
-        count += _count_tokens(" " + sentence)
+        count += count_tokens(" " + sentence)
         i += 1
     return " ".join(parts)
 
@@ -224,8 +202,8 @@ class OfflineModel:
                 piece = args[start : start + 8]
                 steps.append((self.pace, Delta(EventKind.TOOL_CALL, tool_call=ToolCallDelta(index, arguments=piece))))
             finish = "tool_calls"
-        prompt = sum(_count_tokens(str(m.get("content", ""))) for m in request.messages)
-        completion = len(tokens) + sum(_count_tokens(p) for p in self.reasoning)
+        prompt = sum(count_tokens(str(m.get("content", ""))) for m in request.messages)
+        completion = len(tokens) + sum(count_tokens(p) for p in self.reasoning)
         steps.append((0.0, Delta(EventKind.USAGE, usage=Usage(prompt, completion, prompt + completion))))
         steps.append((0.0, Delta(EventKind.FINISH, finish_reason=finish)))
         return steps

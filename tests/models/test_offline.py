@@ -4,12 +4,10 @@ import asyncio
 import json
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 from rxagents.errors import ConfigurationError, ModelError
 from rxagents.events import EventKind
-from rxagents.models import STALL, Delta, ModelRequest, OfflineModel, ToolCallSpec, tokenize
+from rxagents.models import STALL, Delta, ModelRequest, OfflineModel, ToolCallSpec
 
 
 def _request(task: str = "Explain streams", max_tokens: int | None = None) -> ModelRequest:
@@ -18,16 +16,6 @@ def _request(task: str = "Explain streams", max_tokens: int | None = None) -> Mo
 
 async def _collect(model: OfflineModel, request: ModelRequest) -> list[Delta]:
     return [d async for d in model.stream(request)]
-
-
-@given(st.text())
-def test_tokenize_round_trips_any_text(text: str) -> None:
-    assert "".join(tokenize(text)) == text
-
-
-def test_tokens_have_realistic_boundaries() -> None:
-    # short words whole with their leading space, long ones in sub-word pieces, punctuation alone
-    assert tokenize("Neural networks, simply.") == ["Neural", " net", "work", "s", ",", " simply", "."]
 
 
 def test_answer_is_deterministic_and_honest() -> None:
