@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -26,6 +27,9 @@ EXPECTED: dict[str, str] = {
     # the spec's server, with one client connecting (RXAGENTS_EXAMPLE_SMOKE); no tokens arrive before "complete"
     "spec/websocket_integration.py": "complete: [offline model]",
 }
+# Examples that slow the offline model down so their live view is worth watching: tokens/s of every agent stays
+# below this (unpaced, the offline model streams tens of thousands of tokens a second).
+PACED: dict[str, float] = {"concurrent_workflow.py": 100.0, "dashboard.py": 100.0}
 # Examples whose point is to show an isolated callback error being logged with its traceback.
 LOGS_A_TRACEBACK = {"error_handling.py"}
 
@@ -54,3 +58,6 @@ def test_example_runs_offline(path: Path, tmp_path: Path) -> None:
         assert "Traceback" not in result.stderr, result.stderr[-3000:]
     assert result.stdout.strip(), "the example printed nothing"
     assert EXPECTED.get(_key(path), "offline model") in result.stdout
+    if _key(path) in PACED:
+        rates = [float(r.replace(",", "")) for r in re.findall(r"done · \d+ tokens · ([\d,.]+) tok/s", result.stdout)]
+        assert rates and max(rates) < PACED[_key(path)], result.stdout[-3000:]
