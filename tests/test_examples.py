@@ -50,6 +50,8 @@ def test_example_runs_offline(path: Path, tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY") and not k.startswith("OPENAI_")}
     # Examples that would serve forever connect once as a client and exit; servers get a free port.
     env |= {"RXAGENTS_EXAMPLE_SMOKE": "1", "PORT": str(_free_port())}
+    # The examples import this checkout's rxagents, not whichever copy is installed.
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(EXAMPLES_DIR.parent), env.get("PYTHONPATH")) if p)
     result = subprocess.run(
         [sys.executable, str(path)], capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env
     )
