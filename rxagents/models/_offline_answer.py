@@ -4,7 +4,7 @@ The answer is built from fixed sentences. The task and the system prompt only ev
 the task as ``You wrote: "..."``, its words as ``"word"`` in places where any noun phrase fits — so any
 task, in any language or shape (a question, code, ``"?"``, nothing at all), gives grammatical sentences.
 Which sentences, in which order, and which quoted words follow from a hash of the system prompt, the task
-and the loop number: the same inputs always give the same answer, and different inputs different ones.
+and the loop number: the same inputs always give the same answer; different ones almost always differ.
 
 Building an answer costs time linear in its length and, for huge tasks, only reads a bounded prefix of the
 task besides hashing it once.
@@ -114,8 +114,20 @@ def _header(system: str, task: str, turns: int) -> str:
     return head
 
 
+def _shuffled(size: int, digest: bytes, cycle: int) -> list[int]:
+    """A permutation of ``range(size)`` drawn from ``digest`` (Fisher-Yates), a different one per ``cycle``."""
+    order = list(range(size))
+    for k in range(size - 1, 0, -1):
+        j = digest[(k + 3 * cycle) % len(digest)] % (k + 1)
+        order[k], order[j] = order[j], order[k]
+    return order
+
+
 def answer(system: str, task: str, turns: int, length: int) -> str:
-    """The answer to ``task`` under ``system`` on loop ``turns + 1``: about ``length`` tokens, at least the header."""
+    """The answer to ``task`` under ``system`` on loop ``turns + 1``: about ``length`` tokens, at least the header.
+
+    The sentences come in a shuffled order, every one of them before any repeats, a new order each round.
+    """
     digest = hashlib.sha256(
         "\x00".join((system, task, str(turns))).encode("utf-8", "surrogatepass")
     ).digest()
@@ -124,20 +136,22 @@ def answer(system: str, task: str, turns: int, length: int) -> str:
     head = _header(system, task, turns)
     parts = [head]
     count = count_tokens(head)
-    last = -1
-    i = 0
+    order: list[int] = []
+    i = quoted = 0
     while count < length:  # counted sentence by sentence: linear in the answer's length
-        byte = digest[i % len(digest)] + i
-        pick = byte % len(pool)
-        if pick == last:  # never the same sentence twice in a row
-            pick = (pick + 1) % len(pool)
-        last = pick
+        if i % len(pool) == 0:
+            previous = order[-1] if order else None
+            order = _shuffled(len(pool), digest, i // len(pool))
+            if order[0] == previous:  # never the same sentence twice in a row
+                order[0], order[1] = order[1], order[0]
         a = digest[(i + 11) % len(digest)] % len(_NOUNS)
         b = (a + 1 + digest[(i + 19) % len(digest)] % (len(_NOUNS) - 1)) % len(_NOUNS)
-        term = terms[(digest[(i + 5) % len(digest)] + i) % len(terms)] if terms else ""
-        sentence = pool[pick].format(a=_NOUNS[a], b=_NOUNS[b], t=term)
-        separator = "\n\n" if i % _PARAGRAPH == 0 else " "
-        parts.append(separator + sentence)
+        template = pool[order[i % len(pool)]]
+        term = ""
+        if "{t}" in template:  # the task's words in turn
+            term, quoted = terms[(digest[5] + quoted) % len(terms)], quoted + 1
+        sentence = template.format(a=_NOUNS[a], b=_NOUNS[b], t=term)
+        parts.append(("\n\n" if i % _PARAGRAPH == 0 else " ") + sentence)
         count += count_tokens(parts[-1])
         i += 1
     return "".join(parts)

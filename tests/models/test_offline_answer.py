@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import re
+from itertools import pairwise
 
 import pytest
 from hypothesis import given
@@ -89,3 +90,20 @@ def test_words_of_the_task_are_quoted_in_the_sentences_about_it() -> None:
 def test_long_answers_have_about_length_tokens(length: int) -> None:
     tokens = count_tokens(answer("Be brief.", "Explain streams", 0, length))
     assert length <= tokens <= max(length, 80) + 40
+
+
+@pytest.mark.parametrize("task", ["?", "Explain backpressure with buffers"])
+def test_every_sentence_comes_once_before_any_repeats_and_never_twice_in_a_row(task: str) -> None:
+    templates = [*_GENERAL, *(_ABOUT_TASK if task != "?" else ())]
+    patterns = [re.compile(_sentence_pattern(t)) for t in templates]
+    body = answer("", task, 0, 3_000).split("\n\n", 1)[1]
+    found = list(re.finditer(_SENTENCE, body))
+    used = [next(i for i, p in enumerate(patterns) if p.fullmatch(m.group(0))) for m in found]
+    assert len(used) > 3 * len(templates)
+    assert sorted(used[: len(templates)]) == list(range(len(templates)))
+    assert all(a != b for a, b in pairwise(used))
+
+
+def test_the_words_of_the_task_are_quoted_in_turn() -> None:
+    quoted = re.findall(r'"(\w+)"', answer("", "Explain backpressure with buffers", 0, 3_000))
+    assert len(quoted) > 6 and all(a != b for a, b in pairwise(quoted))
