@@ -82,8 +82,8 @@ _TEXTS: dict[int, str] = {}
 
 
 def answer_text(tokens: int) -> str:
-    """An answer of ``tokens`` offline-model tokens, built in linear time (the offline model's own generator
-    re-tokenizes its whole answer per sentence, O(n²): 0.9 s for 8,000 tokens, which would swamp the sinks)."""
+    """An answer of exactly ``tokens`` offline-model tokens (the generated answer's ``length`` is approximate:
+    it ends at a whole sentence), the same text for every sink measured."""
     if tokens not in _TEXTS:
         sentence = " Streams keep tokens in order, and operators compose them without blocking."
         per = len(tokenize(sentence))

@@ -1,12 +1,25 @@
 """Concurrent workflow with streaming: three agents answer at once, shown live on a dashboard.
 
-The spec's example, unchanged but for the import. Runs as-is on a fresh machine: without OPENAI_API_KEY,
-"gpt-4o-mini" is served by the embedded offline model. In a terminal the dashboard is a live view with one
-lane per agent; piped or in CI it prints plain status lines instead. ``print(result)`` shows a report with
-each agent's answer; ``result["Market-Researcher"]`` is one agent's answer.
+The spec's example (as written there: ``examples/spec/concurrent_workflow.py``), with one change: without
+OPENAI_API_KEY or OPENAI_BASE_URL the agents run on the embedded offline model, slowed down to a few dozen
+tokens a second so the dashboard has something to show for two or three seconds (unpaced, the offline model
+answers in milliseconds and the live view would only ever show its final frame). With a key, "gpt-4o-mini"
+answers. In a terminal the dashboard is a live view with one lane per agent; piped or in CI it prints plain
+status lines instead. ``print(result)`` shows a report with each agent's answer; ``result["Market-Researcher"]``
+is one agent's answer.
 """
 
+import os
+
 from rxagents import Agent, ConcurrentWorkflow
+from rxagents.models import OfflineModel
+
+
+def model(pace: float) -> dict[str, object]:
+    """gpt-4o-mini when it can be reached; otherwise the offline model, ``pace`` seconds between tokens."""
+    if os.environ.get("OPENAI_API_KEY") or os.environ.get("OPENAI_BASE_URL"):
+        return {"model_name": "gpt-4o-mini"}
+    return {"llm": OfflineModel(pace=pace, length=80)}
 
 
 def main() -> None:
@@ -15,7 +28,7 @@ def main() -> None:
         agent_name="Market-Researcher",
         system_prompt="""You are a market research specialist. Analyze market trends
         and provide actionable insights.""",
-        model_name="gpt-4o-mini",
+        **model(0.02),
         max_loops=1,
         streaming_on=True,
         print_on=False,  # Silent mode for concurrent workflows
@@ -25,7 +38,7 @@ def main() -> None:
         agent_name="Financial-Analyst",
         system_prompt="""You are a financial analysis expert. Evaluate investment
         opportunities and assess risks.""",
-        model_name="gpt-4o-mini",
+        **model(0.03),
         max_loops=1,
         streaming_on=True,
         print_on=False,
@@ -35,7 +48,7 @@ def main() -> None:
         agent_name="Technical-Analyst",
         system_prompt="""You are a technical analysis specialist. Analyze price patterns
         and provide trading recommendations.""",
-        model_name="gpt-4o-mini",
+        **model(0.025),
         max_loops=1,
         streaming_on=True,
         print_on=False,

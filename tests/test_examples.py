@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 import runpy
 import socket
 import subprocess
@@ -32,6 +33,9 @@ EXPECTED: dict[str, str] = {
     # the spec's server, with one client connecting (RXAGENTS_EXAMPLE_SMOKE); no tokens arrive before "complete"
     "spec/websocket_integration.py": "complete: [offline model]",
 }
+# Examples that slow the offline model down so their live view is worth watching: tokens/s of every agent stays
+# below this (unpaced, the offline model streams tens of thousands of tokens a second).
+PACED: dict[str, float] = {"concurrent_workflow.py": 100.0, "dashboard.py": 100.0}
 # Examples whose point is to show an isolated callback error being logged with its traceback.
 LOGS_A_TRACEBACK = {"error_handling.py"}
 
@@ -52,6 +56,8 @@ def test_example_runs_offline(path: Path, tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY") and not k.startswith("OPENAI_")}
     # Examples that would serve forever connect once as a client and exit; servers get a free port.
     env |= {"RXAGENTS_EXAMPLE_SMOKE": "1", "PORT": str(_free_port())}
+    # The examples import this checkout's rxagents, not whichever copy is installed.
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(EXAMPLES_DIR.parent), env.get("PYTHONPATH")) if p)
     result = subprocess.run(
         [sys.executable, str(path)], capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env
     )
@@ -60,6 +66,9 @@ def test_example_runs_offline(path: Path, tmp_path: Path) -> None:
         assert "Traceback" not in result.stderr, result.stderr[-3000:]
     assert result.stdout.strip(), "the example printed nothing"
     assert EXPECTED.get(_key(path), "offline model") in result.stdout
+    if _key(path) in PACED:
+        rates = [float(r.replace(",", "")) for r in re.findall(r"done · \d+ tokens · ([\d,.]+) tok/s", result.stdout)]
+        assert rates and max(rates) < PACED[_key(path)], result.stdout[-3000:]
 
 
 def test_spec_detailed_streaming_against_a_served_model(

@@ -1,9 +1,10 @@
 """The embedded offline model: deterministic, no network, honest about what it is.
 
-It answers any task with text that says plainly it comes from rxagents' offline model, split at
-realistic token boundaries (words and sub-word pieces with their leading space, punctuation on its
-own), at a configurable pace. It reports usage and a finish reason like a real provider, and can
-emit reasoning and tool-call deltas and injected faults (an error after N tokens, a stall) for tests.
+It answers any task with plain English that says it comes from rxagents' offline model (see
+``_offline_answer``), split at realistic token boundaries (words and sub-word pieces with their leading
+space, short runs of punctuation; see ``_tokenize``), at a configurable pace. It reports usage and a
+finish reason like a real provider, and can emit reasoning and tool-call deltas and injected faults (an
+error after N tokens, a stall) for tests.
 
 The answer is a *script* — a list of (delay, step) pairs — so it can be played on an asyncio loop
 (:meth:`OfflineModel.stream`) or on any reactivex scheduler, virtual time included
@@ -13,9 +14,7 @@ The answer is a *script* — a list of (delay, step) pairs — so it can be play
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
-import re
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -23,6 +22,8 @@ from typing import Any, Final
 from rxagents.errors import ConfigurationError, ModelError
 from rxagents.events import EventKind, ToolCallDelta, Usage
 from rxagents.models._base import Delta, ModelRequest
+from rxagents.models._offline_answer import answer
+from rxagents.models._tokenize import count_tokens, tokenize
 
 __all__ = ["STALL", "OfflineModel", "Step", "ToolCallSpec", "tokenize"]
 
@@ -39,21 +40,6 @@ STALL: Final = _Stall()
 #: One step of a script: wait ``delay`` seconds, then yield the delta / raise the error / stall.
 Step = tuple[float, Delta | BaseException | _Stall]
 
-_WORDS = re.compile(r"\s*[\w'’-]+|\s*[^\w\s]|\s+")
-_VOCAB = (
-    "streams", "tokens", "observables", "operators", "events", "agents", "buffers", "schedulers",
-    "pipelines", "callbacks", "dashboards", "sequence", "order", "latency", "throughput",
-    "completion", "cancellation", "backpressure", "composition", "determinism",
-)
-_CONNECT = (
-    "In practice, {a} and {b} are composed so that nothing is lost.",
-    "Each step keeps the {a} in order while the {b} stay responsive.",
-    "A careful design treats {a} as values and {b} as transformations.",
-    "When the {a} slow down, the {b} absorb the difference without blocking.",
-    "Testing {a} in virtual time makes the {b} reproducible.",
-    "The key idea is that {a} describe what happens, while {b} decide when.",
-)
-
 
 @dataclass(frozen=True, slots=True)
 class ToolCallSpec:
@@ -64,65 +50,12 @@ class ToolCallSpec:
     id: str | None = None
 
 
-def tokenize(text: str) -> list[str]:
-    """Split ``text`` at realistic token boundaries; ``"".join(tokenize(t)) == t``."""
-    out: list[str] = []
-    for match in _WORDS.finditer(text):
-        piece = match.group(0)
-        core = piece.lstrip()
-        if len(core) <= 6:
-            out.append(piece)
-            continue
-        lead = piece[: len(piece) - len(core)]
-        first = 4 if len(core) > 8 else 3
-        out.append(lead + core[:first])
-        rest = core[first:]
-        while rest:
-            out.append(rest[:4])
-            rest = rest[4:]
-    return out
-
-
-def _count_tokens(text: str) -> int:
-    return len(tokenize(text))
-
-
 def _task_of(messages: Sequence[Mapping[str, Any]]) -> tuple[str, str, int]:
     """The system prompt, the first user message (the task) and how many assistant turns came before."""
     system = next((str(m.get("content", "")) for m in messages if m.get("role") == "system"), "")
     task = next((str(m.get("content", "")) for m in messages if m.get("role") == "user"), "")
     turns = sum(1 for m in messages if m.get("role") == "assistant")
     return system, task, turns
-
-
-def _answer(system: str, task: str, turns: int, length: int) -> str:
-    """The deterministic answer text: an honest header, then filler derived from the role and task."""
-    short = " ".join(task.split())
-    if len(short) > 80:
-        short = short[:77] + "..."
-    digest = hashlib.sha256(f"{system}\x00{task}\x00{turns}".encode()).digest()
-    words = [w.lower() for w in re.findall(r"[A-Za-z]{5,}", f"{system} {task}")] or list(_VOCAB[:3])
-    if turns:
-        head = (
-            f"[offline model, loop {turns + 1}] Revisiting the previous answer to \"{short}\": "
-            "this is still rxagents' offline model, not an LLM."
-        )
-    else:
-        head = (
-            f"[offline model] This answer comes from rxagents' built-in offline model, not an LLM: "
-            f"no provider was called. Task: \"{short}\"."
-        )
-    parts = [head]
-    count = _count_tokens(head)
-    i = 0
-    while count < length:  # counted sentence by sentence: linear in the answer's length
-        a = words[digest[i % len(digest)] % len(words)]
-        b = _VOCAB[digest[(i + 7) % len(digest)] % len(_VOCAB)]
-        sentence = _CONNECT[(digest[(i + 3) % len(digest)] + i) % len(_CONNECT)].format(a=a, b=b)
-        parts.append(sentence)
-        count += _count_tokens(" " + sentence)
-        i += 1
-    return " ".join(parts)
 
 
 class OfflineModel:
@@ -133,7 +66,7 @@ class OfflineModel:
         first_token_delay: seconds before the first token; defaults to ``pace``.
         length: about how many tokens an answer has (``max_tokens`` cuts it, finish ``"length"``).
         reasoning: reasoning deltas emitted before the answer (e.g. ``("Let me think", " step by step.")``).
-        tool_calls: tool calls to stream instead of... after the answer text; finish becomes ``"tool_calls"``.
+        tool_calls: tool calls to stream after the answer text; finish becomes ``"tool_calls"``.
         fail_after: raise a :class:`~rxagents.errors.ModelError` after this many tokens (0: before any).
         stall_after: stop producing, without ending, after this many tokens (for timeout tests).
         fail_times: only the first ``fail_times`` requests fail (default: all of them, when faults are set).
@@ -190,7 +123,7 @@ class OfflineModel:
         self.requests += 1
         faulty = self.fail_times is None or self.requests <= self.fail_times
         system, task, turns = _task_of(request.messages)
-        text = self.text if self.text is not None else _answer(system, task, turns, self.length)
+        text = self.text if self.text is not None else answer(system, task, turns, self.length)
         tokens = tokenize(text)
         finish = "stop"
         if request.max_tokens is not None and len(tokens) > request.max_tokens:
@@ -224,8 +157,8 @@ class OfflineModel:
                 piece = args[start : start + 8]
                 steps.append((self.pace, Delta(EventKind.TOOL_CALL, tool_call=ToolCallDelta(index, arguments=piece))))
             finish = "tool_calls"
-        prompt = sum(_count_tokens(str(m.get("content", ""))) for m in request.messages)
-        completion = len(tokens) + sum(_count_tokens(p) for p in self.reasoning)
+        prompt = sum(count_tokens(str(m.get("content", ""))) for m in request.messages)
+        completion = len(tokens) + sum(count_tokens(p) for p in self.reasoning)
         steps.append((0.0, Delta(EventKind.USAGE, usage=Usage(prompt, completion, prompt + completion))))
         steps.append((0.0, Delta(EventKind.FINISH, finish_reason=finish)))
         return steps

@@ -2,32 +2,27 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 from rxagents.errors import ConfigurationError, ModelError
 from rxagents.events import EventKind
-from rxagents.models import STALL, Delta, ModelRequest, OfflineModel, ToolCallSpec, tokenize
+from rxagents.models import STALL, Delta, ModelRequest, OfflineModel, Step, ToolCallSpec
 
 
-def _request(task: str = "Explain streams", max_tokens: int | None = None) -> ModelRequest:
-    return ModelRequest(model="offline", messages=[{"role": "user", "content": task}], max_tokens=max_tokens)
+def _request(task: str = "Explain streams", max_tokens: int | None = None, system: str | None = None) -> ModelRequest:
+    messages = [{"role": "system", "content": system}] if system is not None else []
+    messages.append({"role": "user", "content": task})
+    return ModelRequest(model="offline", messages=messages, max_tokens=max_tokens)
+
+
+def _text(steps: list[Step]) -> str:
+    return "".join(step.text for _, step in steps if isinstance(step, Delta) and step.kind is EventKind.TOKEN)
 
 
 async def _collect(model: OfflineModel, request: ModelRequest) -> list[Delta]:
     return [d async for d in model.stream(request)]
-
-
-@given(st.text())
-def test_tokenize_round_trips_any_text(text: str) -> None:
-    assert "".join(tokenize(text)) == text
-
-
-def test_tokens_have_realistic_boundaries() -> None:
-    # short words whole with their leading space, long ones in sub-word pieces, punctuation alone
-    assert tokenize("Neural networks, simply.") == ["Neural", " net", "work", "s", ",", " simply", "."]
 
 
 def test_answer_is_deterministic_and_honest() -> None:
@@ -36,6 +31,64 @@ def test_answer_is_deterministic_and_honest() -> None:
     assert first == second
     assert "offline model" in "".join(first)
     assert "not an LLM" in "".join(first)
+
+
+def test_the_answer_depends_on_the_task_and_the_system_prompt() -> None:
+    task = "Analyze Tesla (TSLA) stock from market, financial, and technical perspectives"
+    prompts = ["You are a market research specialist.", "You are a financial analysis expert.", ""]
+    by_prompt = {_text(OfflineModel().script(_request(task, system=p))) for p in prompts}
+    by_task = {_text(OfflineModel().script(_request(t))) for t in ("Explain streams", "Explain buffers", "?")}
+    assert len(by_prompt) == 3 and len(by_task) == 3
+    assert all("Tesla (TSLA)" in text for text in by_prompt)
+
+
+def test_the_answer_is_the_same_on_asyncio_and_in_virtual_time() -> None:
+    from reactivex.testing import TestScheduler
+
+    from rxagents import Agent
+
+    agent = Agent(agent_name="A", system_prompt="Be brief.", llm=OfflineModel(pace=0.5), print_on=False)
+    scheduler = TestScheduler()
+    results = scheduler.start(lambda: agent.stream("Explain streams", scheduler=scheduler), disposed=10_000)
+    virtual = "".join(m.value.value.text for m in results.messages if m.value.kind == "N"
+                      and m.value.value.kind is EventKind.TOKEN)  # fmt: skip
+    fast = Agent(agent_name="A", system_prompt="Be brief.", llm=OfflineModel(), print_on=False)
+    assert virtual == fast.run("Explain streams")
+    assert "offline model" in virtual
+
+
+@pytest.mark.parametrize("length", [1, 60, 5_000])
+def test_length_is_about_how_many_tokens_the_answer_has(length: int) -> None:
+    steps = OfflineModel(length=length).script(_request())
+    tokens = sum(isinstance(s, Delta) and s.kind is EventKind.TOKEN for _, s in steps)
+    assert length <= tokens <= max(length, 60) + 40  # the header always, then whole sentences
+
+
+HUGE = 10_000_000  # characters
+
+
+@pytest.mark.parametrize(
+    ("unit", "tokens"),
+    [
+        ("a", HUGE // 4),  # "aaaa" "aaaa" ...
+        ("ab ", HUGE // 3 + 1),  # "ab" " ab" ... " ab" " "
+        (" .,\n!?", HUGE // 6 * 2),  # " .," "\n!?" ...
+        ("流式输出é ✨", HUGE // 7 * 2),  # "流式输出é" " ✨" ...
+        (" ", HUGE // 16),  # 16 spaces a token
+    ],
+    ids=["one huge word", "many short words", "whitespace and punctuation", "unicode", "only whitespace"],
+)
+def test_a_10_mb_task_of_any_shape_is_answered_promptly(unit: str, tokens: int) -> None:
+    task = unit * (HUGE // len(unit))
+    start = time.process_time()
+    steps = OfflineModel().script(_request(task, system="Be brief."))
+    elapsed = time.process_time() - start
+    usage = steps[-2][1].usage if isinstance(steps[-2][1], Delta) else None
+    assert usage is not None and usage.prompt_tokens == 3 + tokens  # "Be" " brief" "." and the task
+    text = _text(steps)
+    assert text.startswith("[offline model]") and len(text) < 2_000  # the task is quoted, shortened
+    # about a second on a quiet machine; the quadratic tokenizer took minutes for one huge word
+    assert elapsed < 30, f"{elapsed:.1f} s of CPU time for a {HUGE:,}-character task"
 
 
 def test_usage_then_finish_close_the_stream() -> None:
