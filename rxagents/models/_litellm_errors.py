@@ -244,9 +244,13 @@ def _unreachable(chain: list[BaseException], request: ModelRequest, connect_time
     url = _request_url(chain, request)
     shown = _scrub(safe_url(url), request.api_key) if url else None
     where = f"could not connect to {shown}" if shown else "could not connect to the provider"
+    fix = (
+        "Check that the server is running and that api_base is right."
+        if request.api_base
+        else "Check the network connection (and any proxy or firewall)."
+    )
     return ProviderUnreachable(
-        f"model {request.model!r}: {where}: {what}; nothing was sent. Check that the server is running and that "
-        f"api_base is right.",
+        f"model {request.model!r}: {where}: {what}; nothing was sent. {fix}",
         url=shown,
         reason=reason,
     )

@@ -196,3 +196,20 @@ def test_the_agent_retries_it_visibly_per_retries(attempts: Attempts) -> None:
 def test_a_bad_connect_timeout_is_refused(bad: Any) -> None:
     with pytest.raises(ValueError, match="connect_timeout must be seconds > 0"):
         LiteLLMModel(connect_timeout=bad)
+
+
+def test_without_api_base_the_fix_is_about_the_network() -> None:
+    """A provider's default endpoint (no api_base): the URL still comes from the request that failed."""
+    import httpx
+
+    from rxagents.models._litellm_errors import wrap_error
+
+    url = "https://provider.test/v1/chat/completions"
+    sent = httpx.Request("POST", url, headers={"Authorization": f"Bearer {KEY}"})
+    failure = httpx.ConnectError("Cannot connect", request=sent)
+    failure.__cause__ = ConnectionRefusedError(111, "Connection refused")
+    error = wrap_error(failure, ModelRequest(model="openai/m", messages=[], api_key=KEY))
+    assert isinstance(error, ProviderUnreachable) and error.reason == "refused"
+    assert error.url == url
+    assert "Check the network connection" in str(error) and "api_base" not in str(error)
+    assert sent.headers["Authorization"] == "Bearer ***"  # the key is gone from the chain's request too
