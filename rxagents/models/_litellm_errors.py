@@ -86,10 +86,15 @@ class _Scrubber:
         self.seen.add(id(value))
         httpx = self.httpx
         if isinstance(value, dict):
-            for key in list(value):
-                value[key] = self(value[key], depth + 1)
+            for key, item in list(value.items()):
+                scrubbed = self(item, depth + 1)
+                if scrubbed is not item:
+                    value[key] = scrubbed
         elif isinstance(value, list):
-            value[:] = [self(item, depth + 1) for item in value]
+            for n, item in enumerate(list(value)):
+                scrubbed = self(item, depth + 1)
+                if scrubbed is not item:
+                    value[n] = scrubbed
         elif type(value) is tuple:
             return tuple(self(item, depth + 1) for item in value)
         elif isinstance(value, httpx.Headers):
@@ -118,14 +123,15 @@ class _Scrubber:
             self(request, depth + 1)
 
     def exception(self, exc: BaseException) -> None:
+        """Scrub ``exc``'s ``args`` and attributes; an object that refuses to change is left as it is."""
         with contextlib.suppress(Exception):
             exc.args = self(exc.args)
         for name, value in list(vars(exc).items()):
             if isinstance(value, BaseException):
                 continue  # linked exceptions are scrubbed as members of the chain
-            scrubbed = self(value)
-            if scrubbed is not value:
-                with contextlib.suppress(Exception):
+            with contextlib.suppress(Exception):
+                scrubbed = self(value)
+                if scrubbed is not value:
                     setattr(exc, name, scrubbed)
 
 
