@@ -30,8 +30,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit, urlunsplit
 
+from rxagents._urls import api_base_problem, safe_url
 from rxagents.errors import ConfigurationError
 from rxagents.models._litellm import import_litellm
 from rxagents.models._offline import OfflineModel
@@ -113,18 +113,6 @@ class Check:
     detail: str
 
 
-def _safe_url(url: str) -> str:
-    """``url`` without user info, query or fragment (they can hold credentials)."""
-    try:
-        parts = urlsplit(url)
-        netloc = parts.hostname or ""
-        if parts.port is not None:
-            netloc = f"{netloc}:{parts.port}"
-    except ValueError:
-        return "<unparseable URL>"
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-
-
 @contextlib.contextmanager
 def _quiet(logger_name: str) -> Iterator[None]:
     """Hold back a logger's records: the doctor reports the same facts itself."""
@@ -170,7 +158,7 @@ def check_model(model: str | None, *, api_base: str | None, env: Mapping[str, st
     if base:
         key = "key from OPENAI_API_KEY" if env.get("OPENAI_API_KEY") else "no key: a placeholder is sent"
         why = f"because {source} is set; {key}"
-        where = f" to {_safe_url(base)}"
+        where = f" to {safe_url(base)}"
     else:
         provider = _provider_of(resolved.model) or "?"
         var = _PROVIDER_KEYS.get(provider, "")
@@ -250,9 +238,10 @@ def check_endpoint(
     base, source = _endpoint(api_base, env)
     if not base:
         return Check("skip", "endpoint", "none configured (--api-base or OPENAI_BASE_URL)")
-    shown = _safe_url(base)
-    if urlsplit(base).scheme not in ("http", "https"):
-        return Check("fail", "endpoint", f"{source}={shown!r} is not an http(s) URL, e.g. http://127.0.0.1:8000/v1")
+    shown = safe_url(base)
+    problem = api_base_problem(base)
+    if problem is not None:
+        return Check("fail", "endpoint", f"{source}={shown!r} is not usable: {problem}; e.g. http://127.0.0.1:8000/v1")
     url = base.rstrip("/") + "/models"
     headers: dict[str, str] = {}
     key = env.get("OPENAI_API_KEY", "").strip()

@@ -17,6 +17,7 @@ __all__ = [
     "MalformedStreamError",
     "ModelError",
     "ProviderUnavailable",
+    "ProviderUnreachable",
     "RateLimitError",
     "RunError",
     "RxAgentsError",
@@ -75,6 +76,30 @@ class RateLimitError(ModelError):
 
 class ProviderUnavailable(ModelError):
     """HTTP 5xx (500, 502, 503, 504, 529 ...): the provider failed or is overloaded."""
+
+
+class ProviderUnreachable(ModelError):
+    """No connection to the provider could be made: connection refused, DNS lookup failed, TLS handshake
+    failed, or the connect timed out. Nothing was sent and no byte arrived, so ``status_code`` is None and
+    ``partial_text`` is empty. Raised at once, with no hidden retry; it is transient, so the run's own retry
+    policy (``Agent(retries=...)``) retries it, and ``retries`` says how often.
+
+    ``url`` is the endpoint tried, without credentials (user info and key-like query values removed);
+    ``reason`` is one of ``"refused"``, ``"dns"``, ``"tls"``, ``"timeout"`` or ``"unreachable"``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        url: str | None = None,
+        reason: str = "unreachable",
+        partial_text: str = "",
+        events: Iterable[TokenEvent] = (),
+    ) -> None:
+        super().__init__(message, partial_text=partial_text, events=events)
+        self.url = url
+        self.reason = reason
 
 
 class StreamCutError(ModelError):

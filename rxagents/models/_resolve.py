@@ -6,11 +6,16 @@ Rules, in order:
 2. An endpoint is configured (``api_base=`` or ``OPENAI_BASE_URL``/``OPENAI_API_BASE``) → litellm
    against it; a name without a ``provider/`` prefix is sent as ``openai/<name>`` (the
    OpenAI-compatible protocol), so any server (vLLM, llama.cpp, Ollama, a test server) works.
+   The endpoint must be an ``http(s)`` URL with a host, else :class:`~rxagents.errors.ConfigurationError`.
 3. A known provider or model family whose key is present (``api_key=`` or the provider's
    environment variable) → litellm. Keyless local providers (``ollama/``) always go to litellm.
-4. A known provider or family with no key → the offline model, with a warning naming the variable
-   to set. This is what makes every example run on a fresh machine.
-5. Anything else → :class:`~rxagents.errors.ConfigurationError` explaining the choices.
+4. A bare model family (``gpt-4o-mini``, ``claude-...``) with no key → the offline model, with a
+   warning naming the variable to set (:attr:`Resolved.fallback` is True). This is what makes every
+   example run on a fresh machine.
+5. An explicit ``provider/model`` with no key → :class:`~rxagents.errors.ConfigurationError` naming
+   the variable to set: asking for a provider by name and silently getting the offline model would
+   hide the mistake.
+6. Anything else → :class:`~rxagents.errors.ConfigurationError` explaining the choices.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from rxagents._urls import check_api_base
 from rxagents.errors import ConfigurationError
 from rxagents.models._base import ModelBackend
 
@@ -74,13 +80,23 @@ _HOW_TO = (
 
 @dataclass(frozen=True, slots=True)
 class Resolved:
-    """The backend for a model name and the name to send it (``api_key`` hidden from repr)."""
+    """The backend for a model name and the name to send it (``api_key`` hidden from repr).
+
+    ``fallback_reason`` is set when the offline model stands in for the model asked for (its key is
+    missing); :attr:`fallback` says the same as a bool.
+    """
 
     backend: ModelBackend
     model: str
     api_base: str | None = None
     api_key: str | None = field(default=None, repr=False)
     fallback_reason: str | None = None
+
+    @property
+    def fallback(self) -> bool:
+        """True when the embedded offline model stands in for a model whose key is missing (not when
+        ``"offline"`` was asked for)."""
+        return self.fallback_reason is not None
 
 
 def _provider_of(model: str) -> str | None:
@@ -89,6 +105,16 @@ def _provider_of(model: str) -> str | None:
         return prefix if prefix in _PROVIDER_KEYS else None
     lowered = model.lower()
     return next((p for fam, p in _FAMILIES.items() if lowered.startswith(fam)), None)
+
+
+def _endpoint(api_base: str | None, env: Mapping[str, str], api_key: str | None) -> str | None:
+    """The configured OpenAI-compatible endpoint (``api_base=``, else the environment), checked."""
+    if api_base is not None and api_base != "":
+        return check_api_base(api_base, parameter="api_base", secret=api_key)
+    for var in ("OPENAI_BASE_URL", "OPENAI_API_BASE"):
+        if env.get(var):
+            return check_api_base(env[var], parameter=var, secret=api_key)
+    return None
 
 
 def resolve_model(
@@ -109,7 +135,7 @@ def resolve_model(
     if name == "offline" or name.startswith("offline/"):
         return Resolved(OfflineModel(), "offline")
 
-    base = api_base or env.get("OPENAI_BASE_URL") or env.get("OPENAI_API_BASE")
+    base = _endpoint(api_base, env, api_key)
     if base:
         model = name or "gpt-4o-mini"
         if _provider_of(model) is None or "/" not in model:
@@ -128,6 +154,12 @@ def resolve_model(
     key_var = _PROVIDER_KEYS[provider]
     if not key_var or api_key or env.get(key_var):
         return Resolved(LiteLLMModel(), name, api_key=api_key)
+    if "/" in name:
+        raise ConfigurationError(
+            f"model_name {name!r} asks for the provider {provider!r}, but {key_var} is not set. Set {key_var} "
+            f"(or pass api_key=), or use model_name='offline' for the embedded offline model. (Only a bare model "
+            f"name such as 'gpt-4o-mini' falls back to the offline model when its key is missing.)"
+        )
     reason = f"{key_var} is not set for model_name {name!r}"
     if reason not in _warned:
         _warned.add(reason)

@@ -95,13 +95,16 @@ class DropAfter:
 
 @dataclass(frozen=True, slots=True)
 class MalformedAfter:
-    """After ``after`` events, send one event whose data is truncated, invalid JSON.
+    """After ``after`` events, send one event whose data is truncated, invalid JSON - or, with
+    ``invalid_utf8=True``, a complete chunk whose text holds bytes that are not UTF-8 (``\\xff\\xfe``).
 
     The stream then continues normally (rest of the reply and ``[DONE]``), so a lenient client that skips a
-    bad line still gets the remainder. Non-streaming requests get a 200 with a truncated JSON body.
+    bad line still gets the remainder. Non-streaming requests get a 200 with a truncated JSON body (with
+    ``invalid_utf8=True``: the whole body, with the two bytes in the answer text).
     """
 
     after: int = 0
+    invalid_utf8: bool = False
 
 
 @dataclass(frozen=True, slots=True)

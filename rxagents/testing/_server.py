@@ -482,7 +482,7 @@ class LocalModelServer:
                     if isinstance(fault, StallAfter):
                         await self._pause(conn, None)
                     if isinstance(fault, MalformedAfter):
-                        await response.write(b"data: " + _dumps(render.chunk({"content": "x"}))[:40] + b"\n\n")
+                        await response.write(b"data: " + _malformed(render.chunk({"content": "x"}), fault) + b"\n\n")
                 if position == len(events):
                     break
                 await self._pause(conn, delay if position else 0)
@@ -534,13 +534,25 @@ class LocalModelServer:
             return web.Response(body=b"".join(fault.chunks), content_type="application/json")
         payload = _dumps(render.completion(empty=isinstance(fault, EmptyStream)))
         if isinstance(fault, MalformedAfter):
-            payload = payload[: len(payload) // 2]
+            payload = _malformed(render.completion(empty=False), fault, cut=len(payload) // 2)
         progress.outcome, progress.events = "completed", 1
         return web.Response(body=payload, content_type="application/json")
 
 
 def _dumps(obj: object) -> bytes:
     return json.dumps(obj, separators=(",", ":")).encode()
+
+
+_NOT_UTF8 = b"\xff\xfe"  # never valid in UTF-8
+
+
+def _malformed(obj: dict[str, Any], fault: MalformedAfter, cut: int = 40) -> bytes:
+    """``obj`` spoiled as :class:`MalformedAfter` says: its JSON cut after ``cut`` bytes or, with
+    ``invalid_utf8``, complete JSON with bytes that are not UTF-8 at the start of its first ``content`` text."""
+    data = _dumps(obj)
+    if not fault.invalid_utf8:
+        return data[:cut]
+    return data.replace(b'"content":"', b'"content":"' + _NOT_UTF8, 1)
 
 
 def _error_response(fault: HttpError) -> web.Response:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import socket
 import threading
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from rxagents.errors import (
     MalformedStreamError,
     ModelError,
     ProviderUnavailable,
+    ProviderUnreachable,
     RateLimitError,
     RunError,
     RxAgentsError,
@@ -51,6 +53,7 @@ from rxagents.testing._faults import (
 )
 from rxagents.testing._server import LocalModelServer
 from rxagents.workflows import ConcurrentWorkflow, WorkflowError
+from tests.leak_search import secret_paths
 
 _T = TypeVar("_T")
 _names = itertools.count()
@@ -105,6 +108,16 @@ CELLS: dict[str, Cell] = {
     "400-not-retried": Cell((Reply(fault=HttpError(400)), GOOD), ModelError, "", 1, status=400),
     "malformed-first-chunk": Cell((Reply(tokens=TEXT, fault=MalformedAfter(0)), GOOD), None, FULL, 2),
     "malformed-mid-stream": Cell((Reply(tokens=TEXT, fault=MalformedAfter(3)), GOOD), MalformedStreamError, THREE, 1),
+    "invalid-utf8-first-chunk": Cell(
+        (Reply(tokens=TEXT, fault=MalformedAfter(0, invalid_utf8=True)), GOOD), None, FULL, 2
+    ),
+    "invalid-utf8-mid-stream": Cell(
+        (Reply(tokens=TEXT, fault=MalformedAfter(3, invalid_utf8=True)), GOOD), MalformedStreamError, THREE, 1
+    ),
+    "key-echoed-in-error-body": Cell(
+        (Reply(fault=HttpError(401, f"Incorrect API key provided: {KEY}. Find your key at ...")), GOOD),
+        ModelError, "", 1, status=401,
+    ),
     "stall-before-first-token": Cell(
         (Reply(tokens=TEXT, fault=StallAfter(0)), GOOD), None, FULL, 2,
         agent={"first_token_timeout": 1.0, "stall_timeout": 30.0},
@@ -296,6 +309,10 @@ def test_fault_matrix(row: str, column: str, model_server: LocalModelServer) -> 
             assert got.error.__cause__ is not None
             assert type(got.error.__cause__).__module__.startswith("litellm")
         assert KEY not in str(got.error)
+        # nor anywhere in the exception chain: args, messages, bodies, responses' text, requests' headers
+        assert secret_paths(got.error, KEY) == []
+        if got.run_error is not None:
+            assert secret_paths(got.run_error, KEY) == []
 
     # the retry policy, as the server saw it
     records = [r for r in model_server.request_records if r.body["model"] == agent.model_name.split("/", 1)[1]]
@@ -307,6 +324,23 @@ def test_fault_matrix(row: str, column: str, model_server: LocalModelServer) -> 
     assert model_server.wait_until(
         lambda: len([s for s in model_server.closed_streams if s.model == model]) == cell.requests, 10
     )
+
+
+@pytest.mark.parametrize("column", list(CONSUMERS))
+def test_connection_refused_is_unreachable_in_every_consumer(column: str, model_server: LocalModelServer) -> None:
+    """No server on the port: no HTTP status, no hidden retry - the policy's own retries, then the typed error."""
+    with socket.socket() as refusing:  # bound, not listening: the kernel refuses connections
+        refusing.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{refusing.getsockname()[1]}/v1"
+        agent = Agent(agent_name=f"matrix-{next(_names)}", model_name="unreachable", api_base=url, api_key=KEY,
+                      print_on=False, stream=True, retries=FAST_RETRIES, **CALM)  # fmt: skip
+        got = CONSUMERS[column](agent, model_server)
+    assert got.kinds[0] == "start" and got.kinds[-1] == "error" and got.kinds.count("error") == 1
+    assert got.seqs == list(range(len(got.seqs))) and delivered(got) == ""
+    assert type(got.error) is ProviderUnreachable, f"{type(got.error).__name__}: {got.error}"
+    assert got.error.status_code is None and got.error.reason == "refused" and got.error.retries == 2
+    assert url in str(got.error) and secret_paths(got.error, KEY) == []
+    assert not any(r.body["model"] == "unreachable" for r in model_server.request_records)
 
 
 def test_stalled_stream_is_closed_on_the_server(model_server: LocalModelServer) -> None:

@@ -26,7 +26,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from rxagents import Agent, EventKind, RxAgentsError, TokenEvent
+from rxagents import Agent, EventKind, MalformedStreamError, RxAgentsError, TokenEvent
 from rxagents._run import RetryPolicy
 from rxagents.testing import LocalModelServer, Reply, assert_well_formed_run
 from rxagents.testing._faults import RawBody
@@ -247,6 +247,42 @@ async def test_noise_sse_allows_never_changes_the_answer(
     assert _answer(events) == expected and not any(e.kind is EventKind.RETRY for e in events)
     assert [e.kind for e in events[-2:]] == [EventKind.USAGE, EventKind.FINISH]
     assert events[-1].finish_reason == "stop"
+
+
+#: Byte sequences that are never UTF-8: stray bytes, a cut sequence, a surrogate, an overlong form, 5 bytes.
+_NOT_UTF8 = [b"\xff", b"\xfe\xff", b"\x80", b"\xc3(", b"\xe2\x82(", b"\xed\xa0\x80", b"\xc0\xaf",
+             b"\xf8\x88\x80\x80\x80"]  # fmt: skip
+
+
+@st.composite
+def invalid_utf8_bodies(draw: st.DrawFn) -> tuple[tuple[bytes, ...], str]:
+    """A valid stream with invalid UTF-8 inside the text of one content event, cut anywhere; returns the chunks
+    and the text of the events before the bad one."""
+    tokens = draw(st.lists(_texts, max_size=6))
+    at = draw(st.integers(0, len(tokens)))
+    bad = draw(st.sampled_from(_NOT_UTF8))
+    marker = "MARK"
+    spoiled = _chunk({"content": draw(_texts) + marker}).replace(marker.encode(), bad)
+    events = [_chunk({"content": t}) for t in tokens[:at]] + [spoiled]
+    events += [_chunk({"content": t}) for t in tokens[at:]] + [_chunk({}, "stop"), _usage()]
+    end = draw(_endings)
+    body = b"".join(b"data: " + event + end + end for event in events) + b"data: [DONE]" + end + end
+    return draw(_split(body)), "".join(tokens[:at])
+
+
+@pytest.mark.asyncio
+@FUZZ
+@given(case=invalid_utf8_bodies())
+async def test_invalid_utf8_is_a_malformed_stream_that_keeps_the_text_before_it(
+    server: LocalModelServer, case: tuple[tuple[bytes, ...], str]
+) -> None:
+    chunks, before = case
+    events, error = await _run_example(server, [chunks])
+
+    assert_well_formed_run(events)
+    assert type(error) is MalformedStreamError, f"{type(error).__name__}: {error}"  # not a cut connection
+    assert error.status_code is None and "invalid UTF-8" in str(error)
+    assert error.partial_text == before == _answer(events)
 
 
 @pytest.mark.asyncio

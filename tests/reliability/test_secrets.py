@@ -3,8 +3,9 @@
 The key is given both ways users give it (``OPENAI_API_KEY`` and ``api_key=``) and used for real HTTP requests to
 the local server through litellm, with every logger (root, ``rxagents``, litellm's ``LiteLLM*``, ``httpx``,
 ``httpcore``, ``openai``) at DEBUG. It must appear in no event (repr, ``to_dict``, JSON), no log record, nothing
-written to stdout/stderr, no repr of the objects that hold it, no rxagents exception message - even when the
-provider echoes the key back in its error - and no ``log_to_file`` output. Also: no ``.env`` file is loaded
+written to stdout/stderr, no repr of the objects that hold it, no exception in a failed run's chain (rxagents' own
+and the provider's wrapped ones: messages, args, bodies, responses, request headers) - even when the provider
+echoes the key back in its error - and no ``log_to_file`` output. Also: no ``.env`` file is loaded
 implicitly, servers bind loopback by default, and log files are created with mode 0600.
 """
 
@@ -31,6 +32,7 @@ from rxagents import Agent, EventKind, ModelError, OfflineModel, RunError, RxAge
 from rxagents.models import resolve_model
 from rxagents.operators import log_to, log_to_file, to_async_iter
 from rxagents.testing import HttpError, LocalModelServer, Reply, words
+from tests.leak_search import secret_paths
 
 # litellm 1.110.2 touches deprecated pydantic instance attributes on usage chunks (not ours to fix).
 pytestmark = pytest.mark.filterwarnings(
@@ -152,6 +154,7 @@ async def _exercise(agent: Agent, server: LocalModelServer, log_path: Path) -> t
             assert caught.__cause__ is not None
             errors.append(caught)
             shown += _error_views(caught)
+            shown += [f"{path} holds the key" for path in secret_paths(caught, *FRAGMENTS)]
     return shown, errors
 
 
@@ -204,6 +207,36 @@ async def test_traceback_of_a_failed_run_does_not_quote_an_echoed_key(server: Lo
     printed = "".join(traceback.format_exception(caught.value))
     assert "Incorrect API key provided" in printed  # the provider's message is kept...
     assert _leaks(printed) == []  # ...without the key
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("status", [401, 429, 500])
+async def test_no_exception_in_the_chain_holds_an_echoed_key(server: LocalModelServer, status: int) -> None:
+    """Not the provider's exceptions either: their ``args``, ``message``, ``body``, the response's text and the
+    request's headers, through every ``__cause__``/``__context__`` link (what a debugger or error reporter reads)."""
+    model = f"secret-chain-{status}"
+    agent = Agent(agent_name="Keeper", model_name=model, api_base=server.url, api_key=KEY, print_on=False, retries=0)
+    server.enqueue(Reply(fault=HttpError(status, f"Incorrect API key provided: {KEY}")), model=model)
+    with pytest.raises(RunError) as caught:
+        await agent.arun("Fail")
+    provider = caught.value.__cause__.__cause__ if caught.value.__cause__ else None
+    assert provider is not None and type(provider).__module__.startswith("litellm")
+    assert "Incorrect API key provided: ***" in str(provider)  # the provider's message is kept, key scrubbed
+    assert secret_paths(caught.value, *FRAGMENTS) == []
+
+
+@pytest.mark.asyncio
+async def test_no_exception_in_the_chain_of_a_connection_error_holds_the_key() -> None:
+    """A refused connection: the request (with its Authorization header) is in the chain; the key is not."""
+    import socket
+
+    with socket.socket() as refusing:
+        refusing.bind(("127.0.0.1", 0))
+        agent = Agent(agent_name="Keeper", model_name="secret-refused", print_on=False, retries=0, api_key=KEY,
+                      api_base=f"http://127.0.0.1:{refusing.getsockname()[1]}/v1")  # fmt: skip
+        with pytest.raises(RunError) as caught:
+            await agent.arun("Fail")
+    assert secret_paths(caught.value, *FRAGMENTS) == []
 
 
 def test_key_is_not_in_reprs_of_the_objects_that_hold_it() -> None:

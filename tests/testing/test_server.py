@@ -314,6 +314,27 @@ async def test_malformed_chunk(server: LocalModelServer, client: httpx.AsyncClie
 
 
 @pytest.mark.asyncio
+async def test_malformed_chunk_with_invalid_utf8(server: LocalModelServer, client: httpx.AsyncClient) -> None:
+    """``MalformedAfter(invalid_utf8=True)``: one complete JSON event whose text holds bytes that are not UTF-8."""
+    server.enqueue(Reply(tokens=("a", " b", " c"), fault=MalformedAfter(1, invalid_utf8=True)))
+    async with client.stream("POST", f"{server.url}/chat/completions", json=body()) as response:
+        raw = b"".join([part async for part in response.aiter_raw()])
+    events = [line[len(b"data: ") :] for line in raw.split(b"\n\n") if line.startswith(b"data: ")]
+    bad = [n for n, event in enumerate(events) if b"\xff\xfe" in event]
+    assert bad == [1]
+    with pytest.raises(UnicodeDecodeError):
+        events[1].decode("utf-8")
+    spoiled = json.loads(events[1].decode("latin-1"))  # otherwise well-formed JSON
+    assert spoiled["choices"][0]["delta"]["content"] == "\xff\xfex"
+    assert [json.loads(e)["choices"][0]["delta"].get("content") for e in events[2:4]] == [" b", " c"]
+    assert events[-1] == b"[DONE]"
+
+    server.enqueue(Reply(tokens=("a", " b"), fault=MalformedAfter(invalid_utf8=True)))
+    plain = await client.post(f"{server.url}/chat/completions", json=body(stream=False))
+    assert plain.status_code == 200 and b"\xff\xfe" in plain.content
+
+
+@pytest.mark.asyncio
 async def test_faults_on_non_streaming_requests(server: LocalModelServer, client: httpx.AsyncClient) -> None:
     url = f"{server.url}/chat/completions"
     server.enqueue(Reply(fault=DropAfter()))
