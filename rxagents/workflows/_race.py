@@ -62,7 +62,7 @@ def race(
 
     Example::
 
-        answer = race([Agent(model_name="gpt-4o-mini"), Agent(model_name="groq/llama-3.1-8b-instant")], task)
+        answer = race([Agent(model_name="gpt-4o-mini"), Agent(model_name="claude-3-5-haiku-latest")], task)
         answer.pipe(rxagents.operators.collect_text()).subscribe(print)
     """
     if isinstance(agents, str) or not isinstance(agents, Sequence) or not agents:
