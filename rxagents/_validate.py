@@ -65,7 +65,7 @@ def fail(name: str, expected: str, value: object, *, hint: str = "", secret: boo
     """Raise ``ConfigurationError("<name> must be <expected>, got <value>[; <hint>]")``.
 
     ``secret=True`` shows the value's type instead of the value (for API keys)."""
-    got = f"a {type(value).__name__}" if secret else _shown(value)
+    got = f"a value of type {type(value).__name__}" if secret else _shown(value)
     raise ConfigurationError(f"{name} must be {expected}, got {got}" + (f"; {hint}" if hint else ""))
 
 
@@ -116,13 +116,24 @@ def _bounds(minimum: float, maximum: float | None, *, above: bool = False) -> st
 
 
 @overload
-def check_int(name: str, value: object, *, minimum: int = ..., maximum: int | None = ..., none: None = ...) -> int: ...
-@overload
-def check_int(name: str, value: object, *, minimum: int = ..., maximum: int | None = ..., none: str) -> int | None: ...
 def check_int(
-    name: str, value: object, *, minimum: int = 1, maximum: int | None = None, none: str | None = None
+    name: str, value: object, *, minimum: int = ..., maximum: int | None = ..., hint: str = ..., none: None = ...
+) -> int: ...
+@overload
+def check_int(
+    name: str, value: object, *, minimum: int = ..., maximum: int | None = ..., hint: str = ..., none: str
+) -> int | None: ...
+def check_int(
+    name: str,
+    value: object,
+    *,
+    minimum: int = 1,
+    maximum: int | None = None,
+    hint: str = "",
+    none: str | None = None,
 ) -> int | None:
-    """An ``int`` (not ``bool``) from ``minimum`` to ``maximum``, or None when ``none`` says what None means."""
+    """An ``int`` (not ``bool``) from ``minimum`` to ``maximum``, or None when ``none`` says what None means.
+    ``hint`` is added to the message (e.g. what else the parameter accepts)."""
     if value is None and none is not None:
         return None
     if (
@@ -132,7 +143,7 @@ def check_int(
         or (maximum is not None and value > maximum)
     ):
         expected = _or_none(f"an int {_bounds(minimum, maximum)}", none)
-        fail(name, expected, value, hint=_unquote_hint(value, integer=True))
+        fail(name, expected, value, hint="; ".join(h for h in (_unquote_hint(value, integer=True), hint) if h))
     return value
 
 
@@ -227,8 +238,8 @@ def check_keywords(owner: str, given: Iterable[str], accepted: Collection[str], 
         return
     names = sorted({*accepted, *documented})
     close = [m for name in unknown for m in difflib.get_close_matches(name, names, n=1)]
-    hint = f"did you mean {', '.join(map(repr, close))}? " if close else ""
+    hint = f"did you mean {', '.join(map(repr, close))}? Otherwise see" if close else "see"
     raise ConfigurationError(
-        f"{owner}() got unexpected keyword argument(s) {unknown}; {hint}see the {owner} docstring for the supported "
+        f"{owner}() got unexpected keyword argument(s) {unknown}; {hint} the {owner} docstring for the supported "
         "parameters"
     )
