@@ -201,7 +201,8 @@ def check_seconds(
         or (value < 0 if zero else value <= 0)
         or (maximum is not None and value > maximum)
     ):
-        expected = _or_none(f"seconds {_bounds(0, maximum, above=not zero)}", none)
+        unit = "a finite number of seconds" if maximum is None else "a number of seconds"
+        expected = _or_none(f"{unit} {_bounds(0, maximum, above=not zero)}", none)
         fail(name, expected, value, hint=_unquote_hint(value, integer=False))
     return float(value)
 

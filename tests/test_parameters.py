@@ -130,7 +130,10 @@ _DEFAULT = "or None for the model's default"
         ({"system_prompt": 5}, "system_prompt must be a string, or None for no system message, got 5"),
         ({"api_base": 8080}, "api_base must be a string, or None for the provider's endpoint, got 8080"),
         ({"print_on": "no"}, "print_on must be True or False, got 'no'"),
-        ({"stall_timeout": 10**5}, "stall_timeout must be seconds > 0 and <= 86400, or None for no limit, got 100000"),
+        (
+            {"stall_timeout": 10**5},
+            "stall_timeout must be a number of seconds > 0 and <= 86400, or None for no limit, got 100000",
+        ),
         ({"retries": "2"}, "retries must be an int >= 0, got '2'; pass 2 without quotes; 0 never retries; or pass a "
                            "RetryPolicy(...)"),
     ],

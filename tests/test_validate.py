@@ -91,7 +91,7 @@ def test_check_number_returns_a_float_and_honours_above() -> None:
 
 @pytest.mark.parametrize("value", [0, -1, math.nan, math.inf, "5", True, 86_401])
 def test_check_seconds_rejects(value: object) -> None:
-    expected = r"^stall_timeout must be seconds > 0 and <= 86400, or None for no limit, got "
+    expected = r"^stall_timeout must be a number of seconds > 0 and <= 86400, or None for no limit, got "
     with pytest.raises(ConfigurationError, match=expected):
         check_seconds("stall_timeout", value, maximum=86_400, none="for no limit")
 
@@ -100,7 +100,7 @@ def test_check_seconds_accepts_and_normalises() -> None:
     assert check_seconds("stall_timeout", 30, maximum=86_400, none="for no limit") == 30.0
     assert check_seconds("stall_timeout", None, none="for no limit") is None
     assert check_seconds("pace", 0, zero=True) == 0.0
-    with pytest.raises(ConfigurationError, match=r"^pace must be seconds >= 0, got -1"):
+    with pytest.raises(ConfigurationError, match=r"^pace must be a finite number of seconds >= 0, got -1$"):
         check_seconds("pace", -1, zero=True)
 
 

@@ -404,6 +404,7 @@ def test_errors_after_output_are_never_retried_silently() -> None:
 
 
 # --- configuration ----------------------------------------------------------------------------------------------------
+_SECONDS = "a number of seconds > 0 and <= 86400, or None for no limit"
 
 
 @pytest.mark.parametrize(
@@ -411,9 +412,10 @@ def test_errors_after_output_are_never_retried_silently() -> None:
     [
         ({"retries": -1}, "retries must be an int >= 0"),
         ({"retries": 1.5}, "retries must be an int >= 0"),
-        ({"first_token_timeout": 0}, "first_token_timeout must be seconds > 0"),
-        ({"stall_timeout": -3}, "stall_timeout must be seconds > 0"),
-        ({"stall_timeout": float("nan")}, "stall_timeout must be seconds > 0"),
+        ({"first_token_timeout": 0}, f"first_token_timeout must be {_SECONDS}, got 0$"),
+        ({"stall_timeout": -3}, f"stall_timeout must be {_SECONDS}, got -3$"),
+        ({"stall_timeout": float("nan")}, f"stall_timeout must be {_SECONDS}, got nan$"),
+        ({"stall_timeout": 90_000}, f"stall_timeout must be {_SECONDS}, got 90000$"),
     ],
 )
 def test_bad_reliability_options_are_rejected(options: dict[str, Any], match: str) -> None:
