@@ -85,15 +85,23 @@ class Agent:
         on_callback_error: ``"log"`` (default): a raising callback is counted and logged once per
             run and the stream continues; ``"raise"``: the run stops and raises ``RunError``.
         retries: how a failed model request is retried: an int (retries per run, transient errors
-            only: 429, 5xx, cut, malformed or empty streams, timeouts) or a :class:`RetryPolicy`.
-            Only a request that delivered nothing yet is retried silently (after the backoff and at
-            least the provider's ``Retry-After``); after output the run fails with its partial text,
-            unless ``RetryPolicy(after_tokens="restart")`` (a ``retry`` event, then the run again).
+            only: 429, 5xx, cut, malformed or empty streams) or a :class:`RetryPolicy`. Only a request
+            that delivered nothing yet is retried silently (after the backoff and at least the
+            provider's ``Retry-After``); after output the run fails with its partial text, unless
+            ``RetryPolicy(after_tokens="restart")`` (a ``retry`` event, then the run again).
         first_token_timeout: seconds the model may take, after a request is sent, to deliver its
-            first delta (covers slow headers); then :class:`~rxagents.errors.StallTimeout`
-            (retried as above). ``None``: no limit.
-        stall_timeout: seconds the model may go silent between deltas mid-stream; then
-            ``StallTimeout`` with the partial text. ``None``: no limit.
+            first delta (covers slow headers; reasoning deltas count); then
+            :class:`~rxagents.errors.StallTimeout`, not retried by default (a retry would start a
+            slow model's work again and multiply the wait). ``None``: no limit. Default 60 s: a
+            dead request surfaces within a minute, and models that think before answering without
+            streaming their reasoning (OpenAI o-series) mostly answer within it; raise it for those.
+        stall_timeout: seconds the model may go silent between deltas mid-stream (default 30 s);
+            then ``StallTimeout`` with the partial text. ``None``: no limit.
+
+    Every argument is checked here: a bad one raises :class:`~rxagents.errors.ConfigurationError`
+    (a ``ValueError`` and a ``TypeError``) naming it, the value and the fix. Bounds: ``max_loops``
+    1 to 1000, ``max_tokens`` 1 to 10,000,000, ``temperature`` 0 to 2, timeouts up to 86,400 s
+    (a day; ``None`` for no limit); flags are ``True``/``False``.
 
     See ``docs/reliability.md`` for what each network fault does to a run.
     """
@@ -116,8 +124,8 @@ class Agent:
         llm: ModelBackend | None = None,
         on_callback_error: Literal["log", "raise"] = "log",
         retries: int | RetryPolicy = 2,
-        first_token_timeout: float | None = 300.0,
-        stall_timeout: float | None = 60.0,
+        first_token_timeout: float | None = 60.0,
+        stall_timeout: float | None = 30.0,
         **swarms_options: Any,
     ) -> None:
         if "retry_attempts" in swarms_options:  # swarms counts attempts; rxagents counts retries
