@@ -210,7 +210,7 @@ async def run_load(agents: list[Agent], tokens: int, expected_text: dict[str, st
 
 #: The served load runs switch the Agent's silence timeouts off (``--library-timeouts`` keeps the defaults). With N
 #: streams on one saturated loop, litellm reads a stream whose bytes are already buffered without yielding, so the loop
-#: serves the streams in bursts and one stream can wait for the loop longer than ``stall_timeout`` (60 s); when its
+#: serves the streams in bursts and one stream can wait for the loop longer than ``stall_timeout`` (30 s); when its
 #: timer and its socket become ready in the same loop iteration, the timer wins and the run fails with
 #: ``StallTimeout`` although the server sent everything (measured at 1,000 x 100; see docs/reliability.md, "Load").
 def served_agents(

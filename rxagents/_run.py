@@ -40,7 +40,7 @@ from rxagents.models import STALL, Delta, ModelBackend, ModelRequest, Step
 from rxagents.operators._bridge import from_async_iter
 from rxagents.operators._retry import ExponentialBackoff, is_transient
 
-__all__ = ["RetryPolicy", "RunBuilder", "RunSpec", "play_virtual", "run_events", "run_observable"]
+__all__ = ["RetryPolicy", "RunBuilder", "RunSpec", "play_virtual", "retryable", "run_events", "run_observable"]
 
 log = logging.getLogger("rxagents")
 _run_ids = itertools.count(1)
@@ -58,6 +58,20 @@ def _seconds(value: object) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
         return None
     return float(value)
+
+
+def retryable(error: BaseException) -> bool:
+    """The default ``retry_on`` of :class:`RetryPolicy`: :func:`~rxagents.operators.is_transient` (HTTP 429/5xx,
+    cut, malformed or empty streams, a stall), **except** a first-token timeout.
+
+    A model that sent nothing for ``first_token_timeout`` is most often still busy (queued, or a reasoning model
+    thinking before its first token): a new request starts that work again and multiplies the wait (three
+    requests of 60 s: three minutes before a chat UI shows the error). So it fails at once, at the documented
+    time; ``RetryPolicy(retry_on=is_transient)`` retries it too (a fresh connection can help a stuck server).
+    """
+    if isinstance(error, StallTimeout) and error.phase == "first_token":
+        return False
+    return is_transient(error)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,8 +99,9 @@ class RetryPolicy:
             The wait is at least the error's ``retry_after`` (the provider's ``Retry-After``).
         max_wait: the longest wait the run accepts: an error asking for more (say ``Retry-After:
             3600``) fails the run at once, its ``retry_after`` telling the caller how long to wait.
-        retry_on: which errors are retryable; default :func:`~rxagents.operators.is_transient`
-            (HTTP 429/5xx, cut, malformed or empty streams, silence timeouts — not 400/401).
+        retry_on: which errors are retryable; default :func:`retryable`: HTTP 429/5xx, cut, malformed or
+            empty streams — not 400/401, and not a first-token timeout (pass
+            :func:`~rxagents.operators.is_transient` to retry that too).
         after_tokens: ``"fail"`` or ``"restart"``, see above.
 
     Example::
@@ -97,7 +112,7 @@ class RetryPolicy:
     retries: int = 2
     backoff: float | Callable[[int], float] = field(default_factory=ExponentialBackoff)
     max_wait: float = 60.0
-    retry_on: Callable[[BaseException], bool] = is_transient
+    retry_on: Callable[[BaseException], bool] = retryable
     after_tokens: Literal["fail", "restart"] = "fail"
 
     def __post_init__(self) -> None:

@@ -18,6 +18,21 @@ from reactivex import abc
 from rxagents import _runtime
 from rxagents._dispatch import Dispatcher
 from rxagents._run import RetryPolicy, RunSpec, run_events, run_observable
+from rxagents._validate import (
+    MAX_LOOPS,
+    MAX_TEMPERATURE,
+    MAX_TIMEOUT,
+    MAX_TOKENS,
+    check_bool,
+    check_choice,
+    check_int,
+    check_keywords,
+    check_number,
+    check_seconds,
+    check_str,
+    fail,
+)
+from rxagents._validate import check_task as _check_task
 from rxagents.errors import ConfigurationError
 from rxagents.events import EventKind, TokenEvent
 from rxagents.models import ModelBackend, resolve_model
@@ -42,26 +57,11 @@ def _check_callback(name: str, fn: object) -> None:
         raise ConfigurationError(f"{name} must be callable (a function taking one argument) or None, got {fn!r}")
 
 
-def _check_timeout(name: str, value: object) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < float("inf"):
-        raise ConfigurationError(f"{name} must be seconds > 0, or None for no limit, got {value!r}")
-    return float(value)
-
-
 def _check_retries(retries: object) -> RetryPolicy:
     if isinstance(retries, RetryPolicy):
         return retries
-    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-        raise ConfigurationError(f"retries must be an int >= 0 (0: never retry) or a RetryPolicy(...), got {retries!r}")
-    return RetryPolicy(retries=retries)
-
-
-def _check_task(task: object) -> str:
-    if not isinstance(task, str) or not task.strip():
-        raise ConfigurationError(f"task must be a non-empty string, got {task!r}")
-    return task
+    count = check_int("retries", retries, minimum=0, hint="0 never retries; or pass a RetryPolicy(...)")
+    return RetryPolicy(retries=count)
 
 
 class Agent:
@@ -85,15 +85,23 @@ class Agent:
         on_callback_error: ``"log"`` (default): a raising callback is counted and logged once per
             run and the stream continues; ``"raise"``: the run stops and raises ``RunError``.
         retries: how a failed model request is retried: an int (retries per run, transient errors
-            only: 429, 5xx, cut, malformed or empty streams, timeouts) or a :class:`RetryPolicy`.
-            Only a request that delivered nothing yet is retried silently (after the backoff and at
-            least the provider's ``Retry-After``); after output the run fails with its partial text,
-            unless ``RetryPolicy(after_tokens="restart")`` (a ``retry`` event, then the run again).
+            only: 429, 5xx, cut, malformed or empty streams) or a :class:`RetryPolicy`. Only a request
+            that delivered nothing yet is retried silently (after the backoff and at least the
+            provider's ``Retry-After``); after output the run fails with its partial text, unless
+            ``RetryPolicy(after_tokens="restart")`` (a ``retry`` event, then the run again).
         first_token_timeout: seconds the model may take, after a request is sent, to deliver its
-            first delta (covers slow headers); then :class:`~rxagents.errors.StallTimeout`
-            (retried as above). ``None``: no limit.
-        stall_timeout: seconds the model may go silent between deltas mid-stream; then
-            ``StallTimeout`` with the partial text. ``None``: no limit.
+            first delta (covers slow headers; reasoning deltas count); then
+            :class:`~rxagents.errors.StallTimeout`, not retried by default (a retry would start a
+            slow model's work again and multiply the wait). ``None``: no limit. Default 60 s: a
+            dead request surfaces within a minute, and models that think before answering without
+            streaming their reasoning (OpenAI o-series) mostly answer within it; raise it for those.
+        stall_timeout: seconds the model may go silent between deltas mid-stream (default 30 s);
+            then ``StallTimeout`` with the partial text. ``None``: no limit.
+
+    Every argument is checked here: a bad one raises :class:`~rxagents.errors.ConfigurationError`
+    (a ``ValueError`` and a ``TypeError``) naming it, the value and the fix. Bounds: ``max_loops``
+    1 to 1000, ``max_tokens`` 1 to 10,000,000, ``temperature`` 0 to 2, timeouts up to 86,400 s
+    (a day; ``None`` for no limit); flags are ``True``/``False``.
 
     See ``docs/reliability.md`` for what each network fault does to a run.
     """
@@ -116,35 +124,32 @@ class Agent:
         llm: ModelBackend | None = None,
         on_callback_error: Literal["log", "raise"] = "log",
         retries: int | RetryPolicy = 2,
-        first_token_timeout: float | None = 300.0,
-        stall_timeout: float | None = 60.0,
+        first_token_timeout: float | None = 60.0,
+        stall_timeout: float | None = 30.0,
         **swarms_options: Any,
     ) -> None:
         if "retry_attempts" in swarms_options:  # swarms counts attempts; rxagents counts retries
-            attempts = swarms_options.pop("retry_attempts")
-            if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
-                raise ConfigurationError(f"retry_attempts must be an int >= 1, got {attempts!r}")
-            retries = attempts - 1
-        unknown = set(swarms_options) - _ACCEPTED_SWARMS_PARAMS
-        if unknown:
-            raise TypeError(
-                f"Agent() got unexpected keyword argument(s) {sorted(unknown)}; "
-                "see the Agent docstring for the supported parameters"
-            )
-        if not isinstance(agent_name, str) or not agent_name:
-            raise ConfigurationError(f"agent_name must be a non-empty string, got {agent_name!r}")
-        if isinstance(max_loops, bool) or not isinstance(max_loops, int) or max_loops < 1:
-            raise ConfigurationError(f"max_loops must be an int >= 1, got {max_loops!r}")
-        if max_tokens is not None and max_tokens < 1:
-            raise ConfigurationError(f"max_tokens must be >= 1 or None, got {max_tokens!r}")
-        if temperature is not None and not 0 <= temperature <= 2:
-            raise ConfigurationError(f"temperature must be between 0 and 2, got {temperature!r}")
-        if on_callback_error not in ("log", "raise"):
-            raise ConfigurationError(f"on_callback_error must be 'log' or 'raise', got {on_callback_error!r}")
+            retries = check_int("retry_attempts", swarms_options.pop("retry_attempts")) - 1
+        check_keywords("Agent", swarms_options, _ACCEPTED_SWARMS_PARAMS, _PARAMETERS)
+        agent_name = check_str("agent_name", agent_name)
+        model_name = check_str("model_name", model_name, empty=True, none="to choose from the environment")
+        system_prompt = check_str("system_prompt", system_prompt, empty=True, none="for no system message")
+        max_loops = check_int("max_loops", max_loops, maximum=MAX_LOOPS)
+        streaming_on, stream = check_bool("streaming_on", streaming_on), check_bool("stream", stream)
+        print_on, verbose = check_bool("print_on", print_on), check_bool("verbose", verbose)
+        temperature = check_number(
+            "temperature", temperature, minimum=0, maximum=MAX_TEMPERATURE, none="for the model's default"
+        )
+        max_tokens = check_int("max_tokens", max_tokens, maximum=MAX_TOKENS, none="for the model's default")
+        api_base = check_str("api_base", api_base, empty=True, none="for the provider's endpoint")
+        api_key = check_str("api_key", api_key, empty=True, secret=True, none="to read it from the environment")
+        check_choice("on_callback_error", on_callback_error, ("log", "raise"))
         _check_callback("streaming_callback", streaming_callback)
         self.retry_policy = _check_retries(retries)
-        self.first_token_timeout = _check_timeout("first_token_timeout", first_token_timeout)
-        self.stall_timeout = _check_timeout("stall_timeout", stall_timeout)
+        self.first_token_timeout = check_seconds(
+            "first_token_timeout", first_token_timeout, maximum=MAX_TIMEOUT, none="for no limit"
+        )
+        self.stall_timeout = check_seconds("stall_timeout", stall_timeout, maximum=MAX_TIMEOUT, none="for no limit")
 
         self.agent_name = agent_name
         self.system_prompt = system_prompt
@@ -158,7 +163,7 @@ class Agent:
         self.options = dict(swarms_options)
         if llm is not None:
             if not isinstance(llm, ModelBackend):
-                raise ConfigurationError(f"llm must be a model backend (with .name and .stream()), got {llm!r}")
+                fail("llm", "a model backend with .name and .stream(), such as OfflineModel(), or None", llm)
             self.llm: ModelBackend = llm
             self.model_name = model_name or llm.name
             self._api_base, self._api_key = api_base, api_key
@@ -278,3 +283,7 @@ class Agent:
         scheduler = _runtime.loop_scheduler(asyncio.get_running_loop())
         await dispatcher.aconsume(run_observable(self._spec(), task, scheduler))
         return self._finish(dispatcher, streaming_callback)
+
+
+#: Agent's named parameters, for the "did you mean" of an unknown keyword.
+_PARAMETERS = frozenset(inspect.signature(Agent.__init__).parameters) - {"self", "swarms_options"}

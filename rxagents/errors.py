@@ -42,8 +42,12 @@ class RxAgentsError(Exception):
         self.events: tuple[TokenEvent, ...] = tuple(events)
 
 
-class ConfigurationError(RxAgentsError, ValueError):
-    """A bad argument or environment, raised before anything runs."""
+class ConfigurationError(RxAgentsError, ValueError, TypeError):
+    """A bad argument or environment, raised before anything runs.
+
+    The message names the parameter, the bad value and the fix. It is both a ``ValueError`` and a
+    ``TypeError``, so code that catches either for a bad argument (a wrong value or a wrong type)
+    keeps working."""
 
 
 class ModelError(RxAgentsError):

@@ -13,7 +13,6 @@ error — so the chunks always add up to the text that arrived (laws 6 and 7 of 
 
 from __future__ import annotations
 
-import math
 import threading
 from collections.abc import Callable
 from functools import partial
@@ -23,6 +22,7 @@ from reactivex import Observable, abc
 from reactivex.disposable import CompositeDisposable, Disposable
 
 from rxagents import _runtime
+from rxagents._validate import check_int, check_scheduler, check_seconds
 from rxagents.events import EventKind, TokenEvent
 
 __all__ = ["buffer_chars", "buffer_time", "buffer_time_or_count", "buffer_tokens"]
@@ -30,27 +30,6 @@ __all__ = ["buffer_chars", "buffer_time", "buffer_time_or_count", "buffer_tokens
 _TOKEN = EventKind.TOKEN
 
 Operator = Callable[[Observable[TokenEvent]], Observable[str]]
-
-
-def _positive_int(name: str, value: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-    return value
-
-
-def _positive_seconds(name: str, value: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{name} must be a number of seconds, got {type(value).__name__} {value!r}")
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a finite number of seconds > 0, got {value!r}")
-    return float(value)
-
-
-def _check_scheduler(scheduler: abc.SchedulerBase | None) -> None:
-    if scheduler is not None and not isinstance(scheduler, abc.SchedulerBase):
-        raise TypeError(f"scheduler must be a reactivex scheduler or None, got {type(scheduler).__name__}")
 
 
 # --- by size (no clock) -----------------------------------------------------------------------------------
@@ -148,7 +127,7 @@ def buffer_tokens(count: int) -> Operator:
 
         agent.stream(task).pipe(buffer_tokens(20)).subscribe(lambda chunk: print(chunk, end="", flush=True))
     """
-    return _sized(_positive_int("count", count), None)
+    return _sized(check_int("count", count), None)
 
 
 def buffer_chars(min_chars: int) -> Operator:
@@ -178,7 +157,7 @@ def buffer_chars(min_chars: int) -> Operator:
 
         agent.stream(task).pipe(buffer_chars(80)).subscribe(websocket_send)
     """
-    return _sized(None, _positive_int("min_chars", min_chars))
+    return _sized(None, check_int("min_chars", min_chars))
 
 
 # --- by time -----------------------------------------------------------------------------------------------
@@ -334,8 +313,8 @@ def buffer_time(seconds: float, *, scheduler: abc.SchedulerBase | None = None) -
 
         agent.stream(task).pipe(buffer_time(0.25)).subscribe(lambda chunk: print(chunk, end="", flush=True))
     """
-    value = _positive_seconds("seconds", seconds)
-    _check_scheduler(scheduler)
+    value = check_seconds("seconds", seconds)
+    check_scheduler(scheduler)
     return _timed(value, None, scheduler)
 
 
@@ -368,7 +347,7 @@ def buffer_time_or_count(
 
         agent.stream(task).pipe(buffer_time_or_count(0.5, 32)).subscribe(send_to_client)
     """
-    value = _positive_seconds("seconds", seconds)
-    size = _positive_int("count", count)
-    _check_scheduler(scheduler)
+    value = check_seconds("seconds", seconds)
+    size = check_int("count", count)
+    check_scheduler(scheduler)
     return _timed(value, size, scheduler)

@@ -14,6 +14,7 @@ from reactivex import Observable, abc
 from reactivex.disposable import Disposable, SerialDisposable
 
 from rxagents import _runtime
+from rxagents._validate import check_scheduler, check_seconds
 from rxagents.events import TERMINAL_KINDS, EventKind, TokenEvent, Usage
 from rxagents.operators._errors import BudgetExceeded, Relay, StreamGrammarError, StreamTimeout
 
@@ -31,17 +32,6 @@ Operator = Callable[[Observable[TokenEvent]], Observable[TokenEvent]]
 
 #: Kinds that show the model has started answering (for ``first_token_timeout``).
 _CONTENT_KINDS = frozenset({EventKind.TOKEN, EventKind.REASONING, EventKind.TOOL_CALL})
-
-
-def _seconds(name: str, value: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
-    return float(value)
-
-
-def _check_scheduler(scheduler: abc.SchedulerBase | None) -> None:
-    if scheduler is not None and not isinstance(scheduler, abc.SchedulerBase):
-        raise TypeError(f"scheduler must be a reactivex scheduler or None, got {type(scheduler).__name__}")
 
 
 # --- timeouts ---------------------------------------------------------------------------------------------
@@ -134,8 +124,8 @@ def first_token_timeout(seconds: float, *, scheduler: abc.SchedulerBase | None =
 
         stream = agent.stream(task).pipe(first_token_timeout(10), retry(3))
     """
-    value = _seconds("seconds", seconds)
-    _check_scheduler(scheduler)
+    value = check_seconds("seconds", seconds)
+    check_scheduler(scheduler)
     return _timeout(value, scheduler, "first_token")
 
 
@@ -163,8 +153,8 @@ def gap_timeout(seconds: float, *, scheduler: abc.SchedulerBase | None = None) -
 
         stream = agent.stream(task).pipe(gap_timeout(30))
     """
-    value = _seconds("seconds", seconds)
-    _check_scheduler(scheduler)
+    value = check_seconds("seconds", seconds)
+    check_scheduler(scheduler)
     return _timeout(value, scheduler, "gap")
 
 

@@ -17,6 +17,7 @@ from reactivex import Observable, abc
 from reactivex.disposable import Disposable, SerialDisposable
 
 from rxagents import _runtime
+from rxagents._validate import check_scheduler
 from rxagents.events import EventKind, TokenEvent
 
 __all__ = ["DEFAULT_FILE_FORMAT", "DEFAULT_LOG_FORMAT", "format_event", "log_to", "log_to_file"]
@@ -232,11 +233,6 @@ def _kinds(kinds: Iterable[EventKind | str] | None) -> frozenset[EventKind] | No
     return chosen
 
 
-def _check_scheduler(scheduler: abc.SchedulerBase | None) -> None:
-    if scheduler is not None and not isinstance(scheduler, abc.SchedulerBase):
-        raise TypeError(f"scheduler must be a reactivex scheduler or None, got {type(scheduler).__name__}")
-
-
 class _FileLog:
     """One subscription of ``log_to_file``: the open file, written and flushed per item, closed once."""
 
@@ -364,7 +360,7 @@ def log_to_file(
         raise ValueError(f"encoding must be a text encoding such as 'utf-8', got {encoding!r}") from None
     lines = _formatter(fmt, "fmt")
     chosen = _kinds(kinds)
-    _check_scheduler(scheduler)
+    check_scheduler(scheduler)
     flags = _MODES[mode] | getattr(os, "O_CLOEXEC", 0)
 
     def operator(source: Observable[_T]) -> Observable[_T]:
@@ -492,7 +488,7 @@ def log_to(
             raise ValueError(f"{name} must be a logging level such as logging.INFO, got {value!r}")
     lines = _formatter(fmt, "fmt")
     chosen = _kinds(kinds)
-    _check_scheduler(scheduler)
+    check_scheduler(scheduler)
     target = logger
     event_line = lines.event
 

@@ -8,7 +8,6 @@ the producer never waits: :func:`pace` queues what arrives early and releases it
 
 from __future__ import annotations
 
-import math
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -20,25 +19,13 @@ from reactivex import Observable, abc
 from reactivex.disposable import CompositeDisposable, Disposable
 
 from rxagents import _runtime
+from rxagents._validate import check_scheduler, check_seconds
 from rxagents.events import TokenEvent
 from rxagents.operators._text import running_text
 
 __all__ = ["pace", "throttle_text"]
 
 _T = TypeVar("_T")
-
-
-def _seconds(name: str, value: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{name} must be a number of seconds, got {type(value).__name__} {value!r}")
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be a finite number of seconds >= 0, got {value!r}")
-    return float(value)
-
-
-def _check_scheduler(scheduler: abc.SchedulerBase | None) -> None:
-    if scheduler is not None and not isinstance(scheduler, abc.SchedulerBase):
-        raise TypeError(f"scheduler must be a reactivex scheduler or None, got {type(scheduler).__name__}")
 
 
 def _identity(source: Observable[_T]) -> Observable[_T]:
@@ -183,8 +170,8 @@ def pace(
 
         agent.stream(task).pipe(text_only(), pace(0.05)).subscribe(lambda t: print(t, end="", flush=True))
     """
-    seconds = _seconds("min_interval", min_interval)
-    _check_scheduler(scheduler)
+    seconds = check_seconds("min_interval", min_interval, zero=True)
+    check_scheduler(scheduler)
     if seconds == 0:
         return _identity
     interval = timedelta(seconds=seconds)
@@ -331,8 +318,8 @@ def throttle_text(
         with Live() as live:
             agent.stream(task).pipe(throttle_text(1 / 15)).subscribe(lambda text: live.update(Markdown(text)))
     """
-    seconds = _seconds("interval", interval)
-    _check_scheduler(scheduler)
+    seconds = check_seconds("interval", interval, zero=True)
+    check_scheduler(scheduler)
     texts = running_text()
     if seconds == 0:
         return texts

@@ -13,6 +13,7 @@ from reactivex import Observable, abc
 from reactivex.disposable import Disposable, SerialDisposable, SingleAssignmentDisposable
 
 from rxagents import _runtime
+from rxagents._validate import check_scheduler
 from rxagents.errors import ModelError
 from rxagents.events import EventKind, TokenEvent
 from rxagents.operators._errors import Relay, RetryExhausted, StreamTimeout, TokensAlreadyDelivered
@@ -336,8 +337,7 @@ def retry(
         delay = backoff
     else:
         raise TypeError(f"backoff must be seconds or a function (failures) -> seconds, got {backoff!r}")
-    if scheduler is not None and not isinstance(scheduler, abc.SchedulerBase):
-        raise TypeError(f"scheduler must be a reactivex scheduler or None, got {type(scheduler).__name__}")
+    check_scheduler(scheduler)
     config = _Config(max_attempts, delay, _predicate(retry_on), after_tokens)
 
     def operator(source: Observable[TokenEvent]) -> Observable[TokenEvent]:

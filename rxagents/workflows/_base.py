@@ -20,13 +20,23 @@ from reactivex import abc
 
 from rxagents import _runtime
 from rxagents._dispatch import Dispatcher
+from rxagents._validate import (
+    MAX_LOOPS,
+    check_bool,
+    check_choice,
+    check_int,
+    check_keywords,
+    check_str,
+    check_task,
+    fail,
+)
 from rxagents.agent import Agent, StreamingCallback
 from rxagents.errors import ConfigurationError, RunError, partial_text_of
 from rxagents.events import EventKind, TokenEvent
 from rxagents.sinks import ConsolePrinter
 from rxagents.workflows._results import WorkflowResult
 
-__all__ = ["HANDOFF_TEMPLATE", "Streamable", "Workflow", "check_task", "handoff_prompt"]
+__all__ = ["HANDOFF_TEMPLATE", "Streamable", "Workflow", "handoff_prompt"]
 
 log = logging.getLogger("rxagents")
 Handler = Callable[[TokenEvent], Any]
@@ -71,12 +81,6 @@ def handoff_prompt(task: str, outputs: Sequence[tuple[str, str]]) -> str:
     return "\n\n".join(blocks)
 
 
-def check_task(task: object) -> str:
-    if not isinstance(task, str) or not task.strip():
-        raise ConfigurationError(f"task must be a non-empty string, got {task!r}")
-    return task
-
-
 def _check_callback(name: str, fn: object) -> None:
     if fn is None:
         return
@@ -90,11 +94,11 @@ def _check_callback(name: str, fn: object) -> None:
 
 
 def _check_agents(owner: str, agents: object, *, unique: bool) -> tuple[Agent, ...]:
-    if isinstance(agents, Agent) or not isinstance(agents, Sequence) or not agents:
-        raise ConfigurationError(f"{owner}: agents must be a non-empty list of Agent, got {agents!r}")
+    if isinstance(agents, Agent | str) or not isinstance(agents, Sequence) or not agents:
+        fail("agents", f"a non-empty list of Agent for {owner}", agents)
     bad = [a for a in agents if not isinstance(a, Agent)]
     if bad:
-        raise ConfigurationError(f"{owner}: agents must all be Agent instances, got {bad[0]!r}")
+        fail("agents", f"a list of Agent instances only for {owner}", bad[0])
     names = [a.agent_name for a in agents]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if unique and duplicates:
@@ -103,15 +107,6 @@ def _check_agents(owner: str, agents: object, *, unique: bool) -> tuple[Agent, .
             f"{duplicates}; give each Agent a distinct agent_name"
         )
     return tuple(agents)
-
-
-def check_int(name: str, value: object, *, allow_none: bool = False) -> int | None:
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        fix = " or None" if allow_none else ""
-        raise ConfigurationError(f"{name} must be an int >= 1{fix}, got {value!r}")
-    return value
 
 
 # --- where each agent's events go when no workflow-level callback is given ---------------------------------
@@ -239,23 +234,15 @@ class Workflow:
         swarms_options: dict[str, Any],
     ) -> None:
         kind = type(self).__name__
-        unknown = set(swarms_options) - _ACCEPTED_SWARMS_PARAMS
-        if unknown:
-            raise TypeError(
-                f"{kind}() got unexpected keyword argument(s) {sorted(unknown)}; "
-                f"see the {kind} docstring for the supported parameters"
-            )
-        if not isinstance(name, str) or not name:
-            raise ConfigurationError(f"{kind}: name must be a non-empty string, got {name!r}")
-        self.name = name
+        check_keywords(kind, swarms_options, _ACCEPTED_SWARMS_PARAMS, inspect.signature(type(self)).parameters)
+        self.name = check_str("name", name)
         self.agents = _check_agents(f"{kind}({name!r})", agents, unique=self._unique_names)
-        self.max_loops: int = check_int("max_loops", max_loops) or 1
+        self.max_loops = check_int("max_loops", max_loops, maximum=MAX_LOOPS)
         _check_callback("streaming_callback", streaming_callback)
-        if on_callback_error not in ("log", "raise"):
-            raise ConfigurationError(f"on_callback_error must be 'log' or 'raise', got {on_callback_error!r}")
+        check_choice("on_callback_error", on_callback_error, ("log", "raise"))
         self.streaming_callback = streaming_callback
-        self.stream_detailed = bool(stream)
-        self.show_dashboard = bool(show_dashboard)
+        self.stream_detailed = check_bool("stream", stream)
+        self.show_dashboard = check_bool("show_dashboard", show_dashboard)
         self.on_callback_error = on_callback_error
         self.options = dict(swarms_options)
         self.description: str | None = swarms_options.get("description")

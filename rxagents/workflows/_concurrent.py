@@ -10,9 +10,10 @@ from reactivex import abc
 from reactivex import operators as ops
 from reactivex.scheduler import CurrentThreadScheduler
 
+from rxagents._validate import check_bool, check_int, check_task
 from rxagents.agent import Agent, StreamingCallback
 from rxagents.events import TokenEvent
-from rxagents.workflows._base import Workflow, check_int, check_task, handoff_prompt
+from rxagents.workflows._base import Workflow, handoff_prompt
 from rxagents.workflows._results import AgentOutput, WorkflowError, WorkflowResult
 
 __all__ = ["ConcurrentWorkflow"]
@@ -89,8 +90,8 @@ class ConcurrentWorkflow(Workflow):
             on_callback_error=on_callback_error,
             swarms_options=swarms_options,
         )
-        self.max_concurrency = check_int("max_concurrency", max_concurrency, allow_none=True)
-        self.fail_fast = bool(fail_fast)
+        self.max_concurrency = check_int("max_concurrency", max_concurrency, none="to run every agent at once")
+        self.fail_fast = check_bool("fail_fast", fail_fast)
 
     def stream(self, task: str, *, scheduler: abc.SchedulerBase | None = None) -> reactivex.Observable[TokenEvent]:
         """All agents' runs on ``task``, merged: a cold ``Observable[TokenEvent]``.

@@ -17,9 +17,10 @@ from reactivex import operators as ops
 from reactivex.disposable import CompositeDisposable, SingleAssignmentDisposable
 
 from rxagents import _runtime
+from rxagents._validate import check_task
 from rxagents.errors import ConfigurationError
 from rxagents.events import EventKind, TokenEvent
-from rxagents.workflows._base import Streamable, check_task
+from rxagents.workflows._base import Streamable
 from rxagents.workflows._results import WorkflowError, WorkflowResult
 
 __all__ = ["race", "switch"]

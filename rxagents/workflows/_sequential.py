@@ -9,9 +9,10 @@ import reactivex
 from reactivex import abc
 from reactivex import operators as ops
 
+from rxagents._validate import check_task
 from rxagents.agent import Agent, StreamingCallback
 from rxagents.events import TokenEvent
-from rxagents.workflows._base import Workflow, check_task, handoff_prompt
+from rxagents.workflows._base import Workflow, handoff_prompt
 from rxagents.workflows._results import AgentOutput, WorkflowError, WorkflowResult
 
 __all__ = ["SequentialWorkflow"]

@@ -107,7 +107,7 @@ def test_buffer_tokens_dispose_drops_the_tail_and_stops() -> None:
 
 @pytest.mark.parametrize("bad", [0, -1])
 def test_buffer_tokens_rejects_a_count_below_one(bad: int) -> None:
-    with pytest.raises(ValueError, match=rf"count must be >= 1, got {bad}"):
+    with pytest.raises(ValueError, match=rf"^count must be an int >= 1, got {bad}$"):
         buffer_tokens(bad)
 
 
@@ -142,7 +142,7 @@ def test_buffer_chars_may_exceed_min_chars_by_one_token() -> None:
 
 @pytest.mark.parametrize("bad", [0, -5])
 def test_buffer_chars_rejects_min_chars_below_one(bad: int) -> None:
-    with pytest.raises(ValueError, match=rf"min_chars must be >= 1, got {bad}"):
+    with pytest.raises(ValueError, match=rf"^min_chars must be an int >= 1, got {bad}$"):
         buffer_chars(bad)
 
 
@@ -258,7 +258,7 @@ def test_buffer_time_or_count_flushes_the_tail_before_the_error() -> None:
 def test_buffer_time_or_count_validates_both_limits() -> None:
     with pytest.raises(ValueError, match=r"seconds must be a finite number of seconds > 0, got 0"):
         buffer_time_or_count(0, 3)
-    with pytest.raises(ValueError, match=r"count must be >= 1, got 0"):
+    with pytest.raises(ValueError, match=r"^count must be an int >= 1, got 0$"):
         buffer_time_or_count(1, 0)
 
 

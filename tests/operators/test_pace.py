@@ -170,7 +170,8 @@ def test_pace_rejects_an_interval_that_is_negative_or_not_finite(bad: float) -> 
 
 
 def test_pace_rejects_an_interval_that_is_not_a_number() -> None:
-    with pytest.raises(TypeError, match=r"min_interval must be a number of seconds"):
+    expected = r"^min_interval must be a finite number of seconds >= 0, got '0.1'; pass 0.1 without quotes$"
+    with pytest.raises(TypeError, match=expected):
         pace("0.1")  # type: ignore[arg-type]
 
 

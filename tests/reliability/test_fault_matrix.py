@@ -23,7 +23,7 @@ import pytest
 from reactivex.testing import TestScheduler
 
 from rxagents import _runtime
-from rxagents._run import RetryPolicy
+from rxagents._run import RetryPolicy, retryable
 from rxagents.agent import Agent
 from rxagents.errors import (
     ConfigurationError,
@@ -40,6 +40,7 @@ from rxagents.errors import (
 )
 from rxagents.events import EventKind, TokenEvent
 from rxagents.models import OfflineModel
+from rxagents.operators import is_transient
 from rxagents.testing._faults import (
     DropAfter,
     EmptyStream,
@@ -66,6 +67,8 @@ GOOD = Reply(tokens=TEXT)
 #: Generous limits for cells that do not test timeouts (a loaded CI machine must never trip them).
 CALM = {"first_token_timeout": 30.0, "stall_timeout": 30.0}
 FAST_RETRIES = RetryPolicy(retries=2, backoff=0.01)
+#: FAST_RETRIES that also retry a first-token timeout (by default a first-token timeout fails at once).
+FAST_RETRIES_ALL = RetryPolicy(retries=2, backoff=0.01, retry_on=is_transient)
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,7 @@ class Cell:
     restarts: int = 0  # retry events (after_tokens="restart")
     status: int | None = None
     retry_after: float | None = None
+    phase: str | None = None  # StallTimeout.phase
 
 
 # fmt: off
@@ -119,17 +123,25 @@ CELLS: dict[str, Cell] = {
         ModelError, "", 1, status=401,
     ),
     "stall-before-first-token": Cell(
+        (Reply(tokens=TEXT, fault=StallAfter(0)), GOOD), StallTimeout, "", 1,
+        agent={"first_token_timeout": 1.0, "stall_timeout": 30.0}, wraps_provider=False, phase="first_token",
+    ),
+    "stall-before-first-token-retry-opt-in": Cell(
         (Reply(tokens=TEXT, fault=StallAfter(0)), GOOD), None, FULL, 2,
-        agent={"first_token_timeout": 1.0, "stall_timeout": 30.0},
+        agent={"first_token_timeout": 1.0, "stall_timeout": 30.0, "retries": FAST_RETRIES_ALL},
     ),
     "stall-mid-stream": Cell(
         (Reply(tokens=TEXT, fault=StallAfter(3)), GOOD), StallTimeout, THREE, 1,
-        agent={"first_token_timeout": 30.0, "stall_timeout": 1.0}, wraps_provider=False,
+        agent={"first_token_timeout": 30.0, "stall_timeout": 1.0}, wraps_provider=False, phase="stall",
     ),
     "slow-headers": Cell((Reply(tokens=TEXT, fault=SlowFirstByte(0.3)), GOOD), None, FULL, 1),
     "slow-headers-past-first-token-timeout": Cell(
+        (Reply(tokens=TEXT, fault=SlowFirstByte(30.0)), GOOD), StallTimeout, "", 1,
+        agent={"first_token_timeout": 1.0, "stall_timeout": 30.0}, wraps_provider=False, phase="first_token",
+    ),
+    "slow-headers-past-first-token-timeout-retry-opt-in": Cell(
         (Reply(tokens=TEXT, fault=SlowFirstByte(30.0)), GOOD), None, FULL, 2,
-        agent={"first_token_timeout": 1.0, "stall_timeout": 30.0},
+        agent={"first_token_timeout": 1.0, "stall_timeout": 30.0, "retries": FAST_RETRIES_ALL},
     ),
     "no-done": Cell((Reply(tokens=TEXT, fault=NoDone()), GOOD), None, FULL, 1),
     "empty-stream": Cell((Reply(fault=EmptyStream()), GOOD), None, FULL, 2),
@@ -302,8 +314,7 @@ def test_fault_matrix(row: str, column: str, model_server: LocalModelServer) -> 
         assert got.error.partial_text == text == cell.text
         assert got.error.status_code == cell.status
         assert got.error.retry_after == cell.retry_after
-        if isinstance(got.error, StallTimeout):
-            assert got.error.phase == "stall"
+        assert getattr(got.error, "phase", None) == cell.phase
         assert got.error.retries == cell.requests - 1
         if cell.wraps_provider:
             assert got.error.__cause__ is not None
@@ -402,7 +413,7 @@ def test_virtual_time_stall_times_out_with_partial_text() -> None:
 def test_virtual_time_first_token_timeout_is_retried_then_fails() -> None:
     model = OfflineModel(pace=1.0, first_token_delay=50.0, text="a b")
     agent = Agent(agent_name="V", llm=model, print_on=False, first_token_timeout=10.0,
-                  retries=RetryPolicy(retries=1, backoff=2.0))  # fmt: skip
+                  retries=RetryPolicy(retries=1, backoff=2.0, retry_on=is_transient))  # fmt: skip
     events, end = _virtual(agent)
     assert end.time == 200 + 10 + 2 + 10
     error = end.value.exception
@@ -439,6 +450,7 @@ def test_errors_after_output_are_never_retried_silently() -> None:
 
 
 # --- configuration ----------------------------------------------------------------------------------------------------
+_SECONDS = "a number of seconds > 0 and <= 86400, or None for no limit"
 
 
 @pytest.mark.parametrize(
@@ -446,9 +458,10 @@ def test_errors_after_output_are_never_retried_silently() -> None:
     [
         ({"retries": -1}, "retries must be an int >= 0"),
         ({"retries": 1.5}, "retries must be an int >= 0"),
-        ({"first_token_timeout": 0}, "first_token_timeout must be seconds > 0"),
-        ({"stall_timeout": -3}, "stall_timeout must be seconds > 0"),
-        ({"stall_timeout": float("nan")}, "stall_timeout must be seconds > 0"),
+        ({"first_token_timeout": 0}, f"first_token_timeout must be {_SECONDS}, got 0$"),
+        ({"stall_timeout": -3}, f"stall_timeout must be {_SECONDS}, got -3$"),
+        ({"stall_timeout": float("nan")}, f"stall_timeout must be {_SECONDS}, got nan$"),
+        ({"stall_timeout": 90_000}, f"stall_timeout must be {_SECONDS}, got 90000$"),
     ],
 )
 def test_bad_reliability_options_are_rejected(options: dict[str, Any], match: str) -> None:
@@ -473,4 +486,5 @@ def test_bad_retry_policy_is_rejected(options: dict[str, Any], match: str) -> No
 def test_defaults_never_hang_and_retry_transient_errors_twice() -> None:
     agent = Agent(llm=OfflineModel())
     assert agent.retry_policy == RetryPolicy() and agent.retry_policy.retries == 2
-    assert agent.first_token_timeout == 300.0 and agent.stall_timeout == 60.0
+    assert agent.retry_policy.retry_on is retryable
+    assert agent.first_token_timeout == 60.0 and agent.stall_timeout == 30.0
