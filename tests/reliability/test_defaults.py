@@ -19,6 +19,7 @@ from rxagents._run import RetryPolicy, retryable
 from rxagents.errors import ModelError, ProviderUnavailable, StallTimeout, StreamCutError
 from rxagents.events import EventKind, TokenEvent
 from rxagents.models import OfflineModel
+from rxagents.models._litellm import DEFAULT_CONNECT_TIMEOUT
 
 RELIABILITY = Path(__file__).parents[2] / "docs" / "reliability.md"
 SUBSCRIBED = 200.0  # TestScheduler.start subscribes at 200 (virtual seconds)
@@ -57,7 +58,7 @@ def test_the_table_has_the_connect_whole_run_and_retry_rows() -> None:
     rows = [line for line in section.splitlines() if line.startswith("| ") and not line.startswith("| phase")]
     phases = [row.split("|")[1].strip() for row in rows]
     assert [p.split(" ")[0] for p in phases] == ["connect", "first", "between", "waiting", "whole"]
-    assert "<!-- connect-timeout -->" in rows[0]
+    assert f"| {DEFAULT_CONNECT_TIMEOUT:g} s |" in rows[0] and "ProviderUnreachable" in rows[0]
     assert "2 retries" in rows[3] and f"max_wait={RetryPolicy().max_wait:g}" in rows[3]
     assert "| none | no limit |" in rows[4]
 
