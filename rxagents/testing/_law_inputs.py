@@ -10,6 +10,7 @@ from typing import Any, Literal
 from hypothesis import strategies as st
 
 from rxagents.events import EventKind, TokenEvent, Usage
+from rxagents.testing._marbles import run_schedule
 from rxagents.testing._strategies import AGENT_ALPHABETS, multi_agent_runs, timed_runs, token_runs
 
 __all__ = ["Scenario", "explicit_scenarios", "scenarios"]
@@ -57,19 +58,8 @@ _AGENT_TEXTS = tuple(st.lists(st.sampled_from(_agent_pieces(a)), max_size=5) for
 def _run(
     agent: str, texts: Sequence[str], *, start: float, step: float, error: Exception | None = None
 ) -> list[tuple[float, TokenEvent]]:
-    rid = f"run-{agent}"
-    out = [(start, TokenEvent(EventKind.START, agent, rid, 0, time=start))]
-    for text in texts:
-        t = round(out[-1][0] + step, 6)
-        out.append((t, TokenEvent(EventKind.TOKEN, agent, rid, len(out), text=text, time=t)))
-    t = round(out[-1][0] + step, 6)
-    if error is not None:
-        out.append((t, TokenEvent(EventKind.ERROR, agent, rid, len(out), error=error, time=t)))
-    else:
-        usage = Usage(7, len(texts), 7 + len(texts))
-        out.append((t, TokenEvent(EventKind.USAGE, agent, rid, len(out), usage=usage, time=t)))
-        out.append((t, TokenEvent(EventKind.FINISH, agent, rid, len(out), finish_reason="stop", time=t)))
-    return out
+    usage = None if error is not None else Usage(7, len(texts), 7 + len(texts))
+    return run_schedule(texts, spacing=step, start=start, agent=agent, error=error, usage=usage, model="")
 
 
 def explicit_scenarios(multi: bool) -> list[Scenario]:
