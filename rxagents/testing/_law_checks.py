@@ -142,24 +142,29 @@ class Checker:
             self.fail(law, f"output text has characters no agent sent: {foreign!r}", c.trace, label)
         for agent, text_in in self.input_texts().items():
             text_out = got[agent]
-            who = f" of agent {agent}" if agent is not None else ""
             if complete and text_out != text_in:
                 tail_lost = text_in.startswith(text_out)
                 self.fail(
                     Law.COMPLETION if tail_lost and self.on(Law.COMPLETION) else law,
-                    f"on completion the text{who} must equal the input's "
-                    f"({'the tail was lost' if tail_lost else 'it differs'}):\n"
-                    f"    in : {text_in!r}\n    out: {text_out!r}",
+                    f"on completion the text{_of(agent)} must equal the input's "
+                    f"({'the tail was lost' if tail_lost else 'it differs'}):{_in_out(text_in, text_out)}",
                     c.trace,
                     label,
                 )
             if self.on(Law.CONSERVATION) and not text_in.startswith(text_out):
                 self.fail(
                     Law.CONSERVATION,
-                    f"the text{who} is not a prefix of the input's:\n    in : {text_in!r}\n    out: {text_out!r}",
+                    f"the text{_of(agent)} is not a prefix of the input's:{_in_out(text_in, text_out)}",
                     c.trace,
                     label,
                 )
+
+    def subsequence(self, c: Consumer, items: list[Any], label: str, law: Law, wrong: str) -> None:
+        """Each agent's output text must be a subsequence of its input text, else ``law`` fails: it ``wrong``."""
+        got = self.output_texts(items)
+        for agent, text_in in self.input_texts().items():
+            if not is_subsequence(got[agent], text_in):
+                self.fail(law, f"the text{_of(agent)} {wrong}:{_in_out(text_in, got[agent])}", c.trace, label)
 
     def order(self, c: Consumer, items: list[Any], label: str) -> None:
         assert self.sc is not None
@@ -174,16 +179,7 @@ class Checker:
                 if prev is not None and ev.seq <= prev:
                     self.fail(Law.ORDER, f"{ev!r} of run {ev.run_id!r} came after seq {prev}", c.trace, label)
                 last[ev.run_id] = ev.seq
-        got = self.output_texts(items)
-        for agent, text_in in self.input_texts().items():
-            if not is_subsequence(got[agent], text_in):
-                who = f" of agent {agent}" if agent is not None else ""
-                self.fail(
-                    Law.ORDER,
-                    f"the text{who} is out of order:\n    in : {text_in!r}\n    out: {got[agent]!r}",
-                    c.trace,
-                    label,
-                )
+        self.subsequence(c, items, label, Law.ORDER, "is out of order")
 
     def no_duplication(self, c: Consumer, items: list[Any], label: str, law: Law) -> None:
         seen: set[tuple[str, int]] = set()
@@ -200,16 +196,7 @@ class Checker:
             return  # events only: the (run_id, seq) check is the whole story
         if any(ev.kind is EventKind.RETRY for ev in events):
             return  # the text legitimately restarts
-        got = self.output_texts(items)
-        for agent, text_in in self.input_texts().items():
-            if not is_subsequence(got[agent], text_in):
-                who = f" of agent {agent}" if agent is not None else ""
-                self.fail(
-                    law,
-                    f"the text{who} repeats or invents text:\n    in : {text_in!r}\n    out: {got[agent]!r}",
-                    c.trace,
-                    label,
-                )
+        self.subsequence(c, items, label, law, "repeats or invents text")
 
     # trials ---------------------------------------------------------------------------------
     def main(self, trial: Trial) -> None:
@@ -387,3 +374,11 @@ class Checker:
                 self.conservation(c, items, "raise", complete=False)
         finally:
             self.override = None
+
+
+def _of(agent: str | None) -> str:
+    return f" of agent {agent}" if agent is not None else ""
+
+
+def _in_out(text_in: str, text_out: str) -> str:
+    return f"\n    in : {text_in!r}\n    out: {text_out!r}"

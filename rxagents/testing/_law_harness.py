@@ -220,17 +220,15 @@ class Consumer(abc.ObserverBase[Any]):
             self._inside = None
 
     def on_error(self, error: Exception) -> None:
-        self._enter("on_error")
-        try:
-            self.trace.append((self.scheduler.now_s(), "E", error))
-            self._ended()
-        finally:
-            self._inside = None
+        self._terminal("on_error", "E", error)
 
     def on_completed(self) -> None:
-        self._enter("on_completed")
+        self._terminal("on_completed", "C", None)
+
+    def _terminal(self, what: str, kind: str, value: Exception | None) -> None:
+        self._enter(what)
         try:
-            self.trace.append((self.scheduler.now_s(), "C", None))
+            self.trace.append((self.scheduler.now_s(), kind, value))
             self._ended()
         finally:
             self._inside = None
