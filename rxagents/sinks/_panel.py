@@ -22,7 +22,8 @@ from rich.text import Text
 
 from rxagents import _runtime
 from rxagents.events import EventKind, TokenEvent
-from rxagents.sinks._terminal import FrameDriver, TailBuffer, WrappedTail, check_refresh_rate
+from rxagents.sinks._live_view import check_panel
+from rxagents.sinks._terminal import FrameDriver, TailBuffer, WrappedTail
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
@@ -32,14 +33,6 @@ __all__ = ["StreamPanel", "panel"]
 log = logging.getLogger("rxagents")
 
 _STYLE = {"waiting": "dim", "streaming": "cyan", "done": "green", "error": "red", "cancelled": "yellow"}
-
-
-def _check(title: object, border_style: object, refresh_per_second: object) -> float:
-    if title is not None and not isinstance(title, str):
-        raise ValueError(f"title must be a string or None (default '🤖 AGENT'), got {title!r}")
-    if not isinstance(border_style, str):
-        raise ValueError(f"border_style must be a rich style string such as 'blue', got {border_style!r}")
-    return check_refresh_rate(refresh_per_second)
 
 
 class StreamPanel(FrameDriver):
@@ -59,7 +52,7 @@ class StreamPanel(FrameDriver):
         refresh_per_second: float = 8.0,
         border_style: str = "blue",
     ) -> None:
-        rate = _check(title, border_style, refresh_per_second)
+        rate = check_panel(title, border_style, refresh_per_second)
         if console is None:
             from rich import get_console
 
@@ -261,7 +254,7 @@ def panel(
 
         agent.stream("Write a creative story").pipe(panel("🤖 Agent Thinking...")).run()
     """
-    _check(title, border_style, refresh_per_second)
+    check_panel(title, border_style, refresh_per_second)
 
     def operator(source: Observable[TokenEvent]) -> Observable[TokenEvent]:
         def subscribe(
