@@ -18,18 +18,15 @@ from typing import TYPE_CHECKING
 import reactivex
 from reactivex import Observable, abc
 from reactivex.disposable import CompositeDisposable, Disposable
-from rich.cells import cell_len
-from rich.console import Group
 from rich.panel import Panel
-from rich.rule import Rule
 from rich.text import Text
 
 from rxagents import _runtime
 from rxagents.events import EventKind, TokenEvent
-from rxagents.sinks._lane_render import CompactRows, Row
-from rxagents.sinks._lanes import ENDED, ICONS, PRIORITY, STYLES, Lane, LaneStatus, LaneView, Named
+from rxagents.sinks._lane_render import compact_lanes, full_lanes, status_word
+from rxagents.sinks._lanes import ENDED, ICONS, Lane, LaneStatus, LaneView, Named
 from rxagents.sinks._live_view import agent_names, check_dashboard, count, describe, fmt_rate
-from rxagents.sinks._terminal import FrameDriver, LastLines
+from rxagents.sinks._terminal import FrameDriver
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
@@ -234,7 +231,7 @@ class Dashboard(FrameDriver):
         parts = [count(len(views), "agent")]
         for status in LaneStatus:
             if counts.get(status):
-                label = "not started" if status is LaneStatus.WAITING and self.final else status.value
+                label = status_word(status, self.final)
                 parts.append(f"{counts[status]} {label}")
         with self._lock:
             tokens, t0, t1, failure = self._tokens, self._t_first, self._t_last, self._failure
@@ -248,66 +245,13 @@ class Dashboard(FrameDriver):
             text.append(f" · {failure}", style="red")
         return text
 
-    def _status_label(self, view: LaneView) -> str:
-        if view.status is LaneStatus.WAITING and self.final:
-            return "not started"
-        return view.status.value
-
-    def _compact_body(self, views: list[LaneView]) -> RenderableType:
-        shown = views
-        hidden: list[LaneView] = []
-        height = max(1, self.console.height - 3)
-        if not self.final and len(views) > height:
-            keep = sorted(range(len(views)), key=lambda i: (PRIORITY[views[i].status], i))[: height - 1]
-            kept = set(keep)
-            shown = [views[i] for i in sorted(kept)]
-            hidden = [view for i, view in enumerate(views) if i not in kept]
-        rows = [
-            Row(
-                ICONS[view.status],
-                view.name,
-                self._status_label(view),
-                STYLES[view.status],
-                f"{view.tokens:,}",
-                fmt_rate(view.rate),
-                view.error or view.tail,
-                "red" if view.error else "",
-            )
-            for view in shown
-        ]
-        more = ""
-        if hidden:
-            counts: dict[str, int] = {}
-            for view in hidden:
-                label = self._status_label(view)
-                counts[label] = counts.get(label, 0) + 1
-            more = f"   … {len(hidden)} more ({', '.join(f'{n} {label}' for label, n in counts.items())})"
-        return CompactRows(rows, min(32, max((cell_len(v.name) for v in views), default=8)), more)
-
-    def _full_body(self, views: list[LaneView]) -> RenderableType:
-        items: list[RenderableType] = []
-        for view in views:
-            style = STYLES[view.status]
-            head = Text(f"{ICONS[view.status]} ")
-            head.append(view.name, style="bold")
-            details = [self._status_label(view), count(view.tokens, "token")]
-            if view.rate is not None:
-                details.append(fmt_rate(view.rate))
-            if view.runs > 1:
-                details.append(f"run {view.runs}")
-            head.append("  " + " · ".join(details), style=style)
-            items.append(head)
-            items.append(Rule(characters="━", style=style))
-            if view.error:
-                items.append(Text(view.error, style="red"))
-            items.append(LastLines(view.tail, self.tail_lines))
-            items.append(Text(""))
-        return Group(*items)
-
     def build(self) -> RenderableType:
         """The current frame (the final one after :meth:`finish`)."""
         views = self.lanes()
-        body = self._compact_body(views) if self.is_compact(len(views)) else self._full_body(views)
+        if self.is_compact(len(views)):
+            body = compact_lanes(views, final=self.final, height=self.console.height)
+        else:
+            body = full_lanes(views, final=self.final, tail_lines=self.tail_lines)
         border = "blue"
         if any(v.status is LaneStatus.ERROR for v in views) or self._failure:
             border = "red" if self.final else "yellow"
