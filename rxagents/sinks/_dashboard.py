@@ -10,30 +10,24 @@ dashboards but the rule that one terminal stream shows one live display at a tim
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-import reactivex
 from reactivex import Observable, abc
-from reactivex.disposable import CompositeDisposable, Disposable
 from rich.panel import Panel
 from rich.text import Text
 
-from rxagents import _runtime
 from rxagents.events import EventKind, TokenEvent
 from rxagents.sinks._lane_render import compact_lanes, full_lanes, status_word
 from rxagents.sinks._lanes import ENDED, ICONS, Lane, LaneStatus, LaneView, Named
-from rxagents.sinks._live_view import agent_names, check_dashboard, count, describe, fmt_rate
+from rxagents.sinks._live_view import agent_names, check_dashboard, count, describe, fmt_rate, view_operator
 from rxagents.sinks._terminal import FrameDriver
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
 
 __all__ = ["COMPACT_ABOVE", "Dashboard", "LaneStatus", "LaneView", "dashboard"]
-
-log = logging.getLogger("rxagents")
 
 #: With ``compact=None``, more lanes than this switch to one line per agent.
 COMPACT_ABOVE = 12
@@ -62,16 +56,12 @@ class Dashboard(FrameDriver):
     ) -> None:
         rate = check_dashboard(title, compact, tail_lines, refresh_per_second)
         names = agent_names(agents)
-        if console is None:
-            from rich import get_console
-
-            console = get_console()
         super().__init__(console, rate)
         self.title = title
         self.compact = compact
         self.tail_lines = tail_lines
         self.final_text = final_text
-        self._tail_limit = (tail_lines + 1) * (max(console.width, 20) + 1)
+        self._tail_limit = (tail_lines + 1) * (max(self.console.width, 20) + 1)
         self._lock = threading.Lock()
         self._lanes: list[Lane] = []
         self._by_name: dict[str, list[Lane]] = {}
@@ -239,7 +229,7 @@ class Dashboard(FrameDriver):
         if t0 is not None and t1 is not None and t1 > t0:
             if self.final:
                 parts.append(f"{t1 - t0:,.1f} s")
-            parts.append(f"{tokens / (t1 - t0):,.1f} tok/s")
+            parts.append(fmt_rate(tokens / (t1 - t0)))
         text = Text(" · ".join(parts), style="dim")
         if failure:
             text.append(f" · {failure}", style="red")
@@ -343,47 +333,15 @@ def dashboard(
     check_dashboard(title, compact, tail_lines, refresh_per_second)
     names = agent_names(agents)
 
-    def operator(source: Observable[TokenEvent]) -> Observable[TokenEvent]:
-        def subscribe(
-            observer: abc.ObserverBase[TokenEvent], subscribe_scheduler: abc.SchedulerBase | None = None
-        ) -> abc.DisposableBase:
-            board = Dashboard(
-                title,
-                names,
-                console=console,
-                refresh_per_second=refresh_per_second,
-                compact=compact,
-                tail_lines=tail_lines,
-                final_text=final_text,
-            )
-            board.start(_runtime.default_scheduler(scheduler))
-            broken = False
+    def make_view() -> Dashboard:
+        return Dashboard(
+            title,
+            names,
+            console=console,
+            refresh_per_second=refresh_per_second,
+            compact=compact,
+            tail_lines=tail_lines,
+            final_text=final_text,
+        )
 
-            def on_next(event: TokenEvent) -> None:
-                nonlocal broken
-                if not broken:
-                    try:
-                        board.on_event(event)
-                    except Exception as exc:  # a display bug must never break the stream
-                        broken = True
-                        log.warning("dashboard %r: updating a lane failed; the display stopped", title, exc_info=exc)
-                observer.on_next(event)
-
-            def on_error(error: Exception) -> None:
-                board.finish(error)
-                observer.on_error(error)
-
-            def on_completed() -> None:
-                board.finish()
-                observer.on_completed()
-
-            try:
-                subscription = source.subscribe(on_next, on_error, on_completed, scheduler=subscribe_scheduler)
-            except BaseException:
-                board.finish(cancelled=True)
-                raise
-            return CompositeDisposable(subscription, Disposable(lambda: board.finish(cancelled=True)))
-
-        return reactivex.create(subscribe)
-
-    return operator
+    return view_operator(make_view, scheduler, f"dashboard {title!r}: updating a lane failed; the display stopped")

@@ -6,6 +6,7 @@ import enum
 from dataclasses import dataclass
 from typing import Protocol
 
+from rxagents.sinks._live_view import token_rate
 from rxagents.sinks._terminal import TailBuffer
 
 __all__ = ["ENDED", "ICONS", "PRIORITY", "STYLES", "Lane", "LaneStatus", "LaneView", "Named"]
@@ -101,9 +102,7 @@ class Lane:
 
     @property
     def rate(self) -> float | None:
-        if self.t0 is None or self.t_last is None or self.t_last <= self.t0:
-            return None
-        return self.tokens / (self.t_last - self.t0)
+        return token_rate(self.tokens, self.t0, self.t_last)
 
     def view(self) -> LaneView:
         return LaneView(self.name, self.status, self.tokens, self.rate, self.tail.text(), self.error, self.runs)

@@ -278,8 +278,13 @@ class FrameDriver:
     one lock, and a drawing failure is logged once and stops the drawing, never the stream.
     """
 
-    def __init__(self, console: Console, refresh_per_second: float) -> None:
-        self.console = console
+    def __init__(self, console: Console | None, refresh_per_second: float) -> None:
+        if console is None:
+            from rich import get_console
+
+            console = get_console()
+        #: Where frames are drawn (default: rich's global console, stdout).
+        self.console: Console = console
         self.refresh_per_second = refresh_per_second
         self.mode: Mode | None = None
         #: Frames drawn by the Live (the first, the changed ones, the final one); lines-mode writes.
