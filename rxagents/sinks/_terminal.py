@@ -55,6 +55,7 @@ log = logging.getLogger("rxagents")
 #: lines appended as things happen (not a terminal, or the terminal already has a live display).
 Mode = Literal["live", "lines"]
 
+
 class TailBuffer:
     """The last ``limit`` characters of a text that keeps growing.
 
