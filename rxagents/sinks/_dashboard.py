@@ -10,229 +10,27 @@ dashboards but the rule that one terminal stream shows one live display at a tim
 
 from __future__ import annotations
 
-import enum
-import logging
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
-import reactivex
 from reactivex import Observable, abc
-from reactivex.disposable import CompositeDisposable, Disposable
-from rich.cells import cell_len, set_cell_size
-from rich.console import Group
-from rich.measure import Measurement
 from rich.panel import Panel
-from rich.rule import Rule
-from rich.segment import Segment
-from rich.style import Style
 from rich.text import Text
 
-from rxagents import _runtime
 from rxagents.events import EventKind, TokenEvent
-from rxagents.sinks._terminal import FrameDriver, LastLines, TailBuffer, check_refresh_rate, tail_fit
+from rxagents.sinks._lane_render import compact_lanes, full_lanes, status_word
+from rxagents.sinks._lanes import ENDED, ICONS, Lane, LaneStatus, LaneView, Named
+from rxagents.sinks._live_view import agent_names, check_dashboard, count, describe, fmt_rate, view_operator
+from rxagents.sinks._terminal import FrameDriver
 
 if TYPE_CHECKING:
-    from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
+    from rich.console import Console, RenderableType
 
 __all__ = ["COMPACT_ABOVE", "Dashboard", "LaneStatus", "LaneView", "dashboard"]
 
-log = logging.getLogger("rxagents")
-
 #: With ``compact=None``, more lanes than this switch to one line per agent.
 COMPACT_ABOVE = 12
-
-
-class Named(Protocol):
-    """Anything with an ``agent_name`` (an :class:`~rxagents.Agent`)."""
-
-    @property
-    def agent_name(self) -> str: ...
-
-
-class LaneStatus(enum.StrEnum):
-    """Where an agent's run is."""
-
-    WAITING = "waiting"
-    STREAMING = "streaming"
-    DONE = "done"
-    ERROR = "error"
-    CANCELLED = "cancelled"
-
-
-ICONS = {
-    LaneStatus.WAITING: "⏳",
-    LaneStatus.STREAMING: "🔄",
-    LaneStatus.DONE: "✅",
-    LaneStatus.ERROR: "❌",
-    LaneStatus.CANCELLED: "⛔",
-}
-_STYLES = {
-    LaneStatus.WAITING: "dim",
-    LaneStatus.STREAMING: "cyan",
-    LaneStatus.DONE: "green",
-    LaneStatus.ERROR: "red",
-    LaneStatus.CANCELLED: "yellow",
-}
-_ENDED = frozenset({LaneStatus.DONE, LaneStatus.ERROR, LaneStatus.CANCELLED})
-# Which lanes stay visible when a compact frame has fewer rows than lanes (lower first).
-_PRIORITY = {
-    LaneStatus.ERROR: 0,
-    LaneStatus.STREAMING: 1,
-    LaneStatus.CANCELLED: 2,
-    LaneStatus.WAITING: 3,
-    LaneStatus.DONE: 4,
-}
-
-
-@dataclass(frozen=True, slots=True)
-class LaneView:
-    """A snapshot of one lane: what a frame shows for one agent.
-
-    Attributes:
-        name: the agent's name.
-        status: waiting, streaming, done, error or cancelled.
-        tokens: token events received in the current run.
-        rate: tokens/s from the events' times (``None`` until two distinct times are seen).
-        tail: the end of the text (at most the dashboard's tail size), not the whole text.
-        error: ``"ErrorType: message"`` for an error lane.
-        runs: how many runs the lane has shown (a sequential chain repeated by ``max_loops`` reuses lanes).
-    """
-
-    name: str
-    status: LaneStatus
-    tokens: int
-    rate: float | None
-    tail: str
-    error: str | None
-    runs: int
-
-
-class _Lane:
-    __slots__ = ("error", "name", "parts", "run_id", "runs", "status", "t0", "t_last", "tail", "tokens")
-
-    def __init__(self, name: str, tail_limit: int) -> None:
-        self.name = name
-        self.status = LaneStatus.WAITING
-        self.run_id: str | None = None
-        self.runs = 0
-        self.tokens = 0
-        self.t0: float | None = None
-        self.t_last: float | None = None
-        self.tail = TailBuffer(tail_limit)
-        self.parts: list[str] | None = None  # the whole text, kept only for plain-line output
-        self.error: str | None = None
-
-    def reset(self, keep_text: bool) -> None:
-        self.status = LaneStatus.WAITING
-        self.tokens = 0
-        self.t0 = self.t_last = None
-        self.tail.clear()
-        self.parts = [] if keep_text else None
-        self.error = None
-
-    @property
-    def rate(self) -> float | None:
-        if self.t0 is None or self.t_last is None or self.t_last <= self.t0:
-            return None
-        return self.tokens / (self.t_last - self.t0)
-
-    def view(self) -> LaneView:
-        return LaneView(self.name, self.status, self.tokens, self.rate, self.tail.text(), self.error, self.runs)
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
-
-
-def _fmt_rate(rate: float | None) -> str:
-    return "" if rate is None else f"{rate:,.1f} tok/s"
-
-
-def _describe(error: BaseException | None) -> str:
-    if error is None:
-        return "error"
-    return f"{type(error).__name__}: {error}"
-
-
-def _agent_names(agents: object) -> tuple[str, ...]:
-    if isinstance(agents, str | bytes) or not isinstance(agents, Sequence):
-        raise ValueError(
-            f"agents must be a sequence of agent names (or Agents), got {agents!r}; "
-            "e.g. agents=['Researcher', 'Writer']"
-        )
-    names = []
-    for agent in agents:
-        name = getattr(agent, "agent_name", agent)
-        if not isinstance(name, str) or not name:
-            raise ValueError(f"agents must hold non-empty names (or Agents with agent_name), got {agent!r}")
-        names.append(name)
-    return tuple(names)
-
-
-def _check(title: object, compact: object, tail_lines: object, refresh_per_second: object) -> float:
-    if not isinstance(title, str):
-        raise ValueError(f"title must be a string, got {title!r}")
-    if compact is not None and not isinstance(compact, bool):
-        raise ValueError(f"compact must be True, False or None (choose by size), got {compact!r}")
-    if isinstance(tail_lines, bool) or not isinstance(tail_lines, int) or tail_lines < 1:
-        raise ValueError(f"tail_lines must be an int >= 1, got {tail_lines!r}")
-    return check_refresh_rate(refresh_per_second)
-
-
-@dataclass(frozen=True, slots=True)
-class _Row:
-    icon: str
-    name: str
-    status: str
-    status_style: str
-    tokens: str
-    rate: str
-    tail: str
-    tail_style: str
-
-
-class _CompactRows:
-    """One line per lane, laid out by hand: a rich ``Table`` spends about a millisecond per row measuring
-    cells, which at 50+ lanes and 8 frames/s would be most of the dashboard's cost."""
-
-    def __init__(self, rows: Sequence[_Row], name_width: int, more: str) -> None:
-        self.rows = rows
-        self.name_width = max(4, name_width)
-        self.more = more
-
-    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        width = options.max_width
-        nw = self.name_width
-        tw = max((len(r.tokens) for r in self.rows), default=1)
-        rw = max((len(r.rate) for r in self.rows), default=0)
-        tail_width = width - (2 + 1 + nw + 1 + 11 + 1 + tw + 1 + rw + 1)
-        styles: dict[str, Style] = {}
-
-        def style(name: str) -> Style:
-            if name not in styles:
-                styles[name] = console.get_style(name or "none")
-            return styles[name]
-
-        newline = Segment.line()
-        for row in self.rows:  # few segments per row: rich's per-segment bookkeeping is the cost of a frame
-            name = row.name
-            name = set_cell_size(name, nw - 1) + "…" if cell_len(name) > nw else set_cell_size(name, nw)
-            yield Segment(f"{row.icon} {name} ")
-            yield Segment(f"{row.status:<11}", style(row.status_style))
-            if tail_width > 0:
-                yield Segment(f" {row.tokens:>{tw}} {row.rate:>{rw}} " + tail_fit(row.tail, tail_width),
-                              style(row.tail_style))
-            else:
-                yield Segment(f" {row.tokens:>{tw}} {row.rate:>{rw}}")
-            yield newline
-        if self.more:
-            yield Segment(self.more, console.get_style("dim"))
-            yield Segment.line()
-
-    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
-        return Measurement(options.max_width, options.max_width)
 
 
 class Dashboard(FrameDriver):
@@ -256,22 +54,18 @@ class Dashboard(FrameDriver):
         tail_lines: int = 2,
         final_text: bool = True,
     ) -> None:
-        rate = _check(title, compact, tail_lines, refresh_per_second)
-        names = _agent_names(agents)
-        if console is None:
-            from rich import get_console
-
-            console = get_console()
+        rate = check_dashboard(title, compact, tail_lines, refresh_per_second)
+        names = agent_names(agents)
         super().__init__(console, rate)
         self.title = title
         self.compact = compact
         self.tail_lines = tail_lines
         self.final_text = final_text
-        self._tail_limit = (tail_lines + 1) * (max(console.width, 20) + 1)
+        self._tail_limit = (tail_lines + 1) * (max(self.console.width, 20) + 1)
         self._lock = threading.Lock()
-        self._lanes: list[_Lane] = []
-        self._by_name: dict[str, list[_Lane]] = {}
-        self._by_run: dict[str, _Lane] = {}
+        self._lanes: list[Lane] = []
+        self._by_name: dict[str, list[Lane]] = {}
+        self._by_run: dict[str, Lane] = {}
         self._pending: list[str] = []
         self._tokens = 0
         self._t_first: float | None = None
@@ -294,8 +88,8 @@ class Dashboard(FrameDriver):
         return f"Dashboard(title={self.title!r}, lanes={len(self._lanes)}, mode={self.mode!r})"
 
     # state ------------------------------------------------------------------------------------------------
-    def _add_lane(self, name: str) -> _Lane:
-        lane = _Lane(name, self._tail_limit)
+    def _add_lane(self, name: str) -> Lane:
+        lane = Lane(name, self._tail_limit)
         lane.parts = [] if self._keeps_text() else None
         self._lanes.append(lane)
         self._by_name.setdefault(name, []).append(lane)
@@ -304,13 +98,13 @@ class Dashboard(FrameDriver):
     def _keeps_text(self) -> bool:
         return self.final_text and self.mode != "live"
 
-    def _bind(self, event: TokenEvent) -> _Lane:
+    def _bind(self, event: TokenEvent) -> Lane:
         """The lane for a run seen for the first time: a waiting lane of that name, else an ended one (a
         repeated chain), else a new lane."""
         lanes = self._by_name.get(event.agent, ())
         lane = next((x for x in lanes if x.run_id is None), None)
         if lane is None:
-            lane = next((x for x in lanes if x.status in _ENDED), None)
+            lane = next((x for x in lanes if x.status in ENDED), None)
             if lane is not None:
                 lane.reset(self._keeps_text())
             else:
@@ -320,7 +114,7 @@ class Dashboard(FrameDriver):
         self._by_run[event.run_id] = lane
         return lane
 
-    def _set(self, lane: _Lane, status: LaneStatus) -> None:
+    def _set(self, lane: Lane, status: LaneStatus) -> None:
         lane.status = status
         if self.mode == "live":
             return
@@ -328,12 +122,12 @@ class Dashboard(FrameDriver):
         if status is LaneStatus.STREAMING:
             rest = f" (run {lane.runs})" if lane.runs > 1 else ""
         elif status is LaneStatus.DONE:
-            rate = _fmt_rate(lane.rate)
-            rest = f" · {_count(lane.tokens, 'token')}" + (f" · {rate}" if rate else "")
+            rate = fmt_rate(lane.rate)
+            rest = f" · {count(lane.tokens, 'token')}" + (f" · {rate}" if rate else "")
         elif status is LaneStatus.ERROR:
-            rest = f" · {_count(lane.tokens, 'token')} · {lane.error}"
+            rest = f" · {count(lane.tokens, 'token')} · {lane.error}"
         elif status is LaneStatus.CANCELLED:
-            rest = f" · {_count(lane.tokens, 'token')}"
+            rest = f" · {count(lane.tokens, 'token')}"
         self._pending.append(f"[{self.title}] {ICONS[status]} {lane.name}: {status.value}{rest}\n")
         if status in (LaneStatus.DONE, LaneStatus.ERROR) and lane.parts:
             text = "".join(lane.parts)
@@ -371,7 +165,7 @@ class Dashboard(FrameDriver):
             elif kind is EventKind.FINISH:
                 self._set(lane, LaneStatus.DONE)
             elif kind is EventKind.ERROR:
-                lane.error = _describe(event.error)
+                lane.error = describe(event.error)
                 self._set(lane, LaneStatus.ERROR)
             elif kind is EventKind.RETRY:  # the run restarts: its text so far is discarded
                 lane.tail.clear()
@@ -398,7 +192,7 @@ class Dashboard(FrameDriver):
                     if lane.status is LaneStatus.STREAMING:
                         self._set(lane, LaneStatus.CANCELLED)
                 if error is not None and not any(lane.status is LaneStatus.ERROR for lane in self._lanes):
-                    self._failure = _describe(error)
+                    self._failure = describe(error)
                 elif cancelled and error is None and not any(
                     lane.status is LaneStatus.CANCELLED for lane in self._lanes
                 ) and any(lane.status is LaneStatus.WAITING for lane in self._lanes):
@@ -424,83 +218,30 @@ class Dashboard(FrameDriver):
         counts: dict[LaneStatus, int] = {}
         for view in views:
             counts[view.status] = counts.get(view.status, 0) + 1
-        parts = [_count(len(views), "agent")]
+        parts = [count(len(views), "agent")]
         for status in LaneStatus:
             if counts.get(status):
-                label = "not started" if status is LaneStatus.WAITING and self.final else status.value
+                label = status_word(status, self.final)
                 parts.append(f"{counts[status]} {label}")
         with self._lock:
             tokens, t0, t1, failure = self._tokens, self._t_first, self._t_last, self._failure
-        parts.append(_count(tokens, "token"))
+        parts.append(count(tokens, "token"))
         if t0 is not None and t1 is not None and t1 > t0:
             if self.final:
                 parts.append(f"{t1 - t0:,.1f} s")
-            parts.append(f"{tokens / (t1 - t0):,.1f} tok/s")
+            parts.append(fmt_rate(tokens / (t1 - t0)))
         text = Text(" · ".join(parts), style="dim")
         if failure:
             text.append(f" · {failure}", style="red")
         return text
 
-    def _status_label(self, view: LaneView) -> str:
-        if view.status is LaneStatus.WAITING and self.final:
-            return "not started"
-        return view.status.value
-
-    def _compact_body(self, views: list[LaneView]) -> RenderableType:
-        shown = views
-        hidden: list[LaneView] = []
-        height = max(1, self.console.height - 3)
-        if not self.final and len(views) > height:
-            keep = sorted(range(len(views)), key=lambda i: (_PRIORITY[views[i].status], i))[: height - 1]
-            kept = set(keep)
-            shown = [views[i] for i in sorted(kept)]
-            hidden = [view for i, view in enumerate(views) if i not in kept]
-        rows = [
-            _Row(
-                ICONS[view.status],
-                view.name,
-                self._status_label(view),
-                _STYLES[view.status],
-                f"{view.tokens:,}",
-                _fmt_rate(view.rate),
-                view.error or view.tail,
-                "red" if view.error else "",
-            )
-            for view in shown
-        ]
-        more = ""
-        if hidden:
-            counts: dict[str, int] = {}
-            for view in hidden:
-                label = self._status_label(view)
-                counts[label] = counts.get(label, 0) + 1
-            more = f"   … {len(hidden)} more ({', '.join(f'{n} {label}' for label, n in counts.items())})"
-        return _CompactRows(rows, min(32, max((cell_len(v.name) for v in views), default=8)), more)
-
-    def _full_body(self, views: list[LaneView]) -> RenderableType:
-        items: list[RenderableType] = []
-        for view in views:
-            style = _STYLES[view.status]
-            head = Text(f"{ICONS[view.status]} ")
-            head.append(view.name, style="bold")
-            details = [self._status_label(view), _count(view.tokens, "token")]
-            if view.rate is not None:
-                details.append(_fmt_rate(view.rate))
-            if view.runs > 1:
-                details.append(f"run {view.runs}")
-            head.append("  " + " · ".join(details), style=style)
-            items.append(head)
-            items.append(Rule(characters="━", style=style))
-            if view.error:
-                items.append(Text(view.error, style="red"))
-            items.append(LastLines(view.tail, self.tail_lines))
-            items.append(Text(""))
-        return Group(*items)
-
     def build(self) -> RenderableType:
         """The current frame (the final one after :meth:`finish`)."""
         views = self.lanes()
-        body = self._compact_body(views) if self.is_compact(len(views)) else self._full_body(views)
+        if self.is_compact(len(views)):
+            body = compact_lanes(views, final=self.final, height=self.console.height)
+        else:
+            body = full_lanes(views, final=self.final, tail_lines=self.tail_lines)
         border = "blue"
         if any(v.status is LaneStatus.ERROR for v in views) or self._failure:
             border = "red" if self.final else "yellow"
@@ -519,7 +260,7 @@ class Dashboard(FrameDriver):
             head = ""
             if not self._announced:
                 self._announced = True
-                head = f"[{self.title}] {_count(len(self._lanes), 'agent')}\n"
+                head = f"[{self.title}] {count(len(self._lanes), 'agent')}\n"
             out, self._pending = self._pending, []
         return head + "".join(out)
 
@@ -589,50 +330,18 @@ def dashboard(
         streams = [agent.stream(task) for agent in agents]
         reactivex.merge(*streams).pipe(dashboard("Market Analysis", [a.agent_name for a in agents])).run()
     """
-    _check(title, compact, tail_lines, refresh_per_second)
-    names = _agent_names(agents)
+    check_dashboard(title, compact, tail_lines, refresh_per_second)
+    names = agent_names(agents)
 
-    def operator(source: Observable[TokenEvent]) -> Observable[TokenEvent]:
-        def subscribe(
-            observer: abc.ObserverBase[TokenEvent], subscribe_scheduler: abc.SchedulerBase | None = None
-        ) -> abc.DisposableBase:
-            board = Dashboard(
-                title,
-                names,
-                console=console,
-                refresh_per_second=refresh_per_second,
-                compact=compact,
-                tail_lines=tail_lines,
-                final_text=final_text,
-            )
-            board.start(_runtime.default_scheduler(scheduler))
-            broken = False
+    def make_view() -> Dashboard:
+        return Dashboard(
+            title,
+            names,
+            console=console,
+            refresh_per_second=refresh_per_second,
+            compact=compact,
+            tail_lines=tail_lines,
+            final_text=final_text,
+        )
 
-            def on_next(event: TokenEvent) -> None:
-                nonlocal broken
-                if not broken:
-                    try:
-                        board.on_event(event)
-                    except Exception as exc:  # a display bug must never break the stream
-                        broken = True
-                        log.warning("dashboard %r: updating a lane failed; the display stopped", title, exc_info=exc)
-                observer.on_next(event)
-
-            def on_error(error: Exception) -> None:
-                board.finish(error)
-                observer.on_error(error)
-
-            def on_completed() -> None:
-                board.finish()
-                observer.on_completed()
-
-            try:
-                subscription = source.subscribe(on_next, on_error, on_completed, scheduler=subscribe_scheduler)
-            except BaseException:
-                board.finish(cancelled=True)
-                raise
-            return CompositeDisposable(subscription, Disposable(lambda: board.finish(cancelled=True)))
-
-        return reactivex.create(subscribe)
-
-    return operator
+    return view_operator(make_view, scheduler, f"dashboard {title!r}: updating a lane failed; the display stopped")

@@ -9,37 +9,24 @@ text); the final frame shows the full text, rendered once.
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-import reactivex
 from reactivex import Observable, abc
-from reactivex.disposable import CompositeDisposable, Disposable
 from rich.panel import Panel
 from rich.text import Text
 
-from rxagents import _runtime
 from rxagents.events import EventKind, TokenEvent
-from rxagents.sinks._terminal import FrameDriver, TailBuffer, WrappedTail, check_refresh_rate
+from rxagents.sinks._live_view import check_panel, count, describe, fmt_rate, token_rate, view_operator
+from rxagents.sinks._terminal import FrameDriver, TailBuffer, WrappedTail
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
 
 __all__ = ["StreamPanel", "panel"]
 
-log = logging.getLogger("rxagents")
-
 _STYLE = {"waiting": "dim", "streaming": "cyan", "done": "green", "error": "red", "cancelled": "yellow"}
-
-
-def _check(title: object, border_style: object, refresh_per_second: object) -> float:
-    if title is not None and not isinstance(title, str):
-        raise ValueError(f"title must be a string or None (default '🤖 AGENT'), got {title!r}")
-    if not isinstance(border_style, str):
-        raise ValueError(f"border_style must be a rich style string such as 'blue', got {border_style!r}")
-    return check_refresh_rate(refresh_per_second)
 
 
 class StreamPanel(FrameDriver):
@@ -59,11 +46,7 @@ class StreamPanel(FrameDriver):
         refresh_per_second: float = 8.0,
         border_style: str = "blue",
     ) -> None:
-        rate = _check(title, border_style, refresh_per_second)
-        if console is None:
-            from rich import get_console
-
-            console = get_console()
+        rate = check_panel(title, border_style, refresh_per_second)
         super().__init__(console, rate)
         self.title = title
         self.border_style = border_style
@@ -75,7 +58,7 @@ class StreamPanel(FrameDriver):
         self._parts: list[str] = []
         # The visible lines, wrapped as the text arrives; the raw tail (two screenfuls) to re-wrap on a resize.
         self._lines = WrappedTail(*self._screen())
-        self._tail = TailBuffer(2 * max(console.height, 10) * (max(console.width, 20) + 1))
+        self._tail = TailBuffer(2 * max(self.console.height, 10) * (max(self.console.width, 20) + 1))
         self._pending: list[str] = []
         self._run_id: str | None = None
         self._t0: float | None = None
@@ -98,9 +81,7 @@ class StreamPanel(FrameDriver):
 
     @property
     def rate(self) -> float | None:
-        if self._t0 is None or self._t_last is None or self._t_last <= self._t0:
-            return None
-        return self.tokens / (self._t_last - self._t0)
+        return token_rate(self.tokens, self._t0, self._t_last)
 
     def _screen(self) -> tuple[int, int]:
         """(width, lines) of the panel's inside on the console: borders and padding take 4 columns, 3 rows."""
@@ -139,7 +120,7 @@ class StreamPanel(FrameDriver):
                 self.status = "done"
             elif kind is EventKind.ERROR:
                 err = event.error
-                self.error = f"{type(err).__name__}: {err}" if err is not None else "error"
+                self.error = describe(err)
                 self.status = "error"
             elif kind is EventKind.RETRY:  # the run restarts: its text so far is discarded
                 self._parts.clear()
@@ -160,7 +141,7 @@ class StreamPanel(FrameDriver):
             if not self.final:
                 if self.status in ("waiting", "streaming"):
                     if error is not None:
-                        self.error = self.error or f"{type(error).__name__}: {error}"
+                        self.error = self.error or describe(error)
                         self.status = "error"
                     elif cancelled:
                         self.status = "cancelled"
@@ -170,10 +151,10 @@ class StreamPanel(FrameDriver):
         self.close()
 
     def _subtitle(self) -> Text:
-        parts = [self.status, f"{self.tokens:,} token" + ("" if self.tokens == 1 else "s")]
+        parts = [self.status, count(self.tokens, "token")]
         rate = self.rate
         if rate is not None:
-            parts.append(f"{rate:,.1f} tok/s")
+            parts.append(fmt_rate(rate))
         text = Text(" · ".join(parts), style=_STYLE.get(self.status, ""))
         if self.error:
             text.append(f" · {self.error}", style="red")
@@ -261,41 +242,9 @@ def panel(
 
         agent.stream("Write a creative story").pipe(panel("🤖 Agent Thinking...")).run()
     """
-    _check(title, border_style, refresh_per_second)
+    check_panel(title, border_style, refresh_per_second)
 
-    def operator(source: Observable[TokenEvent]) -> Observable[TokenEvent]:
-        def subscribe(
-            observer: abc.ObserverBase[TokenEvent], subscribe_scheduler: abc.SchedulerBase | None = None
-        ) -> abc.DisposableBase:
-            view = StreamPanel(title, console=console, refresh_per_second=refresh_per_second, border_style=border_style)
-            view.start(_runtime.default_scheduler(scheduler))
-            broken = False
+    def make_view() -> StreamPanel:
+        return StreamPanel(title, console=console, refresh_per_second=refresh_per_second, border_style=border_style)
 
-            def on_next(event: TokenEvent) -> None:
-                nonlocal broken
-                if not broken:
-                    try:
-                        view.on_event(event)
-                    except Exception as exc:  # a display bug must never break the stream
-                        broken = True
-                        log.warning("panel: recording an event failed; the display stopped", exc_info=exc)
-                observer.on_next(event)
-
-            def on_error(error: Exception) -> None:
-                view.finish(error)
-                observer.on_error(error)
-
-            def on_completed() -> None:
-                view.finish()
-                observer.on_completed()
-
-            try:
-                subscription = source.subscribe(on_next, on_error, on_completed, scheduler=subscribe_scheduler)
-            except BaseException:
-                view.finish(cancelled=True)
-                raise
-            return CompositeDisposable(subscription, Disposable(lambda: view.finish(cancelled=True)))
-
-        return reactivex.create(subscribe)
-
-    return operator
+    return view_operator(make_view, scheduler, "panel: recording an event failed; the display stopped")

@@ -21,7 +21,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import logging
-import math
 import sys
 import threading
 import weakref
@@ -46,7 +45,6 @@ __all__ = [
     "Mode",
     "TailBuffer",
     "WrappedTail",
-    "check_refresh_rate",
     "is_live_terminal",
     "tail_fit",
 ]
@@ -56,23 +54,6 @@ log = logging.getLogger("rxagents")
 #: How a sink draws: ``"live"`` — a rich ``Live`` redrawn in place at the frame rate; ``"lines"`` — plain
 #: lines appended as things happen (not a terminal, or the terminal already has a live display).
 Mode = Literal["live", "lines"]
-
-_MAX_RATE = 60.0
-
-
-def check_refresh_rate(refresh_per_second: object) -> float:
-    """Validate a frame rate: a finite number in (0, 60]."""
-    if (
-        isinstance(refresh_per_second, bool)
-        or not isinstance(refresh_per_second, int | float)
-        or not math.isfinite(refresh_per_second)
-        or not 0 < refresh_per_second <= _MAX_RATE
-    ):
-        raise ValueError(
-            f"refresh_per_second must be a number > 0 and <= {_MAX_RATE:g}, got {refresh_per_second!r} "
-            "(8 is smooth; lower it to spend less CPU on drawing)"
-        )
-    return float(refresh_per_second)
 
 
 class TailBuffer:
@@ -298,8 +279,13 @@ class FrameDriver:
     one lock, and a drawing failure is logged once and stops the drawing, never the stream.
     """
 
-    def __init__(self, console: Console, refresh_per_second: float) -> None:
-        self.console = console
+    def __init__(self, console: Console | None, refresh_per_second: float) -> None:
+        if console is None:
+            from rich import get_console
+
+            console = get_console()
+        #: Where frames are drawn (default: rich's global console, stdout).
+        self.console: Console = console
         self.refresh_per_second = refresh_per_second
         self.mode: Mode | None = None
         #: Frames drawn by the Live (the first, the changed ones, the final one); lines-mode writes.

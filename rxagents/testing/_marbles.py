@@ -54,6 +54,7 @@ __all__ = [
     "events_of_trace",
     "hot_events",
     "record",
+    "run_schedule",
     "schedule_messages",
     "text_of_items",
     "text_of_trace",
@@ -201,12 +202,42 @@ def token_run(
         >>> len(msgs)  # start, 2 tokens, finish, completion
         5
     """
+    return schedule_messages(
+        run_schedule(
+            texts,
+            spacing=spacing,
+            agent=agent,
+            run_id=run_id,
+            error=error,
+            usage=usage,
+            finish_reason=finish_reason,
+            model=model,
+        )
+    )
+
+
+def run_schedule(
+    texts: Iterable[str],
+    *,
+    spacing: float = 1.0,
+    start: float = 0.0,
+    agent: str = "agent",
+    run_id: str | None = None,
+    error: BaseException | None = None,
+    usage: Usage | None = None,
+    finish_reason: str = "stop",
+    model: str = "marbles",
+) -> Schedule:
+    """The ``(time, event)`` pairs of the run :func:`token_run` describes, its ``start`` at ``start``.
+
+    Times are rounded to 9 decimals, so steps of 0.1 land on 0.3, not 0.30000000000000004.
+    """
     if spacing < 0:
         raise ValueError(f"spacing must be >= 0, got {spacing!r}")
     rid = run_id if run_id is not None else f"run-{agent}"
-    schedule: Schedule = [(0.0, TokenEvent(EventKind.START, agent, rid, 0, model=model))]
+    schedule: Schedule = [(start, TokenEvent(EventKind.START, agent, rid, 0, time=start, model=model))]
     seq = 1
-    t = 0.0
+    t = start
     for text in texts:
         t = round(t + spacing, 9)
         schedule.append((t, TokenEvent(EventKind.TOKEN, agent, rid, seq, text=text, time=t, model=model)))
@@ -221,7 +252,7 @@ def token_run(
         schedule.append(
             (t, TokenEvent(EventKind.FINISH, agent, rid, seq, finish_reason=finish_reason, time=t, model=model))
         )
-    return schedule_messages(schedule)
+    return schedule
 
 
 def schedule_messages(schedule: Sequence[tuple[float, TokenEvent]], *, complete: bool = True) -> list[Recorded[Any]]:

@@ -1,7 +1,7 @@
 """Hypothesis strategies for token streams: texts split anywhere, well-formed runs, timed schedules.
 
-This is the only module of ``rxagents.testing`` (with ``_laws``) that imports hypothesis, a test
-dependency (``pip install rxagents[test]``).
+With the law checker (``_laws``, ``_law_inputs``), this is the only part of ``rxagents.testing`` that
+imports hypothesis, a test dependency (``pip install rxagents[test]``).
 
 Example::
 
