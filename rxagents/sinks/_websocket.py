@@ -30,17 +30,23 @@ import http
 import json
 import logging
 import socket
-import threading
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import reactivex
-from reactivex import abc
 
-from rxagents.events import EventKind, TokenEvent
+from rxagents.events import TokenEvent
+from rxagents.sinks._ws_outbox import OnSlow, Outbox, dumps
+from rxagents.sinks._ws_session import (
+    CLOSE_BAD_REQUEST,
+    CLOSE_BINARY_REQUEST,
+    CLOSE_STREAM_FAILED,
+    CLOSE_TOO_SLOW,
+    Session,
+    close_reason,
+)
 
 if TYPE_CHECKING:
     from websockets.asyncio.server import Server, ServerConnection
@@ -60,8 +66,6 @@ __all__ = [
 
 log = logging.getLogger("rxagents")
 
-#: What to do when a client's send buffer is full: merge pending text messages, or close the connection.
-OnSlow = Literal["coalesce", "disconnect"]
 #: Builds the stream for one request: ``lambda request: agent.stream(request["task"])``.
 StreamFactory = Callable[[dict[str, Any]], reactivex.Observable[TokenEvent]]
 
@@ -70,26 +74,6 @@ class _HasStream(Protocol):
     """An ``Agent`` or a workflow: anything with a cold ``stream(task)``."""
 
     def stream(self, task: str) -> reactivex.Observable[TokenEvent]: ...
-
-
-CLOSE_BINARY_REQUEST = 1003  #: the request was a binary message
-CLOSE_BAD_REQUEST = 1008  #: the request was not valid (JSON, fields, factory refused it) or never came
-CLOSE_STREAM_FAILED = 1011  #: the stream ended with an error (the last message says which)
-CLOSE_TOO_SLOW = 1013  #: the client read too slowly (``on_slow="disconnect"``, or past ``max_buffer_bytes``)
-# Sent by the websockets library itself: 1009 (request larger than max_message_size), 1001 (server stopping).
-
-_TEXT_TYPES = frozenset({EventKind.TOKEN.value, EventKind.REASONING.value})
-_MERGE_KEYS = ("type", "agent", "run_id", "loop")
-
-
-def _dumps(message: dict[str, Any]) -> str:
-    # ASCII-only output: the string's length is the number of bytes sent.
-    return json.dumps(message, separators=(",", ":"))
-
-
-def _reason(text: str) -> str:
-    """A close reason fits in 123 bytes."""
-    return text if len(text.encode()) <= 123 else text.encode()[:120].decode(errors="ignore") + "..."
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,296 +127,6 @@ class _Counters:
     slow_disconnects: int = 0
     peak_buffered: int = 0
     peak_buffered_bytes: int = 0
-
-
-class _Pending:
-    """A message waiting to be sent; text messages can absorb the next ones (coalescing)."""
-
-    __slots__ = ("encoded", "final", "message", "parts", "size")
-
-    def __init__(self, message: dict[str, Any], *, final: bool = False) -> None:
-        self.message = message
-        self.final = final
-        self.encoded: str | None = _dumps(message)
-        self.size = len(self.encoded)
-        self.parts: list[str] | None = None
-
-    def text(self) -> str:
-        return "".join(self.parts) if self.parts is not None else str(self.message["content"])
-
-    def can_absorb(self, other: _Pending) -> bool:
-        mine, theirs = self.message, other.message
-        return mine["type"] in _TEXT_TYPES and all(mine.get(k) == theirs.get(k) for k in _MERGE_KEYS)
-
-    def absorb(self, other: _Pending) -> int:
-        """Append ``other``'s text to this message; returns the bytes added."""
-        text = other.text()
-        if self.parts is None:
-            self.parts = [self.message["content"]]
-        self.parts.append(text)
-        theirs = other.message
-        added = (len(json.dumps(text)) - 2) * (2 if self.message["type"] == EventKind.REASONING.value else 1)
-        if "coalesced" not in self.message:
-            added += 32  # the "last_seq" and "coalesced" keys
-        self.message["last_seq"] = theirs.get("last_seq", theirs["seq"])
-        self.message["coalesced"] = self.message.get("coalesced", 1) + theirs.get("coalesced", 1)
-        self.encoded = None
-        self.size += added
-        return added
-
-    def encode(self) -> str:
-        if self.encoded is None:
-            text = self.text()
-            self.message["content"] = text
-            if self.message["type"] == EventKind.REASONING.value:
-                self.message["reasoning"] = text
-            self.encoded = _dumps(self.message)
-        return self.encoded
-
-
-class _Session:
-    """One connection's stream: the observer of the Observable, and the bounded outbox to the client.
-
-    Observer calls may come from any thread; they are handed to the server's loop in order (as
-    :func:`rxagents.operators.to_async_iter` does). Everything else runs on the server's loop.
-    """
-
-    def __init__(self, server: WebSocketServer, ws: ServerConnection) -> None:
-        self.server = server
-        self.ws = ws
-        self.loop = asyncio.get_running_loop()
-        self.thread = threading.get_ident()
-        self.lock = threading.Lock()
-        self.in_flight = 0
-        self.outbox: deque[_Pending] = deque()
-        self.bytes = 0
-        self.blocked = False  # the sender is inside ws.send: waiting for the client to read
-        self.ready = asyncio.Event()
-        self.ended = False  # the final message is queued, or the stream was stopped: ignore further signals
-        self.outcome: str | None = None
-        self.close_code = 1000
-        self.close_reason = ""
-        self.subscription: abc.DisposableBase | None = None
-        self.sender: asyncio.Task[None] | None = None
-        self.texts: dict[tuple[str, str], list[str]] = {}
-        self.held_error: TokenEvent | None = None
-
-    # --- observer side (any thread) ------------------------------------------------------------------------
-    def on_next(self, event: TokenEvent) -> None:
-        self._deliver(self._event, event)
-
-    def on_error(self, error: Exception) -> None:
-        self._deliver(self._failed, error)
-
-    def on_completed(self) -> None:
-        self._deliver(self._completed, None)
-
-    def _deliver(self, action: Callable[[Any], None], value: Any) -> None:
-        with self.lock:
-            direct = self.in_flight == 0 and threading.get_ident() == self.thread
-            if not direct:
-                self.in_flight += 1
-        if direct:
-            action(value)
-            return
-        with contextlib.suppress(RuntimeError):  # the server's loop is closed: nobody is listening
-            self.loop.call_soon_threadsafe(self._deliver_later, action, value)
-
-    def _deliver_later(self, action: Callable[[Any], None], value: Any) -> None:
-        with self.lock:
-            self.in_flight -= 1
-        action(value)
-
-    # --- on the server's loop ------------------------------------------------------------------------------
-    def _event(self, event: object) -> None:
-        if self.ended:
-            return
-        if not isinstance(event, TokenEvent):
-            self._failed(TypeError(f"the stream must emit TokenEvent items, got {type(event).__name__}"))
-            return
-        if self.held_error is not None:  # an agent failed, but the stream goes on (e.g. a race)
-            self._flush_held_error()
-        if event.kind is EventKind.ERROR:
-            self.held_error = event  # the stream's own failure if on_error follows, else an agent_error
-            return
-        key = (event.agent, event.run_id)
-        if event.kind is EventKind.TOKEN:
-            self.texts.setdefault(key, []).append(event.text)
-        elif event.kind is EventKind.RETRY:
-            self.texts.pop(key, None)  # the run restarts: its partial text is void
-        self._enqueue(_Pending(event.to_dict()))
-
-    def _flush_held_error(self) -> None:
-        held, self.held_error = self.held_error, None
-        if held is not None:
-            message = held.to_dict()
-            message["type"] = "agent_error"
-            message["message"] = str(held.error) if held.error is not None else "the run failed"
-            self._enqueue(_Pending(message))
-
-    def _content(self) -> str:
-        return "\n\n".join("".join(parts) for parts in self.texts.values())
-
-    def _completed(self, _: object = None) -> None:
-        if self.ended:
-            return
-        self._flush_held_error()
-        message: dict[str, Any] = {"type": "complete", "content": self._content()}
-        agents = {agent for agent, _run in self.texts}
-        if len(agents) > 1:
-            by_agent: dict[str, list[str]] = {}
-            for (agent, _run), parts in self.texts.items():
-                by_agent.setdefault(agent, []).append("".join(parts))
-            message["texts"] = {agent: "\n\n".join(runs) for agent, runs in by_agent.items()}
-        self._finish(message, "completed", 1000, "complete")
-
-    def _failed(self, error: BaseException) -> None:
-        if self.ended:
-            return
-        held, self.held_error = self.held_error, None
-        message: dict[str, Any] = {
-            "type": "error",
-            "code": "stream_failed",
-            "error": type(error).__name__,
-            "message": str(error) or type(error).__name__,
-            "partial_text": self._content(),
-        }
-        if held is not None:
-            message.update(agent=held.agent, run_id=held.run_id, seq=held.seq)
-        self._finish(message, "failed", CLOSE_STREAM_FAILED, f"stream failed: {type(error).__name__}")
-
-    def _finish(self, message: dict[str, Any], outcome: str, code: int, reason: str) -> None:
-        self._enqueue(_Pending(message, final=True))
-        self.ended = True
-        self.outcome = outcome
-        self.close_code, self.close_reason = code, reason
-
-    def _enqueue(self, item: _Pending) -> None:
-        """Queue ``item`` for the sender, keeping the outbox within ``max_buffer``/``max_buffer_bytes``.
-
-        When ``max_buffer`` messages are waiting, adjacent text messages are merged — unless the client is
-        behind (the sender is stuck in ``send``, waiting for the connection's write buffer to drain) and
-        ``on_slow="disconnect"``: then the client is disconnected. Merging a burst the stream produced faster
-        than the loop could send it loses nothing, so it is done under either policy; only a client that does
-        not read is disconnected. ``max_buffer_bytes`` bounds the outbox in every case.
-        """
-        server, counters, outbox = self.server, self.server._counters, self.outbox
-        if item.final or len(outbox) < server.max_buffer:
-            outbox.append(item)
-            self.bytes += 0 if item.final else item.size
-        elif server.on_slow == "disconnect" and self.blocked:
-            self._too_slow(f"too slow: {len(outbox)} messages waiting (max_buffer={server.max_buffer})")
-            return
-        elif outbox[-1].can_absorb(item):
-            self.bytes += outbox[-1].absorb(item)
-            counters.coalesced += 1
-        elif not self.blocked:  # a burst of messages that cannot merge: max_buffer_bytes still bounds it
-            outbox.append(item)
-            self.bytes += item.size
-        else:
-            self._compact()
-            if len(outbox) >= server.max_buffer:  # nothing left to merge
-                self._too_slow(f"too slow: {len(outbox)} messages waiting could not be merged")
-                return
-            outbox.append(item)
-            self.bytes += item.size
-        if self.bytes > server.max_buffer_bytes:
-            self._too_slow(f"too slow: {self.bytes} bytes waiting (max_buffer_bytes={server.max_buffer_bytes})")
-            return
-        counters.peak_buffered = max(counters.peak_buffered, len(outbox))
-        counters.peak_buffered_bytes = max(counters.peak_buffered_bytes, self.bytes)
-        self.ready.set()
-
-    def _compact(self) -> None:
-        """Merge every run of adjacent text messages of one agent's run in the outbox into one message."""
-        merged: list[_Pending] = []
-        for item in self.outbox:
-            if merged and not item.final and merged[-1].can_absorb(item):
-                merged[-1].absorb(item)
-                self.server._counters.coalesced += 1
-            else:
-                merged.append(item)
-        self.outbox.clear()  # in place: callers hold the deque
-        self.outbox.extend(merged)
-        self.bytes = sum(item.size for item in merged if not item.final)
-
-    def _too_slow(self, reason: str) -> None:
-        log.info("websocket client disconnected: %s", reason)
-        self.server._counters.slow_disconnects += 1
-        self.ended = True
-        self.outcome = "slow"
-        self.close_code, self.close_reason = CLOSE_TOO_SLOW, reason
-        self.outbox.clear()
-        self.bytes = 0
-        self._dispose()
-        if self.sender is not None:
-            self.sender.cancel()
-
-    def _dispose(self) -> None:
-        subscription, self.subscription = self.subscription, None
-        if subscription is not None:
-            subscription.dispose()
-
-    async def _send_loop(self) -> None:
-        counters = self.server._counters
-        while True:
-            while not self.outbox:
-                self.ready.clear()
-                await self.ready.wait()
-            item = self.outbox.popleft()
-            if not item.final:
-                self.bytes -= item.size
-            self.blocked = True  # still True when another callback runs: send is waiting for the client
-            try:
-                await self.ws.send(item.encode())
-            finally:
-                self.blocked = False
-            counters.messages_sent += 1
-            if item.final:
-                return
-
-    async def _read_until_closed(self) -> None:
-        """Further client messages are ignored; this ends when the client closes or disconnects."""
-        from websockets.exceptions import ConnectionClosed
-
-        with contextlib.suppress(ConnectionClosed):
-            async for _ in self.ws:
-                pass
-
-    async def run(self, observable: reactivex.Observable[TokenEvent]) -> None:
-        from websockets.exceptions import ConnectionClosed
-
-        counters = self.server._counters
-        counters.runs_started += 1
-        self.sender = sender = asyncio.create_task(self._send_loop())
-        reader = asyncio.create_task(self._read_until_closed())
-        try:
-            try:
-                subscription = observable.subscribe(self.on_next, self.on_error, self.on_completed)
-            except Exception as error:
-                self._failed(error)
-            else:
-                if self.ended and self.outcome == "slow":  # overflowed while subscribing
-                    subscription.dispose()
-                else:
-                    self.subscription = subscription
-            await asyncio.wait({sender, reader}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            self._dispose()  # cancels the run (and closes its HTTP stream) if it is still going
-            self.ended = True  # late events (handed over from another thread) are dropped
-            self.outbox.clear()
-            for task in (sender, reader):
-                task.cancel()
-            for result in await asyncio.gather(sender, reader, return_exceptions=True):
-                if isinstance(result, Exception) and not isinstance(result, ConnectionClosed):
-                    log.error("websocket connection failed", exc_info=result)
-            if self.outcome == "completed":
-                counters.runs_completed += 1
-            elif self.outcome == "failed":
-                counters.runs_failed += 1
-            else:
-                counters.runs_cancelled += 1
-            await self.ws.close(self.close_code, _reason(self.close_reason))
 
 
 class WebSocketServer:
@@ -584,7 +278,9 @@ class WebSocketServer:
                 log.error("the websocket stream factory returned %s, not an Observable", type(observable).__name__)
                 await self._refuse(ws, "the server could not start the stream", CLOSE_STREAM_FAILED, "internal")
                 return
-            await _Session(self, ws).run(observable)
+            outbox = Outbox(max_buffer=self.max_buffer, max_buffer_bytes=self.max_buffer_bytes,
+                            on_slow=self.on_slow, counters=self._counters)  # fmt: skip
+            await Session(ws, outbox, self._counters).run(observable)
         finally:
             counters.active -= 1
 
@@ -626,9 +322,9 @@ class WebSocketServer:
         if kind == "bad_request":
             self._counters.bad_requests += 1
         with contextlib.suppress(ConnectionClosed):
-            await ws.send(_dumps({"type": "error", "code": kind, "message": message, "partial_text": ""}))
+            await ws.send(dumps({"type": "error", "code": kind, "message": message, "partial_text": ""}))
             self._counters.messages_sent += 1
-        await ws.close(code, _reason(message))
+        await ws.close(code, close_reason(message))
 
 
 def _task_factory(source: _HasStream) -> StreamFactory:
