@@ -30,7 +30,7 @@ import http
 import json
 import logging
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import reactivex
 
 from rxagents.events import TokenEvent
+from rxagents.sinks._origin import host_refusal, normalize_origins, origin_refusal
 from rxagents.sinks._ws_outbox import OnSlow, Outbox, dumps
 from rxagents.sinks._ws_session import (
     CLOSE_BAD_REQUEST,
@@ -88,6 +89,8 @@ class WebSocketStats:
         runs_cancelled: streams disposed before they ended (the client left, or was too slow).
         bad_requests: requests refused (too large, binary, not JSON, missing fields, refused by the factory,
             none within ``request_timeout``).
+        forbidden: handshakes refused with HTTP 403: a page of an origin not allowed (``allowed_origins``), or,
+            on a loopback bind, a ``Host`` that is not a loopback name (DNS rebinding).
         auth_rejected: handshakes refused with HTTP 401 (missing or wrong bearer token).
         messages_sent: messages written to clients.
         coalesced: event messages merged into an earlier pending message (``on_slow="coalesce"``).
@@ -104,6 +107,7 @@ class WebSocketStats:
     runs_failed: int = 0
     runs_cancelled: int = 0
     bad_requests: int = 0
+    forbidden: int = 0
     auth_rejected: int = 0
     messages_sent: int = 0
     coalesced: int = 0
@@ -121,6 +125,7 @@ class _Counters:
     runs_failed: int = 0
     runs_cancelled: int = 0
     bad_requests: int = 0
+    forbidden: int = 0
     auth_rejected: int = 0
     messages_sent: int = 0
     coalesced: int = 0
@@ -143,6 +148,7 @@ class WebSocketServer:
         host: str,
         port: int,
         token: str | None,
+        allowed_origins: frozenset[str],
         max_message_size: int,
         max_buffer: int,
         max_buffer_bytes: int,
@@ -156,6 +162,7 @@ class WebSocketServer:
         self.host = host
         self._requested_port = port
         self._token = token
+        self.allowed_origins = allowed_origins
         self.max_message_size = max_message_size
         self.max_buffer = max_buffer
         self.max_buffer_bytes = max_buffer_bytes
@@ -170,7 +177,8 @@ class WebSocketServer:
     def __repr__(self) -> str:
         where = self.url if self._server is not None else f"{self.host}:{self._requested_port} (not started)"
         auth = "bearer token" if self._token is not None else "none"
-        return f"WebSocketServer({where}, on_slow={self.on_slow!r}, max_buffer={self.max_buffer}, auth={auth})"
+        origins = f", allowed_origins={sorted(self.allowed_origins)}" if self.allowed_origins else ""
+        return f"WebSocketServer({where}, on_slow={self.on_slow!r}, max_buffer={self.max_buffer}, auth={auth}{origins})"
 
     # --- lifecycle -----------------------------------------------------------------------------------------
     @property
@@ -205,7 +213,7 @@ class WebSocketServer:
             self._handle,
             self.host,
             self._requested_port,
-            process_request=self._authorize if self._token is not None else None,
+            process_request=self._admit,
             max_size=self.max_message_size,
             write_limit=self.write_limit,
         )
@@ -237,6 +245,22 @@ class WebSocketServer:
         await self.aclose()
 
     # --- handshake -----------------------------------------------------------------------------------------
+    def _admit(self, connection: ServerConnection, request: Request) -> Response | None:
+        """Before the upgrade: refuse a foreign ``Host`` or ``Origin`` (403), then a missing or wrong token (401)."""
+        hosts, origins = request.headers.get_all("Host"), request.headers.get_all("Origin")
+        refusal = host_refusal(self.host, hosts[0] if len(hosts) == 1 else None)
+        if refusal is None and len(origins) > 1:
+            refusal = "the handshake has several Origin headers"
+        if refusal is None:
+            refusal = origin_refusal(origins[0] if origins else None, hosts[0] if hosts else None, self.allowed_origins)
+            if refusal is not None:
+                refusal += "; to let a page connect, pass its origin in serve_websocket(allowed_origins=[...])"
+        if refusal is not None:
+            self._counters.forbidden += 1
+            log.info("websocket handshake refused (403): %s", refusal)
+            return connection.respond(http.HTTPStatus.FORBIDDEN, f"{refusal}\n")
+        return None if self._token is None else self._authorize(connection, request)
+
     def _authorize(self, connection: ServerConnection, request: Request) -> Response | None:
         """Accept the handshake only with ``Authorization: Bearer <token>`` (compared in constant time)."""
         assert self._token is not None
@@ -347,6 +371,7 @@ def serve_websocket(
     host: str = "127.0.0.1",
     port: int = 0,
     token: str | None = None,
+    allowed_origins: Iterable[str] = (),
     max_message_size: int = 64 * 1024,
     max_buffer: int = 256,
     max_buffer_bytes: int = 1024 * 1024,
@@ -390,10 +415,16 @@ def serve_websocket(
             ``lambda request: agent.stream(request["task"])``; or anything with a cold ``stream(task)``
             (an ``Agent``, a workflow), served as ``source.stream(request["task"])``. Called on the server's
             loop; a ``ValueError`` or ``LookupError`` it raises is a bad request (error message, close 1008).
-        host: interface to bind; ``127.0.0.1`` (default) accepts local clients only.
+        host: interface to bind; ``127.0.0.1`` (default) accepts local clients only. On a loopback bind, a
+            handshake whose ``Host`` header is not a loopback name is refused with HTTP 403 (DNS rebinding).
         port: TCP port; 0 (default) picks a free one (read it from ``server.port``/``server.url``).
         token: if set, clients must send ``Authorization: Bearer <token>`` in the handshake; others get HTTP 401.
             The token is compared in constant time and never logged or echoed.
+        allowed_origins: the web pages allowed to connect besides the server's own origin, e.g.
+            ``["http://localhost:5173"]`` (scheme, host and port exactly as the browser sends them in
+            ``Origin``; ``"null"`` for pages opened from files). A browser handshake from any other page is
+            refused with HTTP 403 before the upgrade, so a site the user visits cannot drive the agent. Clients
+            that send no ``Origin`` (programs, not browsers) are not affected: use ``token`` to restrict them.
         max_message_size: the largest request in bytes; larger ones are refused with close code 1009.
         max_buffer: the most messages waiting to be sent to one client.
         max_buffer_bytes: the most bytes of messages waiting for one client.
@@ -436,6 +467,7 @@ def serve_websocket(
     ):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+    origins = normalize_origins(allowed_origins)
     if on_slow not in ("coalesce", "disconnect"):
         raise ValueError(f"on_slow must be 'coalesce' or 'disconnect', got {on_slow!r}")
     if request_timeout is not None and (
@@ -449,6 +481,7 @@ def serve_websocket(
         host=host,
         port=port,
         token=token,
+        allowed_origins=origins,
         max_message_size=max_message_size,
         max_buffer=max_buffer,
         max_buffer_bytes=max_buffer_bytes,

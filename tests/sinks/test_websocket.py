@@ -438,6 +438,85 @@ async def test_bearer_token_is_required_and_never_echoed() -> None:
         assert secret not in repr(server)
 
 
+class CountingFactory:
+    """A factory serving a short scripted answer, counting its calls."""
+
+    def __init__(self, *texts: str) -> None:
+        self.texts = texts or ("ok",)
+        self.calls = 0
+
+    def __call__(self, request: dict[str, Any]) -> reactivex.Observable[TokenEvent]:
+        self.calls += 1
+        return reactivex.from_iterable(script(*self.texts))
+
+
+async def refused(server: WebSocketServer, **kwargs: Any) -> tuple[int, str]:
+    """Open a handshake that must be refused: the HTTP status and body."""
+    with pytest.raises(InvalidStatus) as rejected:
+        async with client(server, **kwargs):
+            pass
+    response = rejected.value.response
+    return response.status_code, (response.body or b"").decode()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    "origin",
+    ["http://evil.example", "https://evil.example", "http://127.0.0.1:1", "http://localhost:{port}", "null"],
+    ids=["other-site", "other-site-https", "other-port", "other-host-name", "file-page"],
+)
+async def test_a_page_of_another_origin_is_refused_before_the_upgrade(origin: str) -> None:
+    factory = CountingFactory()
+    async with serve_websocket(factory) as server:
+        status, body = await refused(server, origin=origin.format(port=server.port))
+        assert status == 403
+        assert "cross-origin" in body and "allowed_origins" in body
+        stats = server.stats
+    assert (stats.forbidden, stats.connections, factory.calls) == (1, 0, 0)  # no connection, no run
+
+
+@pytest.mark.asyncio
+async def test_the_servers_own_origin_configured_origins_and_non_browser_clients_are_served() -> None:
+    factory = CountingFactory("served")
+    async with serve_websocket(factory, allowed_origins=["http://localhost:5173", "null"]) as server:
+        for origin in (f"http://127.0.0.1:{server.port}", "http://LOCALHOST:5173", "null", None):
+            async with client(server, origin=origin) as ws:
+                await ws.send(json.dumps({"task": "x"}))
+                assert (await receive_all(ws))[-1] == {"type": "complete", "content": "served"}
+        assert "allowed_origins=['http://localhost:5173', 'null']" in repr(server)
+    assert (server.stats.forbidden, server.stats.runs_completed, factory.calls) == (0, 4, 4)
+
+
+@pytest.mark.asyncio
+async def test_a_foreign_host_header_is_refused_on_a_loopback_bind() -> None:
+    """DNS rebinding: a page at http://evil.example:PORT whose name now resolves to 127.0.0.1 is same-origin with
+    itself, so only its Host header gives it away."""
+    factory = CountingFactory()
+    async with serve_websocket(factory) as server:
+        sock = socket.create_connection(("127.0.0.1", server.port))
+        with pytest.raises(InvalidStatus) as rejected:
+            async with connect(f"ws://evil.example:{server.port}", sock=sock, origin=f"http://evil.example:{server.port}",
+                               proxy=None, open_timeout=TIMEOUT):  # fmt: skip
+                pass
+        assert rejected.value.response.status_code == 403
+        assert b"loopback" in (rejected.value.response.body or b"")
+        for name in ("localhost", "[::1]"):  # loopback names are fine (the socket still goes to 127.0.0.1)
+            sock = socket.create_connection(("127.0.0.1", server.port))
+            async with connect(f"ws://{name}:{server.port}", sock=sock, proxy=None, open_timeout=TIMEOUT) as ws:
+                await ws.send(json.dumps({"task": "x"}))
+                assert (await receive_all(ws))[-1]["type"] == "complete"
+    assert (server.stats.forbidden, factory.calls) == (1, 2)
+
+
+@pytest.mark.asyncio
+async def test_origin_is_checked_before_the_token() -> None:
+    async with serve_websocket(CountingFactory(), token="t0ken-value") as server:
+        status, _ = await refused(server, origin="http://evil.example",
+                                  additional_headers={"Authorization": "Bearer t0ken-value"})  # fmt: skip
+        assert status == 403
+        assert (server.stats.forbidden, server.stats.auth_rejected) == (1, 0)
+
+
 @pytest.mark.asyncio
 async def test_binds_127_0_0_1_by_default() -> None:
     async with serve_websocket(never_called) as server:
@@ -467,6 +546,9 @@ def test_building_a_server_has_no_side_effects() -> None:
         ({"token": ""}, "token must be None or a non-empty string"),
         ({"request_timeout": 0}, "request_timeout must be a number of seconds > 0"),
         ({"required_fields": "task"}, "required_fields must be a sequence of key names"),
+        ({"allowed_origins": "http://localhost:5173"}, "allowed_origins must be a list of origins"),
+        ({"allowed_origins": ["http://localhost:5173/app"]}, "allowed_origins entries must be origins"),
+        ({"allowed_origins": ["localhost:5173"]}, "allowed_origins entries must be origins"),
     ],
 )
 def test_bad_arguments_are_refused_at_construction(kwargs: dict[str, Any], message: str) -> None:
