@@ -17,7 +17,8 @@ The stream runs on the server's event loop as it produces, so every token is sen
 generating (the spec's example sends none before "complete": its sync ``agent.run`` blocks the loop). A client
 that disconnects disposes the subscription, which cancels the run and closes its HTTP stream. Each connection
 has a bounded send buffer; a client that reads too slowly meets the ``on_slow`` policy instead of growing
-server memory. See ``docs/servers-websocket.md`` for the protocol reference.
+server memory. Handshakes from web pages of other origins, or naming a foreign ``Host`` on a loopback bind, are
+refused with HTTP 403. See ``docs/servers-websocket.md`` for the protocol reference.
 """
 
 from __future__ import annotations
@@ -96,8 +97,8 @@ class WebSocketStats:
         coalesced: event messages merged into an earlier pending message (``on_slow="coalesce"``).
         slow_disconnects: connections closed with 1013 because the client read too slowly.
         peak_buffered: the most messages waiting for one client at once.
-        peak_buffered_bytes: the most bytes waiting for one client at once (final message excluded); never more
-            than ``max_buffer_bytes``.
+        peak_buffered_bytes: the largest backlog of one client: bytes queued while it was behind and not yet
+            sent. Never more than ``max_buffer_bytes``, unless one message alone was larger.
     """
 
     connections: int = 0
@@ -402,13 +403,16 @@ def serve_websocket(
         on_slow="disconnect":
         client:   -s--t1------- close 1013 (the run is cancelled)
 
-    Slow clients: each connection has a send buffer of at most ``max_buffer`` messages and
-    ``max_buffer_bytes`` bytes (besides the websockets library's ``write_limit`` and the kernel's socket
-    buffer). When it is full, ``on_slow="coalesce"`` merges adjacent pending text messages of the same run
-    into one (text concatenated: nothing is lost, there are fewer messages) and counts them in
-    ``stats.coalesced``; ``on_slow="disconnect"`` closes the connection with code 1013 and counts it in
-    ``stats.slow_disconnects``. Either way, past ``max_buffer_bytes`` of pending text the client is
-    disconnected with 1013, so a connection's memory stays bounded. The final message is always queued.
+    Slow clients: each connection has a send buffer (besides the websockets library's ``write_limit`` and
+    the kernel's socket buffer). When ``max_buffer`` messages wait in it, adjacent text messages of the same
+    run are merged into one (text concatenated: nothing is lost, there are fewer messages; counted in
+    ``stats.coalesced``), or, with ``on_slow="disconnect"`` and a client that is behind (its connection's
+    write buffer is full), the connection is closed with code 1013 (``stats.slow_disconnects``). Under
+    both policies, a client whose *backlog* — bytes queued while it was behind, not yet sent — passes
+    ``max_buffer_bytes`` is disconnected with 1013, so a connection's memory stays bounded. A burst the
+    stream produces faster than the loop can send (all of a ``pace=0`` answer at once) is merged and sent,
+    not refused, and one message larger than ``max_buffer_bytes`` (a huge token) reaches a reading client
+    whole. The final message is always queued.
 
     Args:
         factory: builds the stream for one request (a dict parsed from the client's JSON), e.g.
@@ -426,8 +430,9 @@ def serve_websocket(
             refused with HTTP 403 before the upgrade, so a site the user visits cannot drive the agent. Clients
             that send no ``Origin`` (programs, not browsers) are not affected: use ``token`` to restrict them.
         max_message_size: the largest request in bytes; larger ones are refused with close code 1009.
-        max_buffer: the most messages waiting to be sent to one client.
-        max_buffer_bytes: the most bytes of messages waiting for one client.
+        max_buffer: the number of waiting messages from which text messages are merged.
+        max_buffer_bytes: the largest backlog a client may have: bytes queued for it while it was behind (not
+            reading as fast as the stream produces) and not yet sent; one larger message is let through alone.
         on_slow: ``"coalesce"`` (default) or ``"disconnect"``, see above.
         request_timeout: seconds to wait for the request after connecting (``None``: no limit); then
             error message and close 1008.

@@ -1,9 +1,18 @@
-"""The WebSocket server's send buffer: messages waiting for one client, merged when the client falls behind.
+"""The WebSocket server's send buffer: messages waiting for one client, merged when they pile up.
 
 An Observable cannot be paused, so each connection has an :class:`Outbox` between the stream and the socket.
 :meth:`Outbox.put` applies the server's slow-client policy (``max_buffer``, ``max_buffer_bytes``, ``on_slow``)
-and says when the client is too slow; the connection's send task takes messages out with :meth:`Outbox.pop`.
-Everything here runs on the server's loop.
+and says when the client is too slow; the connection's send task takes messages out with :meth:`Outbox.pop` and
+hands them to the websocket, one at a time. Everything here runs on the server's loop.
+
+The client is *behind* while the send task is stuck in ``send``: the connection's write buffer holds more than
+``write_limit`` bytes the client has not read. Only what is queued while the client is behind — its *backlog* —
+counts against ``max_buffer_bytes``:
+
+- a burst the stream produced in one go, before the loop could run the send task, is not the client's doing:
+  it is queued whole (adjacent text messages merged), however large, and sent as soon as the loop runs;
+- one message larger than ``max_buffer_bytes`` (a huge token) is let through when nothing else waits behind;
+- past that, a backlog over ``max_buffer_bytes`` means the client does not read fast enough: it is disconnected.
 """
 
 from __future__ import annotations
@@ -32,16 +41,27 @@ def dumps(message: dict[str, Any]) -> str:
 
 
 class Pending:
-    """A message waiting to be sent; text messages can absorb the next ones (coalescing)."""
+    """A message waiting to be sent; text messages can absorb the next ones (coalescing).
 
-    __slots__ = ("encoded", "final", "message", "parts", "size")
+    It is encoded when its size is first needed: a message merged into another one in a burst never is.
+    """
+
+    __slots__ = ("_size", "encoded", "final", "late", "message", "parts")
 
     def __init__(self, message: dict[str, Any], *, final: bool = False) -> None:
         self.message = message
         self.final = final
-        self.encoded: str | None = dumps(message)
-        self.size = len(self.encoded)
+        self.encoded: str | None = None
+        self._size = -1
         self.parts: list[str] | None = None
+        self.late = 0  # of its bytes, those queued while the client was behind (its share of the backlog)
+
+    @property
+    def size(self) -> int:
+        """Its encoded length in bytes."""
+        if self._size < 0:
+            self._size = len(self.encode())
+        return self._size
 
     def text(self) -> str:
         return "".join(self.parts) if self.parts is not None else str(self.message["content"])
@@ -53,6 +73,7 @@ class Pending:
     def absorb(self, other: Pending) -> int:
         """Append ``other``'s text to this message; returns the bytes added."""
         text = other.text()
+        size = self.size  # before the message changes
         if self.parts is None:
             self.parts = [self.message["content"]]
         self.parts.append(text)
@@ -63,21 +84,21 @@ class Pending:
         self.message["last_seq"] = theirs.get("last_seq", theirs["seq"])
         self.message["coalesced"] = self.message.get("coalesced", 1) + theirs.get("coalesced", 1)
         self.encoded = None
-        self.size += added
+        self._size = size + added
         return added
 
     def encode(self) -> str:
         if self.encoded is None:
-            text = self.text()
-            self.message["content"] = text
-            if self.message["type"] == EventKind.REASONING.value:
-                self.message["reasoning"] = text
+            if self.parts is not None:  # merged: the text of every absorbed message
+                text = self.message["content"] = "".join(self.parts)
+                if self.message["type"] == EventKind.REASONING.value:
+                    self.message["reasoning"] = text
             self.encoded = dumps(self.message)
         return self.encoded
 
 
 class Outbox:
-    """The messages waiting for one client, within ``max_buffer`` messages and ``max_buffer_bytes`` bytes."""
+    """The messages waiting for one client: at most ``max_buffer_bytes`` of backlog (see the module's docstring)."""
 
     def __init__(self, *, max_buffer: int, max_buffer_bytes: int, on_slow: OnSlow, counters: _Counters) -> None:
         self.max_buffer = max_buffer
@@ -86,6 +107,7 @@ class Outbox:
         self.counters = counters
         self.items: deque[Pending] = deque()
         self.bytes = 0  # of the waiting messages, the final one excluded
+        self.backlog = 0  # of those bytes, the ones queued while the client was behind: sum(item.late)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -94,34 +116,44 @@ class Outbox:
         """Queue ``item``; returns why the client is too slow instead, if it is (the caller disconnects it).
 
         ``behind``: the send task is stuck in ``send``, waiting for the connection's write buffer to drain.
-        When ``max_buffer`` messages are waiting, adjacent text messages are merged — unless the client is
-        behind and ``on_slow="disconnect"``: then the client is too slow. Merging a burst the stream produced
-        faster than the loop could send it loses nothing, so it is done under either policy; only a client that
-        does not read is disconnected. ``max_buffer_bytes`` bounds the outbox in every case. The final message
-        is always queued.
+        When ``max_buffer`` messages are waiting, adjacent text messages of one run are merged — unless the
+        client is behind and ``on_slow="disconnect"``: then it is too slow. A burst (not behind) is merged
+        under either policy and never refused. While behind, the backlog may not exceed ``max_buffer_bytes``,
+        except by one message queued alone. The final message is always queued.
         """
-        counters, items = self.counters, self.items
-        if item.final or len(items) < self.max_buffer:
+        items = self.items
+        if item.final:
             items.append(item)
-            self.bytes += 0 if item.final else item.size
+            return None
+        target = item
+        if len(items) < self.max_buffer:
+            items.append(item)
+            added = item.size
         elif self.on_slow == "disconnect" and behind:
             return f"too slow: {len(items)} messages waiting (max_buffer={self.max_buffer})"
         elif items[-1].can_absorb(item):
-            self.bytes += items[-1].absorb(item)
-            counters.coalesced += 1
-        elif not behind:  # a burst of messages that cannot merge: max_buffer_bytes still bounds it
+            target = items[-1]
+            added = target.absorb(item)
+            self.counters.coalesced += 1
+        elif not behind:  # a burst of messages that cannot merge
             items.append(item)
-            self.bytes += item.size
+            added = item.size
         else:
             self._compact()
             if len(items) >= self.max_buffer:  # nothing left to merge
                 return f"too slow: {len(items)} messages waiting could not be merged"
             items.append(item)
-            self.bytes += item.size
-        if self.bytes > self.max_buffer_bytes:
-            return f"too slow: {self.bytes} bytes waiting (max_buffer_bytes={self.max_buffer_bytes})"
+            added = item.size
+        self.bytes += added
+        if behind:
+            backlog, limit = self.backlog + added, self.max_buffer_bytes
+            if backlog > limit and self.backlog:  # (alone, one message may exceed the limit)
+                return f"too slow: {backlog} bytes waiting (max_buffer_bytes={limit})"
+            target.late += added
+            self.backlog = backlog
+        counters = self.counters
         counters.peak_buffered = max(counters.peak_buffered, len(items))
-        counters.peak_buffered_bytes = max(counters.peak_buffered_bytes, self.bytes)
+        counters.peak_buffered_bytes = max(counters.peak_buffered_bytes, self.backlog)
         return None
 
     def pop(self) -> Pending:
@@ -129,11 +161,12 @@ class Outbox:
         item = self.items.popleft()
         if not item.final:
             self.bytes -= item.size
+            self.backlog -= item.late
         return item
 
     def clear(self) -> None:
         self.items.clear()
-        self.bytes = 0
+        self.bytes = self.backlog = 0
 
     def _compact(self) -> None:
         """Merge every run of adjacent text messages of one agent's run into one message."""
@@ -141,6 +174,7 @@ class Outbox:
         for item in self.items:
             if merged and not item.final and merged[-1].can_absorb(item):
                 merged[-1].absorb(item)
+                merged[-1].late += item.late
                 self.counters.coalesced += 1
             else:
                 merged.append(item)

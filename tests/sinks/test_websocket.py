@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 import reactivex
+from reactivex import abc
+from reactivex.disposable import Disposable
 from reactivex.scheduler import NewThreadScheduler
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -21,6 +23,7 @@ from rxagents.errors import ModelError
 from rxagents.events import EventKind, TokenEvent
 from rxagents.models import OfflineModel
 from rxagents.models._litellm import import_litellm
+from rxagents.models._offline import tokenize
 from rxagents.sinks._websocket import WebSocketServer, serve_websocket
 from rxagents.testing._faults import DropAfter, Reply, StallAfter, words
 from rxagents.testing._server import LocalModelServer
@@ -75,10 +78,10 @@ async def receive(ws: ClientConnection) -> dict[str, Any]:
         return message
 
 
-async def receive_all(ws: ClientConnection) -> list[dict[str, Any]]:
+async def receive_all(ws: ClientConnection, timeout: float = TIMEOUT) -> list[dict[str, Any]]:
     """Every message until the server closes (whatever the close code)."""
     out: list[dict[str, Any]] = []
-    async with asyncio.timeout(TIMEOUT):
+    async with asyncio.timeout(timeout):
         with contextlib.suppress(ConnectionClosed):
             async for raw in ws:
                 out.append(json.loads(raw))
@@ -412,6 +415,107 @@ async def test_slow_client_past_max_buffer_bytes_is_disconnected_even_when_coale
         assert ws.close_code == 1013
         assert "max_buffer_bytes=2048" in (ws.close_reason or "")
     assert server.stats.peak_buffered_bytes <= 2048
+
+
+def one_per_loop_turn(
+    events: list[TokenEvent], emitted: list[TokenEvent] | None = None
+) -> reactivex.Observable[TokenEvent]:
+    """The events, one per turn of the subscriber's loop (the send task runs in between); ``emitted`` records them."""
+
+    def subscribe(observer: abc.ObserverBase[TokenEvent], _: abc.SchedulerBase | None = None) -> abc.DisposableBase:
+        loop = asyncio.get_running_loop()
+        iterator = iter(events)
+        stopped = False
+
+        def step() -> None:
+            if stopped:
+                return
+            event = next(iterator, None)
+            if event is None:
+                observer.on_completed()
+                return
+            if emitted is not None:
+                emitted.append(event)
+            observer.on_next(event)
+            loop.call_soon(step)
+
+        def stop() -> None:
+            nonlocal stopped
+            stopped = True
+
+        loop.call_soon(step)
+        return Disposable(stop)
+
+    return reactivex.create(subscribe)
+
+
+def assert_every_event_in_order(messages: list[dict[str, Any]]) -> None:
+    """seq / last_seq account for every event, in order."""
+    expected = 0
+    for m in messages[:-1]:
+        assert m["seq"] == expected
+        expected = m.get("last_seq", m["seq"]) + 1
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("delivery", ["one-burst", "one-per-loop-turn"])
+async def test_a_token_larger_than_max_buffer_bytes_reaches_a_reading_client_intact(delivery: str) -> None:
+    big = "".join(chr(ord("a") + i % 26) for i in range(2 * 1024 * 1024))  # 2 MiB, twice max_buffer_bytes
+    events = script("before ", big, " after")
+    source = reactivex.from_iterable(events) if delivery == "one-burst" else one_per_loop_turn(events)
+    async with serve_websocket(lambda _: source) as server, client(server, max_size=None) as ws:
+        assert server.max_buffer_bytes == 1024 * 1024
+        await ws.send(json.dumps({"task": "x"}))
+        messages = await receive_all(ws)
+        assert ws.close_code == 1000
+    assert token_text(messages) == "before " + big + " after" == messages[-1]["content"]
+    assert_every_event_in_order(messages)
+    assert server.stats.slow_disconnects == 0
+
+
+BURST_TOKENS = 300_000
+BURST_TEXT = " ".join(f"t{i:x}" for i in range(BURST_TOKENS))  # one token per word: 300,000 tokens, 2 MB
+
+
+@pytest.mark.slow
+@pytest.mark.asyncio
+async def test_a_300k_token_burst_at_pace_0_reaches_a_reading_client_exactly() -> None:
+    """At pace=0 the offline model produces the whole answer without yielding to the loop: the send task cannot
+    run until it is all queued. That is a burst, not a slow client: it is merged and sent, not refused."""
+    llm = OfflineModel(pace=0.0, text=BURST_TEXT)
+    agent = Agent(agent_name="Burst", model_name="offline", llm=llm, print_on=False)
+    async with serve_websocket(agent) as server, client(server, max_size=None) as ws:
+        await ws.send(json.dumps({"task": "everything at once"}))
+        messages = await receive_all(ws, timeout=180)  # the agent alone takes 3-10 s for 300k tokens here
+        assert ws.close_code == 1000
+    tokens = [m for m in messages if m["type"] == "token"]
+    assert len(tokenize(BURST_TEXT)) == BURST_TOKENS
+    assert token_text(messages) == BURST_TEXT == messages[-1]["content"]  # exact: nothing lost or repeated
+    assert sum(m.get("coalesced", 1) for m in tokens) == BURST_TOKENS
+    assert len(tokens) < 1_000  # merged into few messages
+    assert_every_event_in_order(messages)
+    assert (server.stats.slow_disconnects, server.stats.runs_completed) == (0, 1)
+
+
+@pytest.mark.asyncio
+async def test_a_client_that_never_reads_is_disconnected_once_its_backlog_passes_max_buffer_bytes() -> None:
+    """The default limits, tokens arriving one per loop turn: the client falls behind, then past 1 MiB is cut."""
+    events = script(*(f"{i:07d}".ljust(1024, "-") for i in range(8 * 1024)))  # 8 MiB of text
+    emitted: list[TokenEvent] = []
+    limits = {"write_limit": 1024, "socket_send_buffer": 4096}
+    async with (
+        serve_websocket(lambda _: one_per_loop_turn(events, emitted), **limits) as server,
+        slow_client(server) as ws,
+    ):
+        await ws.send(json.dumps({"task": "x"}))
+        await until(lambda: server.stats.slow_disconnects == 1)
+        messages = await receive_all(ws)
+        assert ws.close_code == 1013
+        assert "max_buffer_bytes=1048576" in (ws.close_reason or "")
+    assert server.stats.peak_buffered_bytes <= 1024 * 1024  # the bound held
+    assert server.stats.runs_cancelled == 1
+    assert len(emitted) < len(events)  # the stream was disposed: it stopped producing
+    assert "".join(e.text for e in events).startswith(token_text(messages))  # a prefix, in order
 
 
 # --- access --------------------------------------------------------------------------------------------------
