@@ -28,7 +28,7 @@ def stream(request: dict[str, Any]) -> Observable[TokenEvent]:
 
 
 async def client(url: str, task: str) -> None:
-    async with connect(url, proxy=None) as ws:  # proxy=None: talk to the server directly
+    async with connect(url, proxy=None, max_size=None) as ws:  # direct to the server; no 1 MiB message cap
         await ws.send(json.dumps({"task": task}))
         async for raw in ws:  # ends when the server closes the connection
             message = json.loads(raw)

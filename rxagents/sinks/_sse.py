@@ -37,6 +37,7 @@ from reactivex import Observable
 
 from rxagents.events import TokenEvent
 from rxagents.operators._bridge import to_async_iter
+from rxagents.sinks._origin import host_refusal, origin_refusal
 from rxagents.sinks._sse_runs import RunInfo, RunStatus, SharedRun
 
 __all__ = ["DEFAULT_TASK", "FIRST_SUBSCRIBER_GRACE", "MAX_TASK_CHARS", "RunInfo", "RunStatus", "SSEServer", "serve_sse"]
@@ -52,7 +53,6 @@ MAX_BODY_BYTES = 128 * 1024
 FIRST_SUBSCRIBER_GRACE = 10.0
 #: How long (ms) a browser waits before reconnecting a dropped stream (sent as ``retry:``).
 RETRY_MS = 1_000
-_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 _SSE_HEADERS = {
     "Content-Type": "text/event-stream; charset=utf-8",
     "Cache-Control": "no-cache, no-transform",
@@ -75,13 +75,6 @@ class _Busy(Exception):
 @functools.cache
 def _page_template() -> str:
     return resources.files(__package__ or "rxagents.sinks").joinpath("_page.html").read_text("utf-8")
-
-
-def _host_name(host_header: str) -> str:
-    """``"[::1]:8000"`` -> ``"::1"``, ``"localhost:8000"`` -> ``"localhost"``."""
-    if host_header.startswith("["):
-        return host_header[1:].partition("]")[0]
-    return host_header.rpartition(":")[0] if host_header.count(":") == 1 else host_header
 
 
 def _last_event_id(request: web.Request) -> int:
@@ -405,8 +398,9 @@ class SSEServer:
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
         """On a loopback bind, only loopback Host headers: a web page cannot DNS-rebind its way in."""
-        if self.host in _LOOPBACK and _host_name(request.host) not in _LOOPBACK:
-            return _json_error(403, "this server only answers requests addressed to the loopback interface")
+        refusal = host_refusal(self.host, request.host)
+        if refusal is not None:
+            return _json_error(403, refusal)
         return await handler(request)
 
     async def _index(self, request: web.Request) -> web.Response:
@@ -426,9 +420,9 @@ class SSEServer:
         }  # fmt: skip
 
     async def _create(self, request: web.Request) -> web.Response:
-        origin = request.headers.get("Origin")
-        if origin is not None and origin.partition("://")[2] != request.host:  # (scheme may differ behind a proxy)
-            return _json_error(403, f"cross-origin run requests are refused (Origin {origin[:80]!r})")
+        refusal = origin_refusal(request.headers.get("Origin"), request.host)  # only the dashboard's own page
+        if refusal is not None:
+            return _json_error(403, refusal)
         if request.content_type != "application/json":
             return _json_error(415, 'POST /runs takes a JSON body: {"task": "..."}')
         try:

@@ -17,7 +17,8 @@ The stream runs on the server's event loop as it produces, so every token is sen
 generating (the spec's example sends none before "complete": its sync ``agent.run`` blocks the loop). A client
 that disconnects disposes the subscription, which cancels the run and closes its HTTP stream. Each connection
 has a bounded send buffer; a client that reads too slowly meets the ``on_slow`` policy instead of growing
-server memory. See ``docs/servers-websocket.md`` for the protocol reference.
+server memory. Handshakes from web pages of other origins, or naming a foreign ``Host`` on a loopback bind, are
+refused with HTTP 403. See ``docs/servers-websocket.md`` for the protocol reference.
 """
 
 from __future__ import annotations
@@ -30,17 +31,24 @@ import http
 import json
 import logging
 import socket
-import threading
-from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import reactivex
-from reactivex import abc
 
-from rxagents.events import EventKind, TokenEvent
+from rxagents.events import TokenEvent
+from rxagents.sinks._origin import host_refusal, normalize_origins, origin_refusal
+from rxagents.sinks._ws_outbox import OnSlow, Outbox, dumps
+from rxagents.sinks._ws_session import (
+    CLOSE_BAD_REQUEST,
+    CLOSE_BINARY_REQUEST,
+    CLOSE_STREAM_FAILED,
+    CLOSE_TOO_SLOW,
+    Session,
+    close_reason,
+)
 
 if TYPE_CHECKING:
     from websockets.asyncio.server import Server, ServerConnection
@@ -60,8 +68,6 @@ __all__ = [
 
 log = logging.getLogger("rxagents")
 
-#: What to do when a client's send buffer is full: merge pending text messages, or close the connection.
-OnSlow = Literal["coalesce", "disconnect"]
 #: Builds the stream for one request: ``lambda request: agent.stream(request["task"])``.
 StreamFactory = Callable[[dict[str, Any]], reactivex.Observable[TokenEvent]]
 
@@ -70,26 +76,6 @@ class _HasStream(Protocol):
     """An ``Agent`` or a workflow: anything with a cold ``stream(task)``."""
 
     def stream(self, task: str) -> reactivex.Observable[TokenEvent]: ...
-
-
-CLOSE_BINARY_REQUEST = 1003  #: the request was a binary message
-CLOSE_BAD_REQUEST = 1008  #: the request was not valid (JSON, fields, factory refused it) or never came
-CLOSE_STREAM_FAILED = 1011  #: the stream ended with an error (the last message says which)
-CLOSE_TOO_SLOW = 1013  #: the client read too slowly (``on_slow="disconnect"``, or past ``max_buffer_bytes``)
-# Sent by the websockets library itself: 1009 (request larger than max_message_size), 1001 (server stopping).
-
-_TEXT_TYPES = frozenset({EventKind.TOKEN.value, EventKind.REASONING.value})
-_MERGE_KEYS = ("type", "agent", "run_id", "loop")
-
-
-def _dumps(message: dict[str, Any]) -> str:
-    # ASCII-only output: the string's length is the number of bytes sent.
-    return json.dumps(message, separators=(",", ":"))
-
-
-def _reason(text: str) -> str:
-    """A close reason fits in 123 bytes."""
-    return text if len(text.encode()) <= 123 else text.encode()[:120].decode(errors="ignore") + "..."
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,13 +90,15 @@ class WebSocketStats:
         runs_cancelled: streams disposed before they ended (the client left, or was too slow).
         bad_requests: requests refused (too large, binary, not JSON, missing fields, refused by the factory,
             none within ``request_timeout``).
+        forbidden: handshakes refused with HTTP 403: a page of an origin not allowed (``allowed_origins``), or,
+            on a loopback bind, a ``Host`` that is not a loopback name (DNS rebinding).
         auth_rejected: handshakes refused with HTTP 401 (missing or wrong bearer token).
         messages_sent: messages written to clients.
         coalesced: event messages merged into an earlier pending message (``on_slow="coalesce"``).
         slow_disconnects: connections closed with 1013 because the client read too slowly.
         peak_buffered: the most messages waiting for one client at once.
-        peak_buffered_bytes: the most bytes waiting for one client at once (final message excluded); never more
-            than ``max_buffer_bytes``.
+        peak_buffered_bytes: the largest backlog of one client: bytes queued while it was behind and not yet
+            sent. Never more than ``max_buffer_bytes``, unless one message alone was larger.
     """
 
     connections: int = 0
@@ -120,6 +108,7 @@ class WebSocketStats:
     runs_failed: int = 0
     runs_cancelled: int = 0
     bad_requests: int = 0
+    forbidden: int = 0
     auth_rejected: int = 0
     messages_sent: int = 0
     coalesced: int = 0
@@ -137,302 +126,13 @@ class _Counters:
     runs_failed: int = 0
     runs_cancelled: int = 0
     bad_requests: int = 0
+    forbidden: int = 0
     auth_rejected: int = 0
     messages_sent: int = 0
     coalesced: int = 0
     slow_disconnects: int = 0
     peak_buffered: int = 0
     peak_buffered_bytes: int = 0
-
-
-class _Pending:
-    """A message waiting to be sent; text messages can absorb the next ones (coalescing)."""
-
-    __slots__ = ("encoded", "final", "message", "parts", "size")
-
-    def __init__(self, message: dict[str, Any], *, final: bool = False) -> None:
-        self.message = message
-        self.final = final
-        self.encoded: str | None = _dumps(message)
-        self.size = len(self.encoded)
-        self.parts: list[str] | None = None
-
-    def text(self) -> str:
-        return "".join(self.parts) if self.parts is not None else str(self.message["content"])
-
-    def can_absorb(self, other: _Pending) -> bool:
-        mine, theirs = self.message, other.message
-        return mine["type"] in _TEXT_TYPES and all(mine.get(k) == theirs.get(k) for k in _MERGE_KEYS)
-
-    def absorb(self, other: _Pending) -> int:
-        """Append ``other``'s text to this message; returns the bytes added."""
-        text = other.text()
-        if self.parts is None:
-            self.parts = [self.message["content"]]
-        self.parts.append(text)
-        theirs = other.message
-        added = (len(json.dumps(text)) - 2) * (2 if self.message["type"] == EventKind.REASONING.value else 1)
-        if "coalesced" not in self.message:
-            added += 32  # the "last_seq" and "coalesced" keys
-        self.message["last_seq"] = theirs.get("last_seq", theirs["seq"])
-        self.message["coalesced"] = self.message.get("coalesced", 1) + theirs.get("coalesced", 1)
-        self.encoded = None
-        self.size += added
-        return added
-
-    def encode(self) -> str:
-        if self.encoded is None:
-            text = self.text()
-            self.message["content"] = text
-            if self.message["type"] == EventKind.REASONING.value:
-                self.message["reasoning"] = text
-            self.encoded = _dumps(self.message)
-        return self.encoded
-
-
-class _Session:
-    """One connection's stream: the observer of the Observable, and the bounded outbox to the client.
-
-    Observer calls may come from any thread; they are handed to the server's loop in order (as
-    :func:`rxagents.operators.to_async_iter` does). Everything else runs on the server's loop.
-    """
-
-    def __init__(self, server: WebSocketServer, ws: ServerConnection) -> None:
-        self.server = server
-        self.ws = ws
-        self.loop = asyncio.get_running_loop()
-        self.thread = threading.get_ident()
-        self.lock = threading.Lock()
-        self.in_flight = 0
-        self.outbox: deque[_Pending] = deque()
-        self.bytes = 0
-        self.blocked = False  # the sender is inside ws.send: waiting for the client to read
-        self.ready = asyncio.Event()
-        self.ended = False  # the final message is queued, or the stream was stopped: ignore further signals
-        self.outcome: str | None = None
-        self.close_code = 1000
-        self.close_reason = ""
-        self.subscription: abc.DisposableBase | None = None
-        self.sender: asyncio.Task[None] | None = None
-        self.texts: dict[tuple[str, str], list[str]] = {}
-        self.held_error: TokenEvent | None = None
-
-    # --- observer side (any thread) ------------------------------------------------------------------------
-    def on_next(self, event: TokenEvent) -> None:
-        self._deliver(self._event, event)
-
-    def on_error(self, error: Exception) -> None:
-        self._deliver(self._failed, error)
-
-    def on_completed(self) -> None:
-        self._deliver(self._completed, None)
-
-    def _deliver(self, action: Callable[[Any], None], value: Any) -> None:
-        with self.lock:
-            direct = self.in_flight == 0 and threading.get_ident() == self.thread
-            if not direct:
-                self.in_flight += 1
-        if direct:
-            action(value)
-            return
-        with contextlib.suppress(RuntimeError):  # the server's loop is closed: nobody is listening
-            self.loop.call_soon_threadsafe(self._deliver_later, action, value)
-
-    def _deliver_later(self, action: Callable[[Any], None], value: Any) -> None:
-        with self.lock:
-            self.in_flight -= 1
-        action(value)
-
-    # --- on the server's loop ------------------------------------------------------------------------------
-    def _event(self, event: object) -> None:
-        if self.ended:
-            return
-        if not isinstance(event, TokenEvent):
-            self._failed(TypeError(f"the stream must emit TokenEvent items, got {type(event).__name__}"))
-            return
-        if self.held_error is not None:  # an agent failed, but the stream goes on (e.g. a race)
-            self._flush_held_error()
-        if event.kind is EventKind.ERROR:
-            self.held_error = event  # the stream's own failure if on_error follows, else an agent_error
-            return
-        key = (event.agent, event.run_id)
-        if event.kind is EventKind.TOKEN:
-            self.texts.setdefault(key, []).append(event.text)
-        elif event.kind is EventKind.RETRY:
-            self.texts.pop(key, None)  # the run restarts: its partial text is void
-        self._enqueue(_Pending(event.to_dict()))
-
-    def _flush_held_error(self) -> None:
-        held, self.held_error = self.held_error, None
-        if held is not None:
-            message = held.to_dict()
-            message["type"] = "agent_error"
-            message["message"] = str(held.error) if held.error is not None else "the run failed"
-            self._enqueue(_Pending(message))
-
-    def _content(self) -> str:
-        return "\n\n".join("".join(parts) for parts in self.texts.values())
-
-    def _completed(self, _: object = None) -> None:
-        if self.ended:
-            return
-        self._flush_held_error()
-        message: dict[str, Any] = {"type": "complete", "content": self._content()}
-        agents = {agent for agent, _run in self.texts}
-        if len(agents) > 1:
-            by_agent: dict[str, list[str]] = {}
-            for (agent, _run), parts in self.texts.items():
-                by_agent.setdefault(agent, []).append("".join(parts))
-            message["texts"] = {agent: "\n\n".join(runs) for agent, runs in by_agent.items()}
-        self._finish(message, "completed", 1000, "complete")
-
-    def _failed(self, error: BaseException) -> None:
-        if self.ended:
-            return
-        held, self.held_error = self.held_error, None
-        message: dict[str, Any] = {
-            "type": "error",
-            "code": "stream_failed",
-            "error": type(error).__name__,
-            "message": str(error) or type(error).__name__,
-            "partial_text": self._content(),
-        }
-        if held is not None:
-            message.update(agent=held.agent, run_id=held.run_id, seq=held.seq)
-        self._finish(message, "failed", CLOSE_STREAM_FAILED, f"stream failed: {type(error).__name__}")
-
-    def _finish(self, message: dict[str, Any], outcome: str, code: int, reason: str) -> None:
-        self._enqueue(_Pending(message, final=True))
-        self.ended = True
-        self.outcome = outcome
-        self.close_code, self.close_reason = code, reason
-
-    def _enqueue(self, item: _Pending) -> None:
-        """Queue ``item`` for the sender, keeping the outbox within ``max_buffer``/``max_buffer_bytes``.
-
-        When ``max_buffer`` messages are waiting, adjacent text messages are merged — unless the client is
-        behind (the sender is stuck in ``send``, waiting for the connection's write buffer to drain) and
-        ``on_slow="disconnect"``: then the client is disconnected. Merging a burst the stream produced faster
-        than the loop could send it loses nothing, so it is done under either policy; only a client that does
-        not read is disconnected. ``max_buffer_bytes`` bounds the outbox in every case.
-        """
-        server, counters, outbox = self.server, self.server._counters, self.outbox
-        if item.final or len(outbox) < server.max_buffer:
-            outbox.append(item)
-            self.bytes += 0 if item.final else item.size
-        elif server.on_slow == "disconnect" and self.blocked:
-            self._too_slow(f"too slow: {len(outbox)} messages waiting (max_buffer={server.max_buffer})")
-            return
-        elif outbox[-1].can_absorb(item):
-            self.bytes += outbox[-1].absorb(item)
-            counters.coalesced += 1
-        elif not self.blocked:  # a burst of messages that cannot merge: max_buffer_bytes still bounds it
-            outbox.append(item)
-            self.bytes += item.size
-        else:
-            self._compact()
-            if len(outbox) >= server.max_buffer:  # nothing left to merge
-                self._too_slow(f"too slow: {len(outbox)} messages waiting could not be merged")
-                return
-            outbox.append(item)
-            self.bytes += item.size
-        if self.bytes > server.max_buffer_bytes:
-            self._too_slow(f"too slow: {self.bytes} bytes waiting (max_buffer_bytes={server.max_buffer_bytes})")
-            return
-        counters.peak_buffered = max(counters.peak_buffered, len(outbox))
-        counters.peak_buffered_bytes = max(counters.peak_buffered_bytes, self.bytes)
-        self.ready.set()
-
-    def _compact(self) -> None:
-        """Merge every run of adjacent text messages of one agent's run in the outbox into one message."""
-        merged: list[_Pending] = []
-        for item in self.outbox:
-            if merged and not item.final and merged[-1].can_absorb(item):
-                merged[-1].absorb(item)
-                self.server._counters.coalesced += 1
-            else:
-                merged.append(item)
-        self.outbox.clear()  # in place: callers hold the deque
-        self.outbox.extend(merged)
-        self.bytes = sum(item.size for item in merged if not item.final)
-
-    def _too_slow(self, reason: str) -> None:
-        log.info("websocket client disconnected: %s", reason)
-        self.server._counters.slow_disconnects += 1
-        self.ended = True
-        self.outcome = "slow"
-        self.close_code, self.close_reason = CLOSE_TOO_SLOW, reason
-        self.outbox.clear()
-        self.bytes = 0
-        self._dispose()
-        if self.sender is not None:
-            self.sender.cancel()
-
-    def _dispose(self) -> None:
-        subscription, self.subscription = self.subscription, None
-        if subscription is not None:
-            subscription.dispose()
-
-    async def _send_loop(self) -> None:
-        counters = self.server._counters
-        while True:
-            while not self.outbox:
-                self.ready.clear()
-                await self.ready.wait()
-            item = self.outbox.popleft()
-            if not item.final:
-                self.bytes -= item.size
-            self.blocked = True  # still True when another callback runs: send is waiting for the client
-            try:
-                await self.ws.send(item.encode())
-            finally:
-                self.blocked = False
-            counters.messages_sent += 1
-            if item.final:
-                return
-
-    async def _read_until_closed(self) -> None:
-        """Further client messages are ignored; this ends when the client closes or disconnects."""
-        from websockets.exceptions import ConnectionClosed
-
-        with contextlib.suppress(ConnectionClosed):
-            async for _ in self.ws:
-                pass
-
-    async def run(self, observable: reactivex.Observable[TokenEvent]) -> None:
-        from websockets.exceptions import ConnectionClosed
-
-        counters = self.server._counters
-        counters.runs_started += 1
-        self.sender = sender = asyncio.create_task(self._send_loop())
-        reader = asyncio.create_task(self._read_until_closed())
-        try:
-            try:
-                subscription = observable.subscribe(self.on_next, self.on_error, self.on_completed)
-            except Exception as error:
-                self._failed(error)
-            else:
-                if self.ended and self.outcome == "slow":  # overflowed while subscribing
-                    subscription.dispose()
-                else:
-                    self.subscription = subscription
-            await asyncio.wait({sender, reader}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            self._dispose()  # cancels the run (and closes its HTTP stream) if it is still going
-            self.ended = True  # late events (handed over from another thread) are dropped
-            self.outbox.clear()
-            for task in (sender, reader):
-                task.cancel()
-            for result in await asyncio.gather(sender, reader, return_exceptions=True):
-                if isinstance(result, Exception) and not isinstance(result, ConnectionClosed):
-                    log.error("websocket connection failed", exc_info=result)
-            if self.outcome == "completed":
-                counters.runs_completed += 1
-            elif self.outcome == "failed":
-                counters.runs_failed += 1
-            else:
-                counters.runs_cancelled += 1
-            await self.ws.close(self.close_code, _reason(self.close_reason))
 
 
 class WebSocketServer:
@@ -449,6 +149,7 @@ class WebSocketServer:
         host: str,
         port: int,
         token: str | None,
+        allowed_origins: frozenset[str],
         max_message_size: int,
         max_buffer: int,
         max_buffer_bytes: int,
@@ -462,6 +163,7 @@ class WebSocketServer:
         self.host = host
         self._requested_port = port
         self._token = token
+        self.allowed_origins = allowed_origins
         self.max_message_size = max_message_size
         self.max_buffer = max_buffer
         self.max_buffer_bytes = max_buffer_bytes
@@ -476,7 +178,8 @@ class WebSocketServer:
     def __repr__(self) -> str:
         where = self.url if self._server is not None else f"{self.host}:{self._requested_port} (not started)"
         auth = "bearer token" if self._token is not None else "none"
-        return f"WebSocketServer({where}, on_slow={self.on_slow!r}, max_buffer={self.max_buffer}, auth={auth})"
+        origins = f", allowed_origins={sorted(self.allowed_origins)}" if self.allowed_origins else ""
+        return f"WebSocketServer({where}, on_slow={self.on_slow!r}, max_buffer={self.max_buffer}, auth={auth}{origins})"
 
     # --- lifecycle -----------------------------------------------------------------------------------------
     @property
@@ -511,7 +214,7 @@ class WebSocketServer:
             self._handle,
             self.host,
             self._requested_port,
-            process_request=self._authorize if self._token is not None else None,
+            process_request=self._admit,
             max_size=self.max_message_size,
             write_limit=self.write_limit,
         )
@@ -543,6 +246,22 @@ class WebSocketServer:
         await self.aclose()
 
     # --- handshake -----------------------------------------------------------------------------------------
+    def _admit(self, connection: ServerConnection, request: Request) -> Response | None:
+        """Before the upgrade: refuse a foreign ``Host`` or ``Origin`` (403), then a missing or wrong token (401)."""
+        hosts, origins = request.headers.get_all("Host"), request.headers.get_all("Origin")
+        refusal = host_refusal(self.host, hosts[0] if len(hosts) == 1 else None)
+        if refusal is None and len(origins) > 1:
+            refusal = "the handshake has several Origin headers"
+        if refusal is None:
+            refusal = origin_refusal(origins[0] if origins else None, hosts[0] if hosts else None, self.allowed_origins)
+            if refusal is not None:
+                refusal += "; to let a page connect, pass its origin in serve_websocket(allowed_origins=[...])"
+        if refusal is not None:
+            self._counters.forbidden += 1
+            log.info("websocket handshake refused (403): %s", refusal)
+            return connection.respond(http.HTTPStatus.FORBIDDEN, f"{refusal}\n")
+        return None if self._token is None else self._authorize(connection, request)
+
     def _authorize(self, connection: ServerConnection, request: Request) -> Response | None:
         """Accept the handshake only with ``Authorization: Bearer <token>`` (compared in constant time)."""
         assert self._token is not None
@@ -584,7 +303,9 @@ class WebSocketServer:
                 log.error("the websocket stream factory returned %s, not an Observable", type(observable).__name__)
                 await self._refuse(ws, "the server could not start the stream", CLOSE_STREAM_FAILED, "internal")
                 return
-            await _Session(self, ws).run(observable)
+            outbox = Outbox(max_buffer=self.max_buffer, max_buffer_bytes=self.max_buffer_bytes,
+                            on_slow=self.on_slow, counters=self._counters)  # fmt: skip
+            await Session(ws, outbox, self._counters).run(observable)
         finally:
             counters.active -= 1
 
@@ -626,9 +347,9 @@ class WebSocketServer:
         if kind == "bad_request":
             self._counters.bad_requests += 1
         with contextlib.suppress(ConnectionClosed):
-            await ws.send(_dumps({"type": "error", "code": kind, "message": message, "partial_text": ""}))
+            await ws.send(dumps({"type": "error", "code": kind, "message": message, "partial_text": ""}))
             self._counters.messages_sent += 1
-        await ws.close(code, _reason(message))
+        await ws.close(code, close_reason(message))
 
 
 def _task_factory(source: _HasStream) -> StreamFactory:
@@ -651,6 +372,7 @@ def serve_websocket(
     host: str = "127.0.0.1",
     port: int = 0,
     token: str | None = None,
+    allowed_origins: Iterable[str] = (),
     max_message_size: int = 64 * 1024,
     max_buffer: int = 256,
     max_buffer_bytes: int = 1024 * 1024,
@@ -681,26 +403,36 @@ def serve_websocket(
         on_slow="disconnect":
         client:   -s--t1------- close 1013 (the run is cancelled)
 
-    Slow clients: each connection has a send buffer of at most ``max_buffer`` messages and
-    ``max_buffer_bytes`` bytes (besides the websockets library's ``write_limit`` and the kernel's socket
-    buffer). When it is full, ``on_slow="coalesce"`` merges adjacent pending text messages of the same run
-    into one (text concatenated: nothing is lost, there are fewer messages) and counts them in
-    ``stats.coalesced``; ``on_slow="disconnect"`` closes the connection with code 1013 and counts it in
-    ``stats.slow_disconnects``. Either way, past ``max_buffer_bytes`` of pending text the client is
-    disconnected with 1013, so a connection's memory stays bounded. The final message is always queued.
+    Slow clients: each connection has a send buffer (besides the websockets library's ``write_limit`` and
+    the kernel's socket buffer). When ``max_buffer`` messages wait in it, adjacent text messages of the same
+    run are merged into one (text concatenated: nothing is lost, there are fewer messages; counted in
+    ``stats.coalesced``), or, with ``on_slow="disconnect"`` and a client that is behind (its connection's
+    write buffer is full), the connection is closed with code 1013 (``stats.slow_disconnects``). Under
+    both policies, a client whose *backlog* — bytes queued while it was behind, not yet sent — passes
+    ``max_buffer_bytes`` is disconnected with 1013, so a connection's memory stays bounded. A burst the
+    stream produces faster than the loop can send (all of a ``pace=0`` answer at once) is merged and sent,
+    not refused, and one message larger than ``max_buffer_bytes`` (a huge token) reaches a reading client
+    whole. The final message is always queued.
 
     Args:
         factory: builds the stream for one request (a dict parsed from the client's JSON), e.g.
             ``lambda request: agent.stream(request["task"])``; or anything with a cold ``stream(task)``
             (an ``Agent``, a workflow), served as ``source.stream(request["task"])``. Called on the server's
             loop; a ``ValueError`` or ``LookupError`` it raises is a bad request (error message, close 1008).
-        host: interface to bind; ``127.0.0.1`` (default) accepts local clients only.
+        host: interface to bind; ``127.0.0.1`` (default) accepts local clients only. On a loopback bind, a
+            handshake whose ``Host`` header is not a loopback name is refused with HTTP 403 (DNS rebinding).
         port: TCP port; 0 (default) picks a free one (read it from ``server.port``/``server.url``).
         token: if set, clients must send ``Authorization: Bearer <token>`` in the handshake; others get HTTP 401.
             The token is compared in constant time and never logged or echoed.
+        allowed_origins: the web pages allowed to connect besides the server's own origin, e.g.
+            ``["http://localhost:5173"]`` (scheme, host and port exactly as the browser sends them in
+            ``Origin``; ``"null"`` for pages opened from files). A browser handshake from any other page is
+            refused with HTTP 403 before the upgrade, so a site the user visits cannot drive the agent. Clients
+            that send no ``Origin`` (programs, not browsers) are not affected: use ``token`` to restrict them.
         max_message_size: the largest request in bytes; larger ones are refused with close code 1009.
-        max_buffer: the most messages waiting to be sent to one client.
-        max_buffer_bytes: the most bytes of messages waiting for one client.
+        max_buffer: the number of waiting messages from which text messages are merged.
+        max_buffer_bytes: the largest backlog a client may have: bytes queued for it while it was behind (not
+            reading as fast as the stream produces) and not yet sent; one larger message is let through alone.
         on_slow: ``"coalesce"`` (default) or ``"disconnect"``, see above.
         request_timeout: seconds to wait for the request after connecting (``None``: no limit); then
             error message and close 1008.
@@ -740,6 +472,7 @@ def serve_websocket(
     ):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+    origins = normalize_origins(allowed_origins)
     if on_slow not in ("coalesce", "disconnect"):
         raise ValueError(f"on_slow must be 'coalesce' or 'disconnect', got {on_slow!r}")
     if request_timeout is not None and (
@@ -753,6 +486,7 @@ def serve_websocket(
         host=host,
         port=port,
         token=token,
+        allowed_origins=origins,
         max_message_size=max_message_size,
         max_buffer=max_buffer,
         max_buffer_bytes=max_buffer_bytes,

@@ -1,4 +1,5 @@
-"""The SSE dashboard page in headless Chromium: text grows live per agent; a reload resumes with no gap or duplicate.
+"""Pages in headless Chromium: the SSE dashboard (text grows live per agent; a reload resumes with no gap or
+duplicate), and WebSocket clients of several origins (only the allowed one is served).
 
 Needs the Debian packages ``chromium`` and ``chromium-driver`` (installed by ``.ci/run``); skipped only when their
 binaries are absent. Selenium is pointed at them explicitly, so selenium-manager never downloads anything.
@@ -6,7 +7,12 @@ binaries are absent. Selenium is pointed at them explicitly, so selenium-manager
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import contextlib
+import http.server
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +26,7 @@ from rxagents import Agent, ConcurrentWorkflow
 from rxagents.models import OfflineModel
 from rxagents.models._offline import tokenize
 from rxagents.sinks._sse import serve_sse
+from rxagents.sinks._websocket import WebSocketServer, WebSocketStats, serve_websocket
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -137,3 +144,113 @@ def test_page_shows_text_growing_per_agent_and_a_reload_resumes_without_gaps(bro
     assert [r.run_id for r in runs] == [run_id]  # the reload re-attached instead of starting a second run
     assert len(info.resumes) == 1 and 0 < info.resumes[0] < info.events  # resumed mid-run after Last-Event-ID
     assert done["lastEventId"] == str(info.events)
+
+
+# --- WebSocket: which pages may connect ------------------------------------------------------------------------
+
+WS_PAGE = b"""<!doctype html><meta charset="utf-8"><title>client</title><pre id="out"></pre><script>
+const result = window.wsResult = {opened: false, messages: [], closed: null, error: false};
+const ws = new WebSocket(new URLSearchParams(location.search).get("ws"));
+ws.onopen = () => { result.opened = true; ws.send(JSON.stringify({task: "Explain origins"})); };
+ws.onmessage = (e) => {
+  const m = JSON.parse(e.data);
+  result.messages.push(m);
+  if (m.type === "token") document.getElementById("out").textContent += m.content;
+};
+ws.onerror = () => { result.error = true; };
+ws.onclose = (e) => { result.closed = e.code; };
+</script>"""
+
+
+class _PageHandler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(WS_PAGE)))
+        self.end_headers()
+        self.wfile.write(WS_PAGE)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def page_server() -> Iterator[int]:
+    """Serve the WebSocket client page on 127.0.0.1 (any path); yields the port. Its origin is its own."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _PageHandler)
+    thread = threading.Thread(target=server.serve_forever, name="page-server", daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+
+
+@contextlib.contextmanager
+def websocket_thread(source: Any, **kwargs: Any) -> Iterator[tuple[WebSocketServer, asyncio.AbstractEventLoop]]:
+    """``serve_websocket(source, **kwargs)`` on its own loop in a thread, for a synchronous (Selenium) test."""
+    ready: concurrent.futures.Future[tuple[WebSocketServer, asyncio.AbstractEventLoop, asyncio.Future[None]]]
+    ready = concurrent.futures.Future()
+
+    async def serve() -> None:
+        async with serve_websocket(source, **kwargs) as server:
+            stop = asyncio.get_running_loop().create_future()
+            ready.set_result((server, asyncio.get_running_loop(), stop))
+            await stop
+
+    thread = threading.Thread(target=asyncio.run, args=(serve(),), name="websocket-server", daemon=True)
+    thread.start()
+    server, loop, stop = ready.result(timeout=30)
+    try:
+        yield server, loop
+    finally:
+        loop.call_soon_threadsafe(stop.set_result, None)
+        thread.join(10)
+
+
+def stats_of(server: WebSocketServer, loop: asyncio.AbstractEventLoop) -> WebSocketStats:
+    """The server's stats, read on its own loop."""
+
+    async def read() -> WebSocketStats:
+        return server.stats
+
+    return asyncio.run_coroutine_threadsafe(read(), loop).result(10)
+
+
+def ws_result(driver: Any, url: str) -> dict[str, Any]:
+    """Open the client page at ``url`` and wait until its WebSocket closed; what the page saw."""
+    driver.get(url)
+    result: dict[str, Any] = WebDriverWait(driver, 20, poll_frequency=0.05).until(
+        lambda d: d.execute_script("return window.wsResult && window.wsResult.closed !== null && window.wsResult")
+    )
+    return result
+
+
+def test_websocket_serves_the_allowed_page_and_refuses_pages_of_other_origins(browser: webdriver.Chrome) -> None:
+    text = TEXTS["Researcher"]
+    agent = Agent(agent_name="Researcher", llm=OfflineModel(text=text, pace=0.005), print_on=False)
+    with page_server() as app_port, page_server() as other_port:
+        app = f"http://127.0.0.1:{app_port}"
+        with websocket_thread(agent, allowed_origins=[app]) as (server, loop):
+            query = f"/?ws={server.url}"
+            # Another port is another origin, and so is another name for the same port: both refused.
+            foreign = [ws_result(browser, f"http://127.0.0.1:{other_port}{query}"),
+                       ws_result(browser, f"http://localhost:{app_port}{query}")]  # fmt: skip
+            after_foreign = stats_of(server, loop)
+            served = ws_result(browser, f"{app}{query}")
+            shown = browser.find_element("id", "out").text
+            stats = stats_of(server, loop)
+
+    for seen in foreign:
+        assert (seen["opened"], seen["messages"], seen["error"], seen["closed"]) == (False, [], True, 1006)
+    assert (after_foreign.forbidden, after_foreign.connections, after_foreign.runs_started) == (2, 0, 0)
+
+    assert served["opened"] and not served["error"] and served["closed"] == 1000
+    tokens = [m["content"] for m in served["messages"] if m["type"] == "token"]
+    assert len(tokens) == len(tokenize(text))  # one message per token, as they were generated
+    assert "".join(tokens) == text
+    assert shown == text.strip()
+    assert served["messages"][-1] == {"type": "complete", "content": text}
+    assert (stats.forbidden, stats.connections, stats.runs_completed) == (2, 1, 1)

@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 import reactivex
+from reactivex import abc
+from reactivex.disposable import Disposable
 from reactivex.scheduler import NewThreadScheduler
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -21,6 +23,7 @@ from rxagents.errors import ModelError
 from rxagents.events import EventKind, TokenEvent
 from rxagents.models import OfflineModel
 from rxagents.models._litellm import import_litellm
+from rxagents.models._offline import tokenize
 from rxagents.sinks._websocket import WebSocketServer, serve_websocket
 from rxagents.testing._faults import DropAfter, Reply, StallAfter, words
 from rxagents.testing._server import LocalModelServer
@@ -75,10 +78,10 @@ async def receive(ws: ClientConnection) -> dict[str, Any]:
         return message
 
 
-async def receive_all(ws: ClientConnection) -> list[dict[str, Any]]:
+async def receive_all(ws: ClientConnection, timeout: float = TIMEOUT) -> list[dict[str, Any]]:
     """Every message until the server closes (whatever the close code)."""
     out: list[dict[str, Any]] = []
-    async with asyncio.timeout(TIMEOUT):
+    async with asyncio.timeout(timeout):
         with contextlib.suppress(ConnectionClosed):
             async for raw in ws:
                 out.append(json.loads(raw))
@@ -115,6 +118,46 @@ def slow_client_socket(port: int) -> socket.socket:
     sock.connect(("127.0.0.1", port))
     sock.setblocking(False)
     return sock
+
+
+def one_per_loop_turn(
+    events: list[TokenEvent], emitted: list[TokenEvent] | None = None
+) -> reactivex.Observable[TokenEvent]:
+    """The events, one per turn of the subscriber's loop (the send task runs in between); ``emitted`` records them."""
+
+    def subscribe(observer: abc.ObserverBase[TokenEvent], _: abc.SchedulerBase | None = None) -> abc.DisposableBase:
+        loop = asyncio.get_running_loop()
+        iterator = iter(events)
+        stopped = False
+
+        def step() -> None:
+            if stopped:
+                return
+            event = next(iterator, None)
+            if event is None:
+                observer.on_completed()
+                return
+            if emitted is not None:
+                emitted.append(event)
+            observer.on_next(event)
+            loop.call_soon(step)
+
+        def stop() -> None:
+            nonlocal stopped
+            stopped = True
+
+        loop.call_soon(step)
+        return Disposable(stop)
+
+    return reactivex.create(subscribe)
+
+
+def assert_every_event_in_order(messages: list[dict[str, Any]]) -> None:
+    """seq / last_seq account for every event, in order."""
+    expected = 0
+    for m in messages[:-1]:
+        assert m["seq"] == expected
+        expected = m.get("last_seq", m["seq"]) + 1
 
 
 # --- streaming while the agent generates ---------------------------------------------------------------------
@@ -400,18 +443,80 @@ async def test_slow_client_with_disconnect_is_closed_with_1013_and_the_run_cance
 
 
 @pytest.mark.asyncio
-async def test_slow_client_past_max_buffer_bytes_is_disconnected_even_when_coalescing(
-    model_server: LocalModelServer,
-) -> None:
-    agent, _ = served_agent(model_server, Reply(tokens=words(SLOW_TEXT), token_delay=0))
+async def test_slow_client_past_max_buffer_bytes_is_disconnected_even_when_coalescing() -> None:
+    """One event per loop turn, so the client falls behind while the stream goes on. (Whatever the stream produces
+    in one go before the send task can run is a burst, not held against the client: a burst of the whole answer
+    would be merged and sent, however large.)"""
+    source = one_per_loop_turn(script(*words(SLOW_TEXT)))
     limits = {**SLOW_LIMITS, "max_buffer_bytes": 2048}
-    async with serve_websocket(agent_factory(agent), on_slow="coalesce", **limits) as server, slow_client(server) as ws:
+    async with serve_websocket(lambda _: source, on_slow="coalesce", **limits) as server, slow_client(server) as ws:
         await ws.send(json.dumps({"task": "a long answer"}))
         await until(lambda: server.stats.slow_disconnects == 1)
         await receive_all(ws)
         assert ws.close_code == 1013
         assert "max_buffer_bytes=2048" in (ws.close_reason or "")
     assert server.stats.peak_buffered_bytes <= 2048
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("delivery", ["one-burst", "one-per-loop-turn"])
+async def test_a_token_larger_than_max_buffer_bytes_reaches_a_reading_client_intact(delivery: str) -> None:
+    big = "".join(chr(ord("a") + i % 26) for i in range(2 * 1024 * 1024))  # 2 MiB, twice max_buffer_bytes
+    events = script("before ", big, " after")
+    source = reactivex.from_iterable(events) if delivery == "one-burst" else one_per_loop_turn(events)
+    async with serve_websocket(lambda _: source) as server, client(server, max_size=None) as ws:
+        assert server.max_buffer_bytes == 1024 * 1024
+        await ws.send(json.dumps({"task": "x"}))
+        messages = await receive_all(ws)
+        assert ws.close_code == 1000
+    assert token_text(messages) == "before " + big + " after" == messages[-1]["content"]
+    assert_every_event_in_order(messages)
+    assert server.stats.slow_disconnects == 0
+
+
+BURST_TOKENS = 300_000
+BURST_TEXT = " ".join(f"t{i:x}" for i in range(BURST_TOKENS))  # one token per word: 300,000 tokens, 2 MB
+
+
+@pytest.mark.slow
+@pytest.mark.asyncio
+async def test_a_300k_token_burst_at_pace_0_reaches_a_reading_client_exactly() -> None:
+    """At pace=0 the offline model produces the whole answer without yielding to the loop: the send task cannot
+    run until it is all queued. That is a burst, not a slow client: it is merged and sent, not refused."""
+    llm = OfflineModel(pace=0.0, text=BURST_TEXT)
+    agent = Agent(agent_name="Burst", model_name="offline", llm=llm, print_on=False)
+    async with serve_websocket(agent) as server, client(server, max_size=None) as ws:
+        await ws.send(json.dumps({"task": "everything at once"}))
+        messages = await receive_all(ws, timeout=180)  # the agent alone takes 3-10 s for 300k tokens here
+        assert ws.close_code == 1000
+    tokens = [m for m in messages if m["type"] == "token"]
+    assert len(tokenize(BURST_TEXT)) == BURST_TOKENS
+    assert token_text(messages) == BURST_TEXT == messages[-1]["content"]  # exact: nothing lost or repeated
+    assert sum(m.get("coalesced", 1) for m in tokens) == BURST_TOKENS
+    assert len(tokens) < 1_000  # merged into few messages
+    assert_every_event_in_order(messages)
+    assert (server.stats.slow_disconnects, server.stats.runs_completed) == (0, 1)
+
+
+@pytest.mark.asyncio
+async def test_a_client_that_never_reads_is_disconnected_once_its_backlog_passes_max_buffer_bytes() -> None:
+    """The default limits, tokens arriving one per loop turn: the client falls behind, then past 1 MiB is cut."""
+    events = script(*(f"{i:07d}".ljust(1024, "-") for i in range(8 * 1024)))  # 8 MiB of text
+    emitted: list[TokenEvent] = []
+    limits = {"write_limit": 1024, "socket_send_buffer": 4096}
+    async with (
+        serve_websocket(lambda _: one_per_loop_turn(events, emitted), **limits) as server,
+        slow_client(server) as ws,
+    ):
+        await ws.send(json.dumps({"task": "x"}))
+        await until(lambda: server.stats.slow_disconnects == 1)
+        messages = await receive_all(ws)
+        assert ws.close_code == 1013
+        assert "max_buffer_bytes=1048576" in (ws.close_reason or "")
+    assert server.stats.peak_buffered_bytes <= 1024 * 1024  # the bound held
+    assert server.stats.runs_cancelled == 1
+    assert len(emitted) < len(events)  # the stream was disposed: it stopped producing
+    assert "".join(e.text for e in events).startswith(token_text(messages))  # a prefix, in order
 
 
 # --- access --------------------------------------------------------------------------------------------------
@@ -436,6 +541,85 @@ async def test_bearer_token_is_required_and_never_echoed() -> None:
             assert (await receive_all(ws))[-1] == {"type": "complete", "content": "ok"}
         assert server.stats.auth_rejected == 3
         assert secret not in repr(server)
+
+
+class CountingFactory:
+    """A factory serving a short scripted answer, counting its calls."""
+
+    def __init__(self, *texts: str) -> None:
+        self.texts = texts or ("ok",)
+        self.calls = 0
+
+    def __call__(self, request: dict[str, Any]) -> reactivex.Observable[TokenEvent]:
+        self.calls += 1
+        return reactivex.from_iterable(script(*self.texts))
+
+
+async def refused(server: WebSocketServer, **kwargs: Any) -> tuple[int, str]:
+    """Open a handshake that must be refused: the HTTP status and body."""
+    with pytest.raises(InvalidStatus) as rejected:
+        async with client(server, **kwargs):
+            pass
+    response = rejected.value.response
+    return response.status_code, (response.body or b"").decode()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    "origin",
+    ["http://evil.example", "https://evil.example", "http://127.0.0.1:1", "http://localhost:{port}", "null"],
+    ids=["other-site", "other-site-https", "other-port", "other-host-name", "file-page"],
+)
+async def test_a_page_of_another_origin_is_refused_before_the_upgrade(origin: str) -> None:
+    factory = CountingFactory()
+    async with serve_websocket(factory) as server:
+        status, body = await refused(server, origin=origin.format(port=server.port))
+        assert status == 403
+        assert "cross-origin" in body and "allowed_origins" in body
+        stats = server.stats
+    assert (stats.forbidden, stats.connections, factory.calls) == (1, 0, 0)  # no connection, no run
+
+
+@pytest.mark.asyncio
+async def test_the_servers_own_origin_configured_origins_and_non_browser_clients_are_served() -> None:
+    factory = CountingFactory("served")
+    async with serve_websocket(factory, allowed_origins=["http://localhost:5173", "null"]) as server:
+        for origin in (f"http://127.0.0.1:{server.port}", "http://LOCALHOST:5173", "null", None):
+            async with client(server, origin=origin) as ws:
+                await ws.send(json.dumps({"task": "x"}))
+                assert (await receive_all(ws))[-1] == {"type": "complete", "content": "served"}
+        assert "allowed_origins=['http://localhost:5173', 'null']" in repr(server)
+    assert (server.stats.forbidden, server.stats.runs_completed, factory.calls) == (0, 4, 4)
+
+
+@pytest.mark.asyncio
+async def test_a_foreign_host_header_is_refused_on_a_loopback_bind() -> None:
+    """DNS rebinding: a page at http://evil.example:PORT whose name now resolves to 127.0.0.1 is same-origin with
+    itself, so only its Host header gives it away."""
+    factory = CountingFactory()
+    async with serve_websocket(factory) as server:
+        sock = socket.create_connection(("127.0.0.1", server.port))
+        with pytest.raises(InvalidStatus) as rejected:
+            async with connect(f"ws://evil.example:{server.port}", sock=sock, origin=f"http://evil.example:{server.port}",
+                               proxy=None, open_timeout=TIMEOUT):  # fmt: skip
+                pass
+        assert rejected.value.response.status_code == 403
+        assert b"loopback" in (rejected.value.response.body or b"")
+        for name in ("localhost", "[::1]"):  # loopback names are fine (the socket still goes to 127.0.0.1)
+            sock = socket.create_connection(("127.0.0.1", server.port))
+            async with connect(f"ws://{name}:{server.port}", sock=sock, proxy=None, open_timeout=TIMEOUT) as ws:
+                await ws.send(json.dumps({"task": "x"}))
+                assert (await receive_all(ws))[-1]["type"] == "complete"
+    assert (server.stats.forbidden, factory.calls) == (1, 2)
+
+
+@pytest.mark.asyncio
+async def test_origin_is_checked_before_the_token() -> None:
+    async with serve_websocket(CountingFactory(), token="t0ken-value") as server:
+        status, _ = await refused(server, origin="http://evil.example",
+                                  additional_headers={"Authorization": "Bearer t0ken-value"})  # fmt: skip
+        assert status == 403
+        assert (server.stats.forbidden, server.stats.auth_rejected) == (1, 0)
 
 
 @pytest.mark.asyncio
@@ -467,6 +651,9 @@ def test_building_a_server_has_no_side_effects() -> None:
         ({"token": ""}, "token must be None or a non-empty string"),
         ({"request_timeout": 0}, "request_timeout must be a number of seconds > 0"),
         ({"required_fields": "task"}, "required_fields must be a sequence of key names"),
+        ({"allowed_origins": "http://localhost:5173"}, "allowed_origins must be a list of origins"),
+        ({"allowed_origins": ["http://localhost:5173/app"]}, "allowed_origins entries must be origins"),
+        ({"allowed_origins": ["localhost:5173"]}, "allowed_origins entries must be origins"),
     ],
 )
 def test_bad_arguments_are_refused_at_construction(kwargs: dict[str, Any], message: str) -> None:

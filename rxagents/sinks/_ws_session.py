@@ -1,0 +1,247 @@
+"""One WebSocket connection's stream: the observer of the Observable, feeding the connection's outbox.
+
+The stream's signals may arrive on any thread; they are handed to the server's loop in order. On the loop, each
+event becomes a message in the :class:`~rxagents.sinks._ws_outbox.Outbox`, and a send task writes the messages
+out; the stream's end queues the final ``complete`` or ``error`` message and picks the close code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import reactivex
+from reactivex import abc
+
+from rxagents.events import EventKind, TokenEvent
+from rxagents.sinks._ws_outbox import Outbox, Pending
+
+if TYPE_CHECKING:
+    from websockets.asyncio.server import ServerConnection
+
+    from rxagents.sinks._websocket import _Counters
+
+__all__ = [
+    "CLOSE_BAD_REQUEST",
+    "CLOSE_BINARY_REQUEST",
+    "CLOSE_STREAM_FAILED",
+    "CLOSE_TOO_SLOW",
+    "Session",
+    "close_reason",
+]
+
+log = logging.getLogger("rxagents")
+
+CLOSE_BINARY_REQUEST = 1003  #: the request was a binary message
+CLOSE_BAD_REQUEST = 1008  #: the request was not valid (JSON, fields, factory refused it) or never came
+CLOSE_STREAM_FAILED = 1011  #: the stream ended with an error (the last message says which)
+CLOSE_TOO_SLOW = 1013  #: the client read too slowly (``on_slow="disconnect"``, or past ``max_buffer_bytes``)
+# Sent by the websockets library itself: 1009 (request larger than max_message_size), 1001 (server stopping).
+
+
+def close_reason(text: str) -> str:
+    """A close reason fits in 123 bytes."""
+    return text if len(text.encode()) <= 123 else text.encode()[:120].decode(errors="ignore") + "..."
+
+
+class Session:
+    """One connection's stream: the observer of the Observable, and the bounded outbox to the client.
+
+    Observer calls may come from any thread; they are handed to the server's loop in order (as
+    :func:`rxagents.operators.to_async_iter` does). Everything else runs on the server's loop.
+    """
+
+    def __init__(self, ws: ServerConnection, outbox: Outbox, counters: _Counters) -> None:
+        self.ws = ws
+        self.counters = counters
+        self.loop = asyncio.get_running_loop()
+        self.thread = threading.get_ident()
+        self.lock = threading.Lock()
+        self.in_flight = 0
+        self.outbox = outbox
+        self.blocked = False  # the sender is inside ws.send: waiting for the client to read
+        self.ready = asyncio.Event()
+        self.ended = False  # the final message is queued, or the stream was stopped: ignore further signals
+        self.outcome: str | None = None
+        self.close_code = 1000
+        self.close_reason = ""
+        self.subscription: abc.DisposableBase | None = None
+        self.sender: asyncio.Task[None] | None = None
+        self.texts: dict[tuple[str, str], list[str]] = {}
+        self.held_error: TokenEvent | None = None
+
+    # --- observer side (any thread) ------------------------------------------------------------------------
+    def on_next(self, event: TokenEvent) -> None:
+        self._deliver(self._event, event)
+
+    def on_error(self, error: Exception) -> None:
+        self._deliver(self._failed, error)
+
+    def on_completed(self) -> None:
+        self._deliver(self._completed, None)
+
+    def _deliver(self, action: Callable[[Any], None], value: Any) -> None:
+        with self.lock:
+            direct = self.in_flight == 0 and threading.get_ident() == self.thread
+            if not direct:
+                self.in_flight += 1
+        if direct:
+            action(value)
+            return
+        with contextlib.suppress(RuntimeError):  # the server's loop is closed: nobody is listening
+            self.loop.call_soon_threadsafe(self._deliver_later, action, value)
+
+    def _deliver_later(self, action: Callable[[Any], None], value: Any) -> None:
+        with self.lock:
+            self.in_flight -= 1
+        action(value)
+
+    # --- on the server's loop ------------------------------------------------------------------------------
+    def _event(self, event: object) -> None:
+        if self.ended:
+            return
+        if not isinstance(event, TokenEvent):
+            self._failed(TypeError(f"the stream must emit TokenEvent items, got {type(event).__name__}"))
+            return
+        if self.held_error is not None:  # an agent failed, but the stream goes on (e.g. a race)
+            self._flush_held_error()
+        if event.kind is EventKind.ERROR:
+            self.held_error = event  # the stream's own failure if on_error follows, else an agent_error
+            return
+        key = (event.agent, event.run_id)
+        if event.kind is EventKind.TOKEN:
+            self.texts.setdefault(key, []).append(event.text)
+        elif event.kind is EventKind.RETRY:
+            self.texts.pop(key, None)  # the run restarts: its partial text is void
+        self._enqueue(Pending(event.to_dict()))
+
+    def _flush_held_error(self) -> None:
+        held, self.held_error = self.held_error, None
+        if held is not None:
+            message = held.to_dict()
+            message["type"] = "agent_error"
+            message["message"] = str(held.error) if held.error is not None else "the run failed"
+            self._enqueue(Pending(message))
+
+    def _content(self) -> str:
+        return "\n\n".join("".join(parts) for parts in self.texts.values())
+
+    def _completed(self, _: object = None) -> None:
+        if self.ended:
+            return
+        self._flush_held_error()
+        message: dict[str, Any] = {"type": "complete", "content": self._content()}
+        agents = {agent for agent, _run in self.texts}
+        if len(agents) > 1:
+            by_agent: dict[str, list[str]] = {}
+            for (agent, _run), parts in self.texts.items():
+                by_agent.setdefault(agent, []).append("".join(parts))
+            message["texts"] = {agent: "\n\n".join(runs) for agent, runs in by_agent.items()}
+        self._finish(message, "completed", 1000, "complete")
+
+    def _failed(self, error: BaseException) -> None:
+        if self.ended:
+            return
+        held, self.held_error = self.held_error, None
+        message: dict[str, Any] = {
+            "type": "error",
+            "code": "stream_failed",
+            "error": type(error).__name__,
+            "message": str(error) or type(error).__name__,
+            "partial_text": self._content(),
+        }
+        if held is not None:
+            message.update(agent=held.agent, run_id=held.run_id, seq=held.seq)
+        self._finish(message, "failed", CLOSE_STREAM_FAILED, f"stream failed: {type(error).__name__}")
+
+    def _finish(self, message: dict[str, Any], outcome: str, code: int, reason: str) -> None:
+        self._enqueue(Pending(message, final=True))
+        self.ended = True
+        self.outcome = outcome
+        self.close_code, self.close_reason = code, reason
+
+    def _enqueue(self, item: Pending) -> None:
+        slow = self.outbox.put(item, behind=self.blocked)
+        if slow is not None:
+            self._too_slow(slow)
+        else:
+            self.ready.set()
+
+    def _too_slow(self, reason: str) -> None:
+        log.info("websocket client disconnected: %s", reason)
+        self.counters.slow_disconnects += 1
+        self.ended = True
+        self.outcome = "slow"
+        self.close_code, self.close_reason = CLOSE_TOO_SLOW, reason
+        self.outbox.clear()
+        self._dispose()
+        if self.sender is not None:
+            self.sender.cancel()
+
+    def _dispose(self) -> None:
+        subscription, self.subscription = self.subscription, None
+        if subscription is not None:
+            subscription.dispose()
+
+    async def _send_loop(self) -> None:
+        counters = self.counters
+        while True:
+            while not self.outbox:
+                self.ready.clear()
+                await self.ready.wait()
+            item = self.outbox.pop()
+            self.blocked = True  # still True when another callback runs: send is waiting for the client
+            try:
+                await self.ws.send(item.encode())
+            finally:
+                self.blocked = False
+            counters.messages_sent += 1
+            if item.final:
+                return
+
+    async def _read_until_closed(self) -> None:
+        """Further client messages are ignored; this ends when the client closes or disconnects."""
+        from websockets.exceptions import ConnectionClosed
+
+        with contextlib.suppress(ConnectionClosed):
+            async for _ in self.ws:
+                pass
+
+    async def run(self, observable: reactivex.Observable[TokenEvent]) -> None:
+        from websockets.exceptions import ConnectionClosed
+
+        counters = self.counters
+        counters.runs_started += 1
+        self.sender = sender = asyncio.create_task(self._send_loop())
+        reader = asyncio.create_task(self._read_until_closed())
+        try:
+            try:
+                subscription = observable.subscribe(self.on_next, self.on_error, self.on_completed)
+            except Exception as error:
+                self._failed(error)
+            else:
+                if self.ended and self.outcome == "slow":  # overflowed while subscribing
+                    subscription.dispose()
+                else:
+                    self.subscription = subscription
+            await asyncio.wait({sender, reader}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self._dispose()  # cancels the run (and closes its HTTP stream) if it is still going
+            self.ended = True  # late events (handed over from another thread) are dropped
+            self.outbox.clear()
+            for task in (sender, reader):
+                task.cancel()
+            for result in await asyncio.gather(sender, reader, return_exceptions=True):
+                if isinstance(result, Exception) and not isinstance(result, ConnectionClosed):
+                    log.error("websocket connection failed", exc_info=result)
+            if self.outcome == "completed":
+                counters.runs_completed += 1
+            elif self.outcome == "failed":
+                counters.runs_failed += 1
+            else:
+                counters.runs_cancelled += 1
+            await self.ws.close(self.close_code, close_reason(self.close_reason))
