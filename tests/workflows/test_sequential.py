@@ -197,17 +197,27 @@ def test_silent_agents_print_nothing(capsys: pytest.CaptureFixture[str]) -> None
     assert capsys.readouterr().out == ""
 
 
-def test_arun_calls_callbacks_off_the_loop_thread() -> None:
+def _on_loop_thread(threads: set[int]) -> Any:
+    """A plain callback that records its thread and needs a running loop there (``create_task`` does)."""
+
+    def callback(token: str) -> None:
+        asyncio.get_running_loop()  # RuntimeError off the loop's thread
+        threads.add(threading.get_ident())
+
+    return callback
+
+
+def test_arun_calls_callbacks_on_the_loop_thread() -> None:
     threads: set[int] = set()
 
     async def main() -> tuple[str, int]:
         workflow = SequentialWorkflow(agents=[_offline("R", "r"), _offline("W", "w")])
-        text = await workflow.arun("task", lambda t: threads.add(threading.get_ident()))
+        text = await workflow.arun("task", _on_loop_thread(threads))
         return text, threading.get_ident()
 
     text, loop_thread = asyncio.run(main())
     assert text == "w"
-    assert threads and loop_thread not in threads
+    assert threads == {loop_thread}  # the loop's own thread, as every asyncio callback
 
 
 # --- over HTTP: the hand-off is in the next request ---------------------------------------------------------------
