@@ -155,7 +155,8 @@ async def smoke_client(path: str, label: str) -> None:
     """rxagents addition: one client that reports what a handler sends, in order, and when."""
     before, after, complete = 0, 0, None
     first_token_at = complete_at = None
-    async with websockets.connect(f"ws://localhost:{PORT}{path}") as client:
+    # open_timeout=None: client and server share this loop, which the spec's agent.run() blocks for the whole run
+    async with websockets.connect(f"ws://localhost:{PORT}{path}", open_timeout=None) as client:
         try:
             async for raw in client:
                 message = json.loads(raw)

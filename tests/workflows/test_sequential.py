@@ -220,6 +220,18 @@ def test_arun_calls_callbacks_on_the_loop_thread() -> None:
     assert threads == {loop_thread}  # the loop's own thread, as every asyncio callback
 
 
+def test_arun_awaits_an_async_callback_in_order_across_the_chain() -> None:
+    got: list[str] = []
+
+    async def callback(token: str) -> None:
+        await asyncio.sleep(0)
+        got.append(token)
+
+    workflow = SequentialWorkflow(agents=[_offline("R", "r1 r2"), _offline("W", "w1 w2 w3")])
+    assert asyncio.run(workflow.arun("task", callback)) == "w1 w2 w3"
+    assert got == ["r1", " r2", "w1", " w2", " w3"]
+
+
 # --- over HTTP: the hand-off is in the next request ---------------------------------------------------------------
 def test_handoff_text_is_in_the_next_agents_request(model_server: LocalModelServer) -> None:
     researcher, r_model = _served(model_server, "Researcher", Reply(tokens=words("Solar costs fell 90%.")))
