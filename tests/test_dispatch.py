@@ -13,8 +13,11 @@ import threading
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from typing import Any
+from unittest import mock
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from rxagents import Agent, ConfigurationError, EventKind, OfflineModel, RunError, _dispatch
 from rxagents.models import Delta, ModelRequest
@@ -163,6 +166,32 @@ def test_a_full_buffer_makes_the_reader_wait_and_loses_nothing(monkeypatch: pyte
     assert answer == "".join(tokens)
     assert got == list(tokens)
     assert model.pulled == len(tokens)
+
+
+@given(
+    count=st.integers(1, 40),
+    buffer=st.integers(1, 8),
+    pauses=st.lists(st.integers(0, 3), min_size=1, max_size=40),
+    asynchronous=st.booleans(),
+)
+def test_every_token_reaches_the_callback_once_in_order_whatever_the_buffer_and_pace(
+    count: int, buffer: int, pauses: list[int], asynchronous: bool
+) -> None:
+    """Nothing lost, nothing duplicated, order kept: for any buffer size and any pattern of slow callback calls."""
+    tokens = tuple(f" t{k}" for k in range(count))
+    got: list[str] = []
+
+    async def slow(token: str) -> None:
+        for _ in range(pauses[len(got) % len(pauses)]):
+            await asyncio.sleep(0)
+        got.append(token)
+
+    callback = slow if asynchronous else got.append
+    agent = Agent(llm=_Counted(tokens), print_on=False, on_callback_error="raise")
+    with mock.patch.object(_dispatch, "CALLBACK_BUFFER", buffer):
+        answer = asyncio.run(agent.arun("task", streaming_callback=callback))
+    assert answer == "".join(tokens)
+    assert got == list(tokens)
 
 
 # --- isolation: a raising callback is counted and logged once, or fatal ------------------------------------------
