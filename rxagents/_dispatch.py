@@ -1,25 +1,44 @@
-"""Delivering a run's events to user callbacks off the event loop.
+"""Delivering a run's events to user callbacks, in order, isolated from the run.
 
-The run's loop only reads the socket and puts events on a queue; a *callback thread* takes them
-off and calls the handlers. A slow or raising callback therefore never slows the socket reader
-nor restarts, aborts or duplicates the stream. For ``Agent.run`` the callback thread is the thread
-that called ``run``; for ``Agent.arun`` it is a worker thread of the loop's default executor.
+One :class:`Dispatcher` per ``run``/``arun`` call; two drivers:
+
+* :meth:`Dispatcher.consume` (``Agent.run``, ``Workflow.run_result``): the runs execute on the rxagents
+  runtime loop, which only reads the sockets and queues events; **the thread that called** ``run`` takes
+  them off and calls the handlers, so a slow callback never stalls the socket reader. ``run`` cannot await:
+  an ``async def`` callback is rejected before the run starts (use ``arun``), and a coroutine a callback
+  returns is closed and counted as that callback's error.
+* :meth:`Dispatcher.aconsume` (``arun``, ``arun_result``): the runs execute on the caller's loop and the
+  awaiting task calls the handlers **on the loop's thread**, in event order, as every asyncio callback
+  runs. Whatever a handler returns that is awaitable (an ``async def`` callback's coroutine, the task a
+  ``lambda t: asyncio.create_task(...)`` creates) is awaited before the next event's handlers. Between
+  the runs' readers and the callbacks is a buffer of at most :data:`CALLBACK_BUFFER` events; when it is
+  full the readers wait (backpressure: nothing is dropped, the model's socket is just not read until the
+  callbacks catch up). No executor thread is used, so any number of ``arun`` calls can be gathered. A
+  slow *sync* callback holds up the loop, as in any asyncio code: that is the caller's choice.
+
+Either way a raising callback is isolated (``on_callback_error="log"``: counted, logged once per run) or
+fatal (``"raise"``: the run is cancelled and :meth:`Dispatcher.result` raises ``RunError`` with the partial
+text); every event reaches every handler once, in order.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import queue
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from reactivex import Observable
+from reactivex import Observable, abc
+from reactivex import operators as ops
 
+from rxagents import _runtime
 from rxagents.errors import RunError, RxAgentsError, partial_text_of
 from rxagents.events import EventKind, TokenEvent
+from rxagents.operators._bridge import to_async_iter
 
-__all__ = ["CallbackErrorPolicy", "Dispatcher"]
+__all__ = ["CALLBACK_BUFFER", "CallbackErrorPolicy", "Dispatcher", "Handler"]
 
 log = logging.getLogger("rxagents")
 
@@ -27,16 +46,37 @@ log = logging.getLogger("rxagents")
 #: "raise": the first callback error stops the run; ``run`` raises a RunError from it.
 CallbackErrorPolicy = str
 
+#: A handler gets each event; in ``arun`` an awaitable it returns is awaited before the next event.
+Handler = Callable[[TokenEvent], Any]
+
+#: ``arun``: the most events that wait for the callbacks before the runs' readers wait too.
+CALLBACK_BUFFER = 256
+
 _END = object()
+
+_CORO_IN_RUN = (
+    "the streaming_callback returned a coroutine, which run() cannot await (it calls callbacks on the "
+    "thread that called it); use `await agent.arun(task, streaming_callback=...)` for async callbacks"
+)
 
 
 class Dispatcher:
-    """Queue between the run's loop and the callback thread (see the module docstring)."""
+    """The events of one ``run``/``arun`` call, delivered to its handlers (see the module docstring).
+
+    ``handlers`` get every event; ``routes`` maps an agent name to handlers that get only that agent's
+    events (a workflow's per-agent callbacks and printers), called after ``handlers``.
+    """
 
     def __init__(
-        self, handlers: Sequence[Callable[[TokenEvent], Any]], *, agent: str, on_callback_error: str = "log"
+        self,
+        handlers: Sequence[Handler],
+        *,
+        agent: str,
+        on_callback_error: str = "log",
+        routes: Mapping[str, Sequence[Handler]] | None = None,
     ) -> None:
         self.handlers = tuple(handlers)
+        self.routes = {name: tuple(hs) for name, hs in (routes or {}).items() if hs}
         self.agent = agent
         self.policy = on_callback_error
         self.events: list[TokenEvent] = []
@@ -46,6 +86,10 @@ class Dispatcher:
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         #: Called (on the callback thread) when a callback error is fatal; cancels the run.
         self.on_fatal: Callable[[], Any] | None = None
+
+    def _handlers_of(self, event: TokenEvent) -> tuple[Handler, ...]:
+        routed = self.routes.get(event.agent) if self.routes else None
+        return self.handlers + routed if routed else self.handlers
 
     # producer side (the run's loop) ------------------------------------------------------------
     def push(self, event: TokenEvent) -> None:
@@ -62,7 +106,6 @@ class Dispatcher:
         """Call the handlers for every event until the run ends. Returns normally either way;
         :meth:`result` tells the outcome."""
         get = self._queue.get
-        handlers = self.handlers
         while True:
             item = get()
             if type(item) is tuple and item[0] is _END:
@@ -70,9 +113,12 @@ class Dispatcher:
                     self.error = item[1]
                 break
             self.events.append(item)
-            for handler in handlers:
+            for handler in self._handlers_of(item):
                 try:
-                    handler(item)
+                    result = handler(item)
+                    if inspect.iscoroutine(result):
+                        result.close()  # never awaited: close it rather than leak a "never awaited" warning
+                        raise TypeError(_CORO_IN_RUN)
                 except Exception as exc:
                     self._callback_failed(exc)
             if self.error is not None:  # a fatal callback error: the run was cancelled
@@ -94,20 +140,47 @@ class Dispatcher:
             subscription.dispose()
             raise
 
-    async def aconsume(self, observable: Observable[TokenEvent]) -> None:
-        """Subscribe ``observable`` and call the handlers on a worker thread of the running loop's
-        default executor until it ends; cancelling the awaiting task cancels the run."""
-        loop = asyncio.get_running_loop()
-        subscription = observable.subscribe(on_next=self.push, on_error=self.push_error, on_completed=self.push_end)
-        self.on_fatal = subscription.dispose
-        try:
-            await loop.run_in_executor(None, self.drain)
-        except BaseException:
-            subscription.dispose()
-            self.push_end()
-            raise
+    async def aconsume(self, build: Callable[[abc.SchedulerBase], Observable[TokenEvent]]) -> None:
+        """Run ``build(scheduler)`` on the running loop and call the handlers in this task until it ends.
 
-    def _callback_failed(self, exc: Exception) -> None:
+        ``scheduler`` is a :class:`~rxagents._runtime.GatedScheduler` of the running loop: runs started
+        with it wait while :data:`CALLBACK_BUFFER` events wait for the handlers. An awaitable a handler
+        returns is awaited here, before the next event. Returns normally when the runs end or a callback
+        error is fatal (:meth:`result` tells the outcome); cancelling the awaiting task cancels the runs
+        (and closes their HTTP streams), then propagates.
+        """
+        gate = _runtime.Gate(CALLBACK_BUFFER)
+        observable = build(_runtime.GatedScheduler(asyncio.get_running_loop(), gate))
+        try:
+            async with to_async_iter(observable.pipe(ops.do_action(gate.handed_over))) as events:
+                try:
+                    async for event in events:
+                        gate.take()
+                        self.events.append(event)
+                        for handler in self._handlers_of(event):
+                            await self._acall(handler, event)
+                        if self.error is not None:  # a fatal callback error: leaving disposes the runs
+                            break
+                except Exception as exc:  # the stream's own error (the handlers' are caught in _acall)
+                    if self.error is None:
+                        self.error = exc
+        finally:
+            self._report()
+
+    async def _acall(self, handler: Handler, event: TokenEvent) -> None:
+        try:
+            result = handler(event)
+            if result is not None and inspect.isawaitable(result):
+                await result
+        except asyncio.CancelledError as cancelled:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # this arun was cancelled
+            self._callback_failed(cancelled)  # the callback's own task was cancelled by someone else
+        except Exception as exc:
+            self._callback_failed(exc)
+
+    def _callback_failed(self, exc: BaseException) -> None:
         self.callback_errors += 1
         if self.first_callback_error is None:
             self.first_callback_error = exc

@@ -559,8 +559,9 @@ def run_observable(
     """A cold Observable: each subscription is a new run; disposing it cancels the run.
 
     With an asyncio scheduler (or none) the run executes on that loop (or the current/runtime
-    loop, see :mod:`rxagents._runtime`). With a virtual-time scheduler the backend must be
-    scripted (the offline model) and the run is played on the scheduler.
+    loop, see :mod:`rxagents._runtime`); with a :class:`~rxagents._runtime.GatedScheduler` the run
+    also waits for its consumer's room before reading each next event. With a virtual-time scheduler
+    the backend must be scripted (the offline model) and the run is played on the scheduler.
     """
 
     def subscribe(
@@ -575,7 +576,27 @@ def run_observable(
                 )
             return play_virtual(spec, task, observer, chosen)
         sched = _runtime.loop_scheduler(_runtime.loop_of(chosen))
-        events = from_async_iter(lambda: run_events(spec, task, lambda: _runtime.clock(sched)), scheduler=sched)
-        return events.subscribe(observer)
+        gate = chosen.gate if isinstance(chosen, _runtime.GatedScheduler) else None
+
+        def events() -> AsyncIterator[TokenEvent]:
+            run = run_events(spec, task, lambda: _runtime.clock(sched))
+            return run if gate is None else _gated(run, gate)
+
+        return from_async_iter(events, scheduler=sched).subscribe(observer)
 
     return reactivex.create(subscribe)
+
+
+async def _gated(run: AsyncGenerator[TokenEvent, None], gate: _runtime.Gate) -> AsyncGenerator[TokenEvent, None]:
+    """``run``'s events, each read only once its consumer has room for it (see :class:`~rxagents._runtime.Gate`).
+
+    The run is suspended at its ``yield`` while it waits, so its silence limits do not run meanwhile: a slow
+    consumer is never mistaken for a silent model.
+    """
+    try:
+        async for event in run:
+            yield event
+            if gate.full:
+                await gate.wait()
+    finally:
+        await run.aclose()

@@ -9,6 +9,8 @@ Where things run:
   thread owned by this module, started on first use. Its events are delivered on that thread.
 * Time-based operators default to the scheduler of the loop that will deliver their events
   (:func:`default_scheduler`), never to RxPY's thread-per-timer ``TimeoutScheduler``.
+* Runs whose events go to one asyncio consumer (``arun``) execute on a :class:`GatedScheduler`:
+  each run's reader waits on the consumer's :class:`Gate` before reading the next event.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from reactivex import abc
 from reactivex.scheduler.eventloop import AsyncIOScheduler, AsyncIOThreadSafeScheduler
 
 __all__ = [
+    "Gate",
+    "GatedScheduler",
     "clock",
     "default_scheduler",
     "loop_of",
@@ -141,6 +145,60 @@ def default_scheduler(scheduler: abc.SchedulerBase | None = None) -> abc.Schedul
     if scheduler is not None:
         return scheduler
     return loop_scheduler(run_loop())
+
+
+class Gate:
+    """Backpressure between stream readers and one consumer, all on one loop.
+
+    The consumer's side counts each item as it is handed over (:meth:`handed_over`) and as it is taken
+    (:meth:`take`). A reader calls :meth:`wait` (only when :attr:`full`) before reading its next item: it
+    returns once fewer than ``size`` items wait for the consumer. Nothing is dropped; a reader that waits
+    simply does not read its socket meanwhile. With several readers the buffer can exceed ``size`` by one
+    item per reader (each hands over the item it holds before it checks).
+    """
+
+    __slots__ = ("_room", "handed", "size", "taken")
+
+    def __init__(self, size: int) -> None:
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise ValueError(f"size must be an int >= 1, got {size!r}")
+        self.size = size
+        self.handed = 0
+        self.taken = 0
+        self._room: asyncio.Event | None = None
+
+    @property
+    def full(self) -> bool:
+        """``size`` or more items wait for the consumer."""
+        return self.handed - self.taken >= self.size
+
+    def handed_over(self, _: object = None) -> None:
+        """One more item waits for the consumer."""
+        self.handed += 1
+
+    def take(self) -> None:
+        """The consumer took one item; wakes the waiting readers once there is room."""
+        self.taken += 1
+        room = self._room
+        if room is not None and not self.full:
+            room.set()
+
+    async def wait(self) -> None:
+        """Return when there is room (at once if there is)."""
+        while self.full:
+            if self._room is None:
+                self._room = asyncio.Event()
+            self._room.clear()
+            await self._room.wait()
+
+
+class GatedScheduler(AsyncIOScheduler):
+    """The scheduler of ``loop`` for runs whose events go to one consumer: each run started with it
+    (``run_observable``) waits on ``gate`` after delivering an event, before reading the next one."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, gate: Gate) -> None:
+        super().__init__(loop)
+        self.gate = gate
 
 
 def clock(scheduler: abc.SchedulerBase) -> float:

@@ -225,7 +225,7 @@ class Agent:
             await events.aclose()
 
     # swarms-style API ---------------------------------------------------------------------------
-    def _dispatcher(self, streaming_callback: StreamingCallback | None) -> Dispatcher:
+    def _dispatcher(self, streaming_callback: StreamingCallback | None, *, awaiting: bool) -> Dispatcher:
         _check_callback("streaming_callback", streaming_callback)
         callback = streaming_callback or self.streaming_callback
         handlers: list[Callable[[TokenEvent], Any]] = []
@@ -235,10 +235,10 @@ class Agent:
             logger = logging.getLogger("rxagents")
             handlers.append(lambda e: logger.debug("%r", e))
         if callback is not None:
-            if inspect.iscoroutinefunction(callback):
+            if not awaiting and inspect.iscoroutinefunction(callback):
                 raise ConfigurationError(
-                    "streaming_callback must be a plain function for run()/arun(); for async callbacks use "
-                    "agent.stream(task).pipe(rxagents.operators.tap_safe(async_fn))"
+                    f"streaming_callback {callback!r} is an async function, which run() cannot await (it calls "
+                    "callbacks on the thread that called it); use `await agent.arun(task, streaming_callback=...)`"
                 )
             if self.stream_detailed:
                 handlers.append(lambda e: callback(e.to_dict()))
@@ -262,26 +262,41 @@ class Agent:
         detailed dict with ``stream=True`` — on **the thread that called run()**, while the socket is
         read on the rxagents runtime loop, so a slow callback never stalls the stream. A raising
         callback is isolated (see ``on_callback_error``). Works from plain scripts and from inside a
-        running event loop (Jupyter). Ctrl-C cancels the run and closes its connection.
+        running event loop (Jupyter). Ctrl-C cancels the run and closes its connection. An ``async def``
+        callback needs :meth:`arun` (``run`` cannot await it: ``ConfigurationError``).
 
         Raises:
             RunError: the run failed; ``.partial_text`` and ``.events`` hold what arrived.
         """
         task = _check_task(task)
-        dispatcher = self._dispatcher(streaming_callback)
+        dispatcher = self._dispatcher(streaming_callback, awaiting=False)
         dispatcher.consume(run_observable(self._spec(), task, _runtime.loop_scheduler(_runtime.runtime_loop())))
         return self._finish(dispatcher, streaming_callback)
 
     async def arun(
         self, task: str, streaming_callback: StreamingCallback | None = None, *args: Any, **kwargs: Any
     ) -> str:
-        """``await agent.arun(task)``: as :meth:`run`, with the socket read on the current loop and
-        callbacks called on a worker thread (so they never block the loop). Cancelling the awaiting
-        task cancels the run."""
+        """``await agent.arun(task)``: as :meth:`run`, with the run and its callbacks on the current loop.
+
+        ``streaming_callback`` is called **on the loop's thread**, in order, as every asyncio callback
+        is (so it may call ``asyncio.create_task``). An ``async def`` callback, or any awaitable a callback
+        returns, is awaited before the next token's call; the socket reader is a separate task with a
+        bounded buffer between them (``rxagents._dispatch.CALLBACK_BUFFER`` events): when it is full the
+        reader waits, so nothing is lost. A slow *sync* callback holds up the loop, as in any asyncio code.
+        No executor thread is used: any number of ``arun`` calls can be gathered. Cancelling the awaiting
+        task cancels the run and closes its HTTP stream.
+
+        Example::
+
+            async def send(token: str) -> None:
+                await websocket.send(token)
+
+            answer = await agent.arun("Explain streams", streaming_callback=send)
+        """
         task = _check_task(task)
-        dispatcher = self._dispatcher(streaming_callback)
-        scheduler = _runtime.loop_scheduler(asyncio.get_running_loop())
-        await dispatcher.aconsume(run_observable(self._spec(), task, scheduler))
+        dispatcher = self._dispatcher(streaming_callback, awaiting=True)
+        spec = self._spec()
+        await dispatcher.aconsume(lambda scheduler: run_observable(spec, task, scheduler))
         return self._finish(dispatcher, streaming_callback)
 
 

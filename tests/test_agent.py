@@ -175,16 +175,26 @@ def test_run_works_inside_a_running_event_loop() -> None:
     assert asyncio.run(notebook_cell()) == "Hello world, streams!"
 
 
-def test_arun_calls_callbacks_off_the_loop_thread() -> None:
+def _on_loop_thread(threads: set[int]) -> Any:
+    """A plain callback that records its thread and needs a running loop there (``create_task`` does)."""
+
+    def callback(token: str) -> None:
+        asyncio.get_running_loop()  # RuntimeError off the loop's thread
+        threads.add(threading.get_ident())
+
+    return callback
+
+
+def test_arun_calls_callbacks_on_the_loop_thread() -> None:
     threads: set[int] = set()
 
     async def main() -> tuple[str, int]:
-        text = await _offline().arun("task", streaming_callback=lambda t: threads.add(threading.get_ident()))
+        text = await _offline().arun("task", streaming_callback=_on_loop_thread(threads))
         return text, threading.get_ident()
 
     text, loop_thread = asyncio.run(main())
     assert text == "Hello world, streams!"
-    assert threads and loop_thread not in threads
+    assert threads == {loop_thread}  # the loop's own thread, as every asyncio callback
 
 
 def test_astream_yields_events_and_raises_on_failure() -> None:

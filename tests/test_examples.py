@@ -17,7 +17,8 @@ from rxagents.events import Usage
 from rxagents.testing._faults import Reply, words
 from rxagents.testing._server import LocalModelServer
 
-EXAMPLES_DIR = Path(__file__).parent.parent / "examples"
+REPO = Path(__file__).parent.parent
+EXAMPLES_DIR = REPO / "examples"
 # examples/*.py: the idiomatic versions; examples/spec/*.py: the spec page's examples as written there.
 EXAMPLES = sorted(EXAMPLES_DIR.glob("*.py")) + sorted((EXAMPLES_DIR / "spec").glob("*.py"))
 # What each example's output must contain to count as sensible (default: the offline model's answer).
@@ -51,13 +52,17 @@ def _free_port() -> int:
         return port
 
 
+def _env() -> dict[str, str]:
+    """No provider keys or endpoints; this checkout's rxagents first on the path (not an installed copy).
+    Examples that would serve forever connect once as a client and exit; servers get a free port."""
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY") and not k.startswith("OPENAI_")}
+    path = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
+    return env | {"RXAGENTS_EXAMPLE_SMOKE": "1", "PORT": str(_free_port()), "PYTHONPATH": path}
+
+
 @pytest.mark.parametrize("path", EXAMPLES, ids=[_key(p) for p in EXAMPLES])
 def test_example_runs_offline(path: Path, tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY") and not k.startswith("OPENAI_")}
-    # Examples that would serve forever connect once as a client and exit; servers get a free port.
-    env |= {"RXAGENTS_EXAMPLE_SMOKE": "1", "PORT": str(_free_port())}
-    # The examples import this checkout's rxagents, not whichever copy is installed.
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(EXAMPLES_DIR.parent), env.get("PYTHONPATH")) if p)
+    env = _env()
     result = subprocess.run(
         [sys.executable, str(path)], capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env
     )
@@ -89,3 +94,29 @@ def test_spec_detailed_streaming_against_a_served_model(
     assert [line for line in lines if line.startswith("Finished:")] == ["Finished: stop"]
     assert out == f"{text}\n\nTokens used: {usage.to_dict()}\nFinished: stop\n"
     assert model_server.requests[-1]["model"] == "gpt-4o-mini"
+
+
+def test_spec_websocket_example_with_arun_streams_before_complete(tmp_path: Path) -> None:
+    """The spec's WebSocket handler with ``await agent.arun(...)`` (create_task callback, and an ``async def``
+    callback): 100 tokens paced at 15 ms by the local server; the client gets the first token well before
+    "complete" (about 1.5 s; required: 0.5 s), every token before it. The verbatim ``agent.run`` form gets none."""
+    with LocalModelServer(default_tokens=100, token_delay=0.015) as server:
+        env = _env() | {"OPENAI_BASE_URL": server.url}
+        path = EXAMPLES_DIR / "spec" / "websocket_integration.py"
+        result = subprocess.run(
+            [sys.executable, str(path)], capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env
+        )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    out = result.stdout
+    assert "agent.run(): token messages before 'complete': 0;" in out
+    for label in ("await agent.arun(), create_task callback", "await agent.arun(), async def callback"):
+        found = re.search(
+            re.escape(label) + r": token messages before 'complete': (\d+); after it: (\d+)\n"
+            r"  first token ([\d.]+) s before 'complete'",
+            out,
+        )
+        assert found, out
+        before, after, lead = int(found[1]), int(found[2]), float(found[3])
+        assert (before, after) == (100, 0), out
+        assert lead >= 0.5, out

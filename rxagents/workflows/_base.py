@@ -3,23 +3,22 @@
 A workflow is defined by one method, ``stream(task, *, scheduler=None)``: a cold Observable of the events of
 all its agents' runs. :class:`Workflow` builds the swarms-style ``run``/``arun`` on it, exactly as
 ``Agent.run`` is built on ``Agent.stream``: the runs execute on an event loop (the rxagents runtime loop for
-``run``, the caller's loop for ``arun``), and callbacks are called off that loop by a
-:class:`~rxagents._dispatch.Dispatcher`.
+``run``, the caller's loop for ``arun``), and a :class:`~rxagents._dispatch.Dispatcher` calls the callbacks:
+on the thread that called ``run``, or on the loop's thread for ``arun`` (awaiting ``async def`` callbacks).
 """
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any, Literal, Protocol
 
 import reactivex
 from reactivex import abc
 
 from rxagents import _runtime
-from rxagents._dispatch import Dispatcher
+from rxagents._dispatch import Dispatcher, Handler
 from rxagents._validate import (
     MAX_LOOPS,
     check_bool,
@@ -39,7 +38,6 @@ from rxagents.workflows._results import WorkflowResult
 __all__ = ["HANDOFF_TEMPLATE", "Streamable", "Workflow", "handoff_prompt"]
 
 log = logging.getLogger("rxagents")
-Handler = Callable[[TokenEvent], Any]
 
 #: How one agent's answer is handed to the next agent, appended to the original task (see :func:`handoff_prompt`).
 HANDOFF_TEMPLATE = "Previous agent ({agent}) output:\n{text}"
@@ -81,15 +79,16 @@ def handoff_prompt(task: str, outputs: Sequence[tuple[str, str]]) -> str:
     return "\n\n".join(blocks)
 
 
-def _check_callback(name: str, fn: object) -> None:
+def _check_callback(name: str, fn: object, *, awaiting: bool = True) -> None:
+    """``fn`` is None or callable; for ``run`` (``awaiting=False``) not an ``async def`` function."""
     if fn is None:
         return
     if not callable(fn):
         raise ConfigurationError(f"{name} must be callable (a function taking one argument) or None, got {fn!r}")
-    if inspect.iscoroutinefunction(fn):
+    if not awaiting and inspect.iscoroutinefunction(fn):
         raise ConfigurationError(
-            f"{name} must be a plain function for run()/arun(); for async callbacks use "
-            "workflow.stream(task).pipe(rxagents.operators.tap_safe(async_fn))"
+            f"{name} {fn!r} is an async function, which run() cannot await (it calls callbacks on the thread "
+            "that called it); use `await workflow.arun(task, streaming_callback=...)`"
         )
 
 
@@ -153,16 +152,15 @@ class _BlockPrinter:
 
 
 def _text_callback(callback: StreamingCallback) -> Handler:
-    def handler(event: TokenEvent) -> None:
-        if event.kind is EventKind.TOKEN:
-            callback(event.text)
+    def handler(event: TokenEvent) -> Any:
+        return callback(event.text) if event.kind is EventKind.TOKEN else None  # arun awaits what it returns
 
     return handler
 
 
 def _detailed_callback(callback: StreamingCallback) -> Handler:
-    def handler(event: TokenEvent) -> None:
-        callback(event.to_dict())
+    def handler(event: TokenEvent) -> Any:
+        return callback(event.to_dict())
 
     return handler
 
@@ -172,7 +170,13 @@ def _log_event(event: TokenEvent) -> None:
 
 
 def _agent_handlers(
-    agent: Agent, *, live: bool, console: bool, own_callback: bool = True, printed: list[bool] | None = None
+    agent: Agent,
+    *,
+    live: bool,
+    console: bool,
+    awaiting: bool,
+    own_callback: bool = True,
+    printed: list[bool] | None = None,
 ) -> list[Handler]:
     """What ``Agent.run`` would do with the agent's events: the verbose log, then its own callback (unless
     ``own_callback`` is False), else its console output (when ``console``; ``printed`` is shared by the
@@ -184,29 +188,12 @@ def _agent_handlers(
         return handlers
     callback = agent.streaming_callback
     if callback is not None:
-        _check_callback(f"agent {agent.agent_name!r} streaming_callback", callback)
+        _check_callback(f"agent {agent.agent_name!r} streaming_callback", callback, awaiting=awaiting)
         handlers.append(_detailed_callback(callback) if agent.stream_detailed else _text_callback(callback))
     elif console and agent.print_on:
         shared = [] if printed is None else printed
         handlers.append(_LivePrinter(agent, shared) if live and agent.streaming_on else _BlockPrinter(agent, shared))
     return handlers
-
-
-class _Router:
-    """One handler that passes each event to its own agent's handlers."""
-
-    def __init__(self, by_agent: dict[str, list[Handler]]) -> None:
-        self.by_agent = by_agent
-
-    def __call__(self, event: TokenEvent) -> None:
-        failure: Exception | None = None
-        for handler in self.by_agent.get(event.agent, ()):
-            try:
-                handler(event)
-            except Exception as exc:  # reported once through the Dispatcher, after the others ran
-                failure = failure or exc
-        if failure is not None:
-            raise failure
 
 
 class Workflow:
@@ -271,26 +258,26 @@ class Workflow:
                 yield event
 
     # the swarms-style drivers -------------------------------------------------------------------------------
-    def _dispatcher(self, streaming_callback: StreamingCallback | None) -> Dispatcher:
-        _check_callback("streaming_callback", streaming_callback)
+    def _dispatcher(self, streaming_callback: StreamingCallback | None, *, awaiting: bool) -> Dispatcher:
         callback = streaming_callback or self.streaming_callback
+        _check_callback("streaming_callback", callback, awaiting=awaiting)
         handlers: list[Handler] = []
         if callback is not None:
             handlers.append(_detailed_callback(callback) if self.stream_detailed else _text_callback(callback))
-            by_agent = {
-                a.agent_name: _agent_handlers(a, live=False, console=False, own_callback=False) for a in self.agents
+            routes = {
+                a.agent_name: _agent_handlers(a, live=False, console=False, awaiting=awaiting, own_callback=False)
+                for a in self.agents
             }
         else:
             console = not self.show_dashboard
             printed: list[bool] = []
-            by_agent = {
-                a.agent_name: _agent_handlers(a, live=self._live_output, console=console, printed=printed)
+            routes = {
+                a.agent_name: _agent_handlers(
+                    a, live=self._live_output, console=console, awaiting=awaiting, printed=printed
+                )
                 for a in self.agents
             }
-        by_agent = {name: hs for name, hs in by_agent.items() if hs}
-        if by_agent:
-            handlers.append(_Router(by_agent))
-        return Dispatcher(handlers, agent=self.name, on_callback_error=self.on_callback_error)
+        return Dispatcher(handlers, agent=self.name, on_callback_error=self.on_callback_error, routes=routes)
 
     def _view(
         self, observable: reactivex.Observable[TokenEvent], scheduler: abc.SchedulerBase
@@ -321,24 +308,35 @@ class Workflow:
         detailed dict when the workflow has ``stream=True`` (the dict's ``"agent"`` key names the agent).
         Without a workflow-level callback each agent's own ``streaming_callback`` gets its own events, and
         agents with ``print_on=True`` print as ``Agent.run`` would. Works from inside a running event loop
-        (Jupyter). Ctrl-C cancels every run and closes its connection.
+        (Jupyter). Ctrl-C cancels every run and closes its connection. ``async def`` callbacks (the
+        workflow's or an agent's) need :meth:`arun_result`/``arun``: here they raise ``ConfigurationError``.
 
         Raises:
             WorkflowError: an agent failed; ``.result`` holds the finished answers and partial text.
             RunError: a callback raised with ``on_callback_error="raise"``.
         """
         task = check_task(task)
-        dispatcher = self._dispatcher(streaming_callback)
+        dispatcher = self._dispatcher(streaming_callback, awaiting=False)
         scheduler = _runtime.loop_scheduler(_runtime.runtime_loop())
         dispatcher.consume(self._view(self.stream(task, scheduler=scheduler), scheduler))
         return self._outcome(dispatcher)
 
     async def arun_result(self, task: str, streaming_callback: StreamingCallback | None = None) -> WorkflowResult:
-        """``await workflow.arun_result(task)``: as :meth:`run_result`, with the runs on the current loop and
-        callbacks called on a worker thread (so they never block the loop). Cancelling the awaiting task
-        cancels every run."""
+        """``await workflow.arun_result(task)``: as :meth:`run_result`, with the runs and the callbacks on the
+        current loop.
+
+        Callbacks are called **on the loop's thread**, in event order, as every asyncio callback is; an
+        ``async def`` callback (or any awaitable a callback returns) is awaited before the next event's calls.
+        The agents' socket readers are separate tasks with a bounded buffer between them and the callbacks
+        (``rxagents._dispatch.CALLBACK_BUFFER`` events): when it is full the readers wait, so nothing is lost.
+        A slow *sync* callback holds up the loop, as in any asyncio code. No executor thread is used: any
+        number of ``arun`` calls can be gathered. Cancelling the awaiting task cancels every run.
+        """
         task = check_task(task)
-        dispatcher = self._dispatcher(streaming_callback)
-        scheduler = _runtime.loop_scheduler(asyncio.get_running_loop())
-        await dispatcher.aconsume(self._view(self.stream(task, scheduler=scheduler), scheduler))
+        dispatcher = self._dispatcher(streaming_callback, awaiting=True)
+
+        def build(scheduler: abc.SchedulerBase) -> reactivex.Observable[TokenEvent]:
+            return self._view(self.stream(task, scheduler=scheduler), scheduler)
+
+        await dispatcher.aconsume(build)
         return self._outcome(dispatcher)

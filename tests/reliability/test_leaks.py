@@ -2,10 +2,10 @@
 
 Counts are measured after a warm-up, because some things stay on purpose: litellm's pooled keep-alive connection
 (two fds here: the client's socket and the in-process server's) and the workers of each loop's default executor (a
-bounded pool: ``arun`` drains callbacks on one, litellm runs part of every request's set-up on one). While a run
+bounded pool: litellm runs part of every request's set-up on one; ``arun`` holds none). While a run
 finishes, litellm also runs an AnyIO worker thread that stops when the run's task ends. So each check waits (on the
 condition, with a deadline) until the count is back at or below its baseline, and checks that no executor worker is
-still inside a callback dispatcher.
+inside a callback dispatcher (``arun`` calls callbacks on its loop; only ``run`` has a callback thread: its caller).
 
 Memory: ``tracemalloc`` snapshots at run 100 and at the last run. Bounds (docs/reliability.md, "Cancellation and
 leaks"): offline, under :data:`OFFLINE_GROWTH` for 900 runs (measured 15-41 KiB: caches filling once; the next 2,000
@@ -61,7 +61,7 @@ def _fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
-_POOL = re.compile(r"asyncio_\d+")  # a loop's default executor: arun's callback thread, litellm's request set-up
+_POOL = re.compile(r"asyncio_\d+")  # a loop's default executor: litellm's request set-up
 _POOL_CAP = min(32, (os.cpu_count() or 1) + 4)  # ThreadPoolExecutor's default max_workers, per loop
 
 
@@ -72,7 +72,7 @@ def _threads() -> int:
 
 def _pools_ok() -> bool:
     """Default-executor workers: within the pools' caps (two loops here), and none still running a callback
-    dispatcher (a callback thread that outlived its run would be stuck in ``Dispatcher.drain``)."""
+    dispatcher (``Dispatcher.drain`` belongs on the thread that called ``run``, never on an executor worker)."""
     workers = [t for t in threading.enumerate() if _POOL.fullmatch(t.name)]
     frames = sys._current_frames()
     for thread in workers:

@@ -283,17 +283,27 @@ def test_callback_error_policy_raise_stops_the_workflow() -> None:
     assert isinstance(info.value.__cause__, ValueError)
 
 
-def test_arun_calls_callbacks_off_the_loop_thread() -> None:
+def _on_loop_thread(threads: set[int]) -> Any:
+    """A plain callback that records its thread and needs a running loop there (``create_task`` does)."""
+
+    def callback(token: str) -> None:
+        asyncio.get_running_loop()  # RuntimeError off the loop's thread
+        threads.add(threading.get_ident())
+
+    return callback
+
+
+def test_arun_calls_callbacks_on_the_loop_thread() -> None:
     threads: set[int] = set()
 
     async def main() -> tuple[WorkflowResult, int]:
         workflow = ConcurrentWorkflow(agents=[_offline("A", "a b"), _offline("B", "c")])
-        result = await workflow.arun("task", lambda t: threads.add(threading.get_ident()))
+        result = await workflow.arun("task", _on_loop_thread(threads))
         return result, threading.get_ident()
 
     result, loop_thread = asyncio.run(main())
     assert dict(result) == {"A": "a b", "B": "c"}
-    assert threads and loop_thread not in threads
+    assert threads == {loop_thread}  # the loop's own thread, as every asyncio callback
 
 
 def test_astream_yields_the_merged_events_on_the_current_loop() -> None:
@@ -433,11 +443,37 @@ def test_unknown_keyword_is_a_type_error_naming_it() -> None:
         ConcurrentWorkflow(agents=[_offline("A", "x")], show_dashbord=True)
 
 
-def test_async_callback_is_rejected_with_the_alternative() -> None:
-    async def callback(token: str) -> None: ...
+def test_async_callback_is_awaited_by_arun_and_rejected_by_run_naming_arun() -> None:
+    seen: list[str] = []
 
-    with pytest.raises(ConfigurationError, match="tap_safe"):
-        ConcurrentWorkflow(agents=[_offline("A", "x")], streaming_callback=callback)
+    async def callback(token: str) -> None:
+        await asyncio.sleep(0)
+        seen.append(token)
+
+    workflow = ConcurrentWorkflow(agents=[_offline("A", "a b"), _offline("B", "c")], streaming_callback=callback)
+    with pytest.raises(ConfigurationError, match=r"async function.*await workflow\.arun"):
+        workflow.run("task")
+    assert dict(asyncio.run(workflow.arun("task"))) == {"A": "a b", "B": "c"}
+    assert sorted(seen) == sorted(["a", " b", "c"])
+
+
+def test_an_agents_own_async_callback_gets_its_events_in_workflow_arun() -> None:
+    seen: dict[str, list[str]] = defaultdict(list)
+
+    def own(name: str) -> Any:
+        async def callback(token: str) -> None:
+            await asyncio.sleep(0)
+            seen[name].append(token)
+
+        return callback
+
+    agents = [Agent(agent_name=n, llm=OfflineModel(text=t), streaming_callback=own(n), print_on=False)
+              for n, t in (("A", "a b c"), ("B", "d e"))]
+    workflow = ConcurrentWorkflow(agents=agents)
+    assert dict(asyncio.run(workflow.arun("task"))) == {"A": "a b c", "B": "d e"}
+    assert {n: "".join(ts) for n, ts in seen.items()} == {"A": "a b c", "B": "d e"}
+    with pytest.raises(ConfigurationError, match=r"agent 'A' streaming_callback.*arun"):
+        workflow.run("task")
 
 
 def test_bad_task_is_rejected_before_anything_runs() -> None:

@@ -198,17 +198,39 @@ def test_silent_agents_print_nothing(capsys: pytest.CaptureFixture[str]) -> None
     assert capsys.readouterr().out == ""
 
 
-def test_arun_calls_callbacks_off_the_loop_thread() -> None:
+def _on_loop_thread(threads: set[int]) -> Any:
+    """A plain callback that records its thread and needs a running loop there (``create_task`` does)."""
+
+    def callback(token: str) -> None:
+        asyncio.get_running_loop()  # RuntimeError off the loop's thread
+        threads.add(threading.get_ident())
+
+    return callback
+
+
+def test_arun_calls_callbacks_on_the_loop_thread() -> None:
     threads: set[int] = set()
 
     async def main() -> tuple[str, int]:
         workflow = SequentialWorkflow(agents=[_offline("R", "r"), _offline("W", "w")])
-        text = await workflow.arun("task", lambda t: threads.add(threading.get_ident()))
+        text = await workflow.arun("task", _on_loop_thread(threads))
         return text, threading.get_ident()
 
     text, loop_thread = asyncio.run(main())
     assert text == "w"
-    assert threads and loop_thread not in threads
+    assert threads == {loop_thread}  # the loop's own thread, as every asyncio callback
+
+
+def test_arun_awaits_an_async_callback_in_order_across_the_chain() -> None:
+    got: list[str] = []
+
+    async def callback(token: str) -> None:
+        await asyncio.sleep(0)
+        got.append(token)
+
+    workflow = SequentialWorkflow(agents=[_offline("R", "r1 r2"), _offline("W", "w1 w2 w3")])
+    assert asyncio.run(workflow.arun("task", callback)) == "w1 w2 w3"
+    assert got == ["r1", " r2", "w1", " w2", " w3"]
 
 
 # --- over HTTP: the hand-off is in the next request ---------------------------------------------------------------
