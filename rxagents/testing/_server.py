@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
-import concurrent.futures
 import copy
 import itertools
 import json
@@ -36,6 +35,7 @@ from typing import Any, Literal
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
+from rxagents._loop_thread import LoopThread
 from rxagents.testing._faults import (
     DropAfter,
     EmptyStream,
@@ -167,8 +167,7 @@ class LocalModelServer:
         self._active = 0
         self._ids = itertools.count(1)
         self._stopping_at: float | None = None  # set when stop() begins
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
+        self._thread: LoopThread | None = None
         self._runner: web.ServerRunner | None = None
 
     # --- lifecycle
@@ -189,59 +188,31 @@ class LocalModelServer:
         """Serve on a daemon thread; returns once listening. Raises ``OSError`` if the port can't be bound."""
         if self._thread is not None:
             raise RuntimeError("LocalModelServer already started")
-        ready: concurrent.futures.Future[None] = concurrent.futures.Future()
         self._stopping_at = None
-        self._thread = threading.Thread(target=self._run, args=(ready,), name="rxagents-test-model", daemon=True)
-        self._thread.start()
+        worker = LoopThread("rxagents-test-model").start()
         try:
-            ready.result(timeout=30)
+            worker.run(self._astart(), timeout=30)
         except BaseException:
-            self._thread.join(timeout=5)
-            self._thread = None
+            worker.stop()
             raise
+        self._thread = worker
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop listening, end every response and connection, and join the thread. Idempotent."""
-        thread, loop = self._thread, self._loop
-        if thread is None or loop is None:
+        worker, self._thread = self._thread, None
+        if worker is None:
             return
-        if not loop.is_closed():
-            asyncio.run_coroutine_threadsafe(self._ashutdown(), loop).result(timeout)
-            loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout)
-        self._thread = None
-        self._port = None
+        try:
+            worker.stop(self._ashutdown, timeout)
+        finally:
+            self._port = None
 
     def __enter__(self) -> LocalModelServer:
         return self.start()
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
-
-    def _run(self, ready: concurrent.futures.Future[None]) -> None:
-        loop = self._loop = asyncio.new_event_loop()
-        try:
-            try:
-                loop.run_until_complete(self._astart())
-            except BaseException as exc:
-                ready.set_exception(exc)
-                return
-            ready.set_result(None)
-            loop.run_forever()
-        finally:
-            pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
-            for task in pending:
-                task.cancel()
-            if pending:
-                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            with self._cond:  # a connection accepted while stopping may never have been closed
-                stragglers = [conn.transport for conn in self._conns.values() if conn.transport is not None]
-            for transport in stragglers:
-                transport.abort()
-            loop.run_until_complete(asyncio.sleep(0))  # let the aborts run their callbacks
-            loop.close()
 
     async def _astart(self) -> None:
         runner = web.ServerRunner(_TrackingServer(self), shutdown_timeout=1.0)
@@ -263,9 +234,12 @@ class LocalModelServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        with self._cond:  # and a connection accepted while stopping
+            conns += self._conns.values()
         for conn in conns:
             if conn.transport is not None:
                 conn.transport.abort()
+        await asyncio.sleep(0)  # let the aborts run their callbacks
 
     # --- scripting
 
