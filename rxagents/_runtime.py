@@ -18,9 +18,7 @@ import atexit
 import contextlib
 import sys
 import threading
-from collections.abc import Coroutine
 from datetime import UTC, datetime
-from typing import Any, TypeVar
 from weakref import WeakKeyDictionary
 
 from reactivex import abc
@@ -33,11 +31,9 @@ __all__ = [
     "default_scheduler",
     "loop_of",
     "loop_scheduler",
-    "run_sync",
     "runtime_loop",
 ]
 
-_T = TypeVar("_T")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 _lock = threading.Lock()
@@ -128,22 +124,3 @@ def clock(scheduler: abc.SchedulerBase) -> float:
     if now.tzinfo is None:
         now = now.replace(tzinfo=UTC)
     return (now - _EPOCH).total_seconds()
-
-
-def run_sync(coro: Coroutine[Any, Any, _T]) -> _T:
-    """Run ``coro`` to completion from synchronous code and return its result.
-
-    From a thread with no running loop this is ``asyncio.run`` (callbacks run on the calling
-    thread). From inside a running loop (Jupyter, an async framework calling sync code) the
-    coroutine runs on the runtime loop's thread while this thread waits, so there is no
-    deadlock; callbacks then run on the runtime thread. ``KeyboardInterrupt`` while waiting
-    cancels the coroutine before it propagates.
-    """
-    if running_loop() is None:
-        return asyncio.run(coro)
-    future = asyncio.run_coroutine_threadsafe(coro, runtime_loop())
-    try:
-        return future.result()
-    except BaseException:
-        future.cancel()
-        raise
