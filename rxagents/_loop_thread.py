@@ -4,10 +4,10 @@ The rxagents runtime loop, the SSE server started with ``with`` and the local te
 on a background thread. :class:`LoopThread` is that one pattern: start the thread and wait until its loop runs,
 hand it coroutines from any other thread, and stop it cleanly::
 
-    worker = LoopThread("rxagents-example").start()
-    answer = worker.run(compute(), timeout=10)   # blocks this thread; compute() runs on the worker's loop
-    worker.stop(shutdown=release_resources)     # release_resources() runs on the loop, then what is left is
-                                                # cancelled, async generators are closed, the loop stops and closes
+    worker = LoopThread("rxagents-example").start(setup(), timeout=30)  # setup() runs on the loop first
+    answer = worker.run(compute(), timeout=10)  # blocks this thread; compute() runs on the worker's loop
+    worker.stop(shutdown=release_resources)  # release_resources() runs on the loop, then what is left is
+                                             # cancelled, async generators are closed, the loop stops and closes
 """
 
 from __future__ import annotations
@@ -49,10 +49,19 @@ class LoopThread:
         """The thread is alive and its loop is open (started, not yet stopped)."""
         return self._thread.is_alive() and not self.loop.is_closed()
 
-    def start(self) -> LoopThread:
-        """Start the thread; returns once its loop is running."""
+    def start(self, setup: Coroutine[Any, Any, object] | None = None, timeout: float | None = None) -> LoopThread:
+        """Start the thread; returns once its loop is running and has run ``setup``, if given.
+
+        If ``setup`` raises (or takes more than ``timeout`` seconds), the loop thread is stopped and the error raised.
+        """
         self._thread.start()
         self._ready.wait()
+        if setup is not None:
+            try:
+                self.run(setup, timeout)
+            except BaseException:
+                self.stop()
+                raise
         return self
 
     def submit(self, coro: Coroutine[Any, Any, _T]) -> concurrent.futures.Future[_T]:

@@ -27,6 +27,30 @@ def test_start_returns_once_the_loop_runs_on_a_named_daemon_thread(worker: LoopT
     assert worker.run(where(), timeout=5) == ("rxagents-test-loop", True)
 
 
+def test_start_runs_the_setup_on_the_loop_first() -> None:
+    seen: list[str] = []
+
+    async def setup() -> None:
+        seen.append(threading.current_thread().name)
+
+    worker = LoopThread("rxagents-test-loop").start(setup(), timeout=5)
+    try:
+        assert seen == ["rxagents-test-loop"]
+    finally:
+        worker.stop()
+
+
+def test_a_failing_setup_stops_the_loop_thread_and_is_raised() -> None:
+    async def setup() -> None:
+        raise OSError("port taken")
+
+    worker = LoopThread("rxagents-test-loop")
+    with pytest.raises(OSError, match="port taken"):
+        worker.start(setup(), timeout=5)
+    assert worker.loop.is_closed() and not worker.running
+    assert "rxagents-test-loop" not in {thread.name for thread in threading.enumerate()}
+
+
 def test_run_returns_the_result_and_raises_the_exception(worker: LoopThread) -> None:
     async def double(x: int) -> int:
         await asyncio.sleep(0)

@@ -256,13 +256,7 @@ class SSEServer:
         """Serve from a daemon thread running its own event loop; returns once listening."""
         if self._runner is not None or self._thread is not None:
             raise RuntimeError("SSEServer already started")
-        worker = LoopThread("rxagents-sse").start()
-        try:
-            worker.run(self._astart(), timeout=30)
-        except BaseException:
-            worker.stop()
-            raise
-        self._thread = worker
+        self._thread = LoopThread("rxagents-sse").start(self._astart(), timeout=30)
         return self
 
     def close(self, timeout: float = 10.0) -> None:

@@ -157,13 +157,7 @@ class LocalModelServer:
         if self._thread is not None:
             raise RuntimeError("LocalModelServer already started")
         self._stopping_at = None
-        worker = LoopThread("rxagents-test-model").start()
-        try:
-            worker.run(self._astart(), timeout=30)
-        except BaseException:
-            worker.stop()
-            raise
-        self._thread = worker
+        self._thread = LoopThread("rxagents-test-model").start(self._astart(), timeout=30)
         return self
 
     def stop(self, timeout: float = 10.0) -> None:

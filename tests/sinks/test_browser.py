@@ -191,12 +191,8 @@ def page_server() -> Iterator[int]:
 @contextlib.contextmanager
 def websocket_thread(source: Any, **kwargs: Any) -> Iterator[tuple[WebSocketServer, asyncio.AbstractEventLoop]]:
     """``serve_websocket(source, **kwargs)`` on its own loop in a thread, for a synchronous (Selenium) test."""
-    worker = LoopThread("websocket-server").start()
-    try:
-        server = worker.run(serve_websocket(source, **kwargs).start(), timeout=30)
-    except BaseException:
-        worker.stop()
-        raise
+    server = serve_websocket(source, **kwargs)
+    worker = LoopThread("websocket-server").start(server.start(), timeout=30)
     try:
         yield server, worker.loop
     finally:
