@@ -20,13 +20,13 @@ import atexit
 import contextlib
 import sys
 import threading
-from collections.abc import Coroutine
 from datetime import UTC, datetime
-from typing import Any, TypeVar
 from weakref import WeakKeyDictionary
 
 from reactivex import abc
 from reactivex.scheduler.eventloop import AsyncIOScheduler, AsyncIOThreadSafeScheduler
+
+from rxagents._loop_thread import LoopThread
 
 __all__ = [
     "Gate",
@@ -35,11 +35,9 @@ __all__ = [
     "default_scheduler",
     "loop_of",
     "loop_scheduler",
-    "run_sync",
     "runtime_loop",
 ]
 
-_T = TypeVar("_T")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 _lock = threading.Lock()
@@ -52,23 +50,13 @@ def runtime_loop() -> asyncio.AbstractEventLoop:
     global _runtime
     with _lock:
         if _runtime is None or _runtime.is_closed():
-            loop = asyncio.new_event_loop()
-            ready = threading.Event()
-
-            def main() -> None:
-                asyncio.set_event_loop(loop)
-                loop.call_soon(ready.set)
-                loop.run_forever()
-
-            thread = threading.Thread(target=main, name="rxagents-runtime", daemon=True)
-            thread.start()
-            ready.wait()
-            _runtime = loop
-            _register_shutdown(loop, thread)
+            worker = LoopThread("rxagents-runtime").start()
+            _runtime = worker.loop
+            _register_shutdown(worker)
         return _runtime
 
 
-def _register_shutdown(loop: asyncio.AbstractEventLoop, thread: threading.Thread) -> None:
+def _register_shutdown(worker: LoopThread) -> None:
     """Stop the runtime loop cleanly when the interpreter exits, before ``atexit`` handlers run.
 
     A daemon thread frozen mid-work at finalisation can hold the import lock that litellm's own
@@ -76,28 +64,15 @@ def _register_shutdown(loop: asyncio.AbstractEventLoop, thread: threading.Thread
     loop, cancel what still runs, shut down async generators, stop the loop and join the thread.
     """
 
+    async def close_litellm_clients() -> None:
+        litellm_cleanup = sys.modules.get("litellm.llms.custom_httpx.async_client_cleanup")
+        if litellm_cleanup is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(litellm_cleanup.close_litellm_async_clients(), 2.0)
+
     def shutdown() -> None:
-        if loop.is_closed() or not thread.is_alive():
-            return
-
-        async def close() -> None:
-            litellm_cleanup = sys.modules.get("litellm.llms.custom_httpx.async_client_cleanup")
-            if litellm_cleanup is not None:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(litellm_cleanup.close_litellm_async_clients(), 2.0)
-            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await loop.shutdown_asyncgens()
-
         with contextlib.suppress(Exception):
-            asyncio.run_coroutine_threadsafe(close(), loop).result(5.0)
-        with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(loop.stop)
-        thread.join(5.0)
-        if not thread.is_alive():
-            loop.close()
+            worker.stop(close_litellm_clients, timeout=5.0)
 
     # threading's exit hooks run before atexit's (where litellm registers its cleanup).
     register = getattr(threading, "_register_atexit", None)
@@ -207,22 +182,3 @@ def clock(scheduler: abc.SchedulerBase) -> float:
     if now.tzinfo is None:
         now = now.replace(tzinfo=UTC)
     return (now - _EPOCH).total_seconds()
-
-
-def run_sync(coro: Coroutine[Any, Any, _T]) -> _T:
-    """Run ``coro`` to completion from synchronous code and return its result.
-
-    From a thread with no running loop this is ``asyncio.run`` (callbacks run on the calling
-    thread). From inside a running loop (Jupyter, an async framework calling sync code) the
-    coroutine runs on the runtime loop's thread while this thread waits, so there is no
-    deadlock; callbacks then run on the runtime thread. ``KeyboardInterrupt`` while waiting
-    cancels the coroutine before it propagates.
-    """
-    if running_loop() is None:
-        return asyncio.run(coro)
-    future = asyncio.run_coroutine_threadsafe(coro, runtime_loop())
-    try:
-        return future.result()
-    except BaseException:
-        future.cancel()
-        raise

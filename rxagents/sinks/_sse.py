@@ -21,7 +21,6 @@ See ``docs/servers-sse.md``.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import functools
 import html
 import json
@@ -35,6 +34,7 @@ from typing import Any
 from aiohttp import web
 from reactivex import Observable
 
+from rxagents._loop_thread import LoopThread
 from rxagents.events import TokenEvent
 from rxagents.operators._bridge import to_async_iter
 from rxagents.sinks._origin import host_refusal, origin_refusal
@@ -168,7 +168,7 @@ class SSEServer:
         self._lock = threading.Lock()  # guards _runs for readers on other threads
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
-        self._thread: threading.Thread | None = None
+        self._thread: LoopThread | None = None  # serving from a thread of its own (start)
         self._closing = False
 
     def __repr__(self) -> str:
@@ -256,55 +256,23 @@ class SSEServer:
         """Serve from a daemon thread running its own event loop; returns once listening."""
         if self._runner is not None or self._thread is not None:
             raise RuntimeError("SSEServer already started")
-        ready: concurrent.futures.Future[None] = concurrent.futures.Future()
-        self._thread = threading.Thread(target=self._serve_thread, args=(ready,), name="rxagents-sse", daemon=True)
-        self._thread.start()
-        try:
-            ready.result(timeout=30)
-        except BaseException:
-            self._thread.join(timeout=5)
-            self._thread = None
-            raise
+        self._thread = LoopThread("rxagents-sse").start(self._astart(), timeout=30)
         return self
 
     def close(self, timeout: float = 10.0) -> None:
         """Stop a server started with :meth:`start` (as :meth:`aclose`) and join its thread. Idempotent."""
-        thread, loop = self._thread, self._loop
-        if thread is None:
+        worker, self._thread = self._thread, None
+        if worker is None:
             if self._runner is not None:
                 raise RuntimeError("this SSEServer runs on your event loop: use `await server.aclose()`")
             return
-        if loop is not None and not loop.is_closed():
-            asyncio.run_coroutine_threadsafe(self.aclose(), loop).result(timeout)
-            loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout)
-        self._thread = None
+        worker.stop(self.aclose, timeout)
 
     def __enter__(self) -> SSEServer:
         return self.start()
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-    def _serve_thread(self, ready: concurrent.futures.Future[None]) -> None:
-        loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(loop)
-        try:
-            try:
-                loop.run_until_complete(self._astart())
-            except BaseException as exc:
-                ready.set_exception(exc)
-                return
-            ready.set_result(None)
-            loop.run_forever()
-        finally:
-            pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
-            for task in pending:
-                task.cancel()
-            if pending:
-                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.close()
 
     # --- observing ---------------------------------------------------------------------------------------------
     def run_info(self, run_id: str) -> RunInfo:

@@ -1,8 +1,9 @@
-"""One WebSocket connection's stream: the observer of the Observable, feeding the connection's outbox.
+"""One WebSocket connection's stream: the run, consumed on the server's loop, feeding the connection's outbox.
 
-The stream's signals may arrive on any thread; they are handed to the server's loop in order. On the loop, each
-event becomes a message in the :class:`~rxagents.sinks._ws_outbox.Outbox`, and a send task writes the messages
-out; the stream's end queues the final ``complete`` or ``error`` message and picks the close code.
+The run is iterated with :func:`rxagents.operators.to_async_iter` (which hands signals from other threads to the
+server's loop, in order). Each event becomes a message in the :class:`~rxagents.sinks._ws_outbox.Outbox`, and a
+send task writes the messages out; the stream's end queues the final ``complete`` or ``error`` message and picks
+the close code.
 """
 
 from __future__ import annotations
@@ -10,14 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import threading
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import reactivex
-from reactivex import abc
 
 from rxagents.events import EventKind, TokenEvent
+from rxagents.operators._bridge import to_async_iter
 from rxagents.sinks._ws_outbox import Outbox, Pending
 
 if TYPE_CHECKING:
@@ -49,19 +48,14 @@ def close_reason(text: str) -> str:
 
 
 class Session:
-    """One connection's stream: the observer of the Observable, and the bounded outbox to the client.
+    """One connection's stream: a task consuming the run, and the bounded outbox to the client.
 
-    Observer calls may come from any thread; they are handed to the server's loop in order (as
-    :func:`rxagents.operators.to_async_iter` does). Everything else runs on the server's loop.
+    Everything runs on the server's loop.
     """
 
     def __init__(self, ws: ServerConnection, outbox: Outbox, counters: _Counters) -> None:
         self.ws = ws
         self.counters = counters
-        self.loop = asyncio.get_running_loop()
-        self.thread = threading.get_ident()
-        self.lock = threading.Lock()
-        self.in_flight = 0
         self.outbox = outbox
         self.blocked = False  # the sender is inside ws.send: waiting for the client to read
         self.ready = asyncio.Event()
@@ -69,36 +63,9 @@ class Session:
         self.outcome: str | None = None
         self.close_code = 1000
         self.close_reason = ""
-        self.subscription: abc.DisposableBase | None = None
         self.sender: asyncio.Task[None] | None = None
         self.texts: dict[tuple[str, str], list[str]] = {}
         self.held_error: TokenEvent | None = None
-
-    # --- observer side (any thread) ------------------------------------------------------------------------
-    def on_next(self, event: TokenEvent) -> None:
-        self._deliver(self._event, event)
-
-    def on_error(self, error: Exception) -> None:
-        self._deliver(self._failed, error)
-
-    def on_completed(self) -> None:
-        self._deliver(self._completed, None)
-
-    def _deliver(self, action: Callable[[Any], None], value: Any) -> None:
-        with self.lock:
-            direct = self.in_flight == 0 and threading.get_ident() == self.thread
-            if not direct:
-                self.in_flight += 1
-        if direct:
-            action(value)
-            return
-        with contextlib.suppress(RuntimeError):  # the server's loop is closed: nobody is listening
-            self.loop.call_soon_threadsafe(self._deliver_later, action, value)
-
-    def _deliver_later(self, action: Callable[[Any], None], value: Any) -> None:
-        with self.lock:
-            self.in_flight -= 1
-        action(value)
 
     # --- on the server's loop ------------------------------------------------------------------------------
     def _event(self, event: object) -> None:
@@ -174,18 +141,25 @@ class Session:
     def _too_slow(self, reason: str) -> None:
         log.info("websocket client disconnected: %s", reason)
         self.counters.slow_disconnects += 1
-        self.ended = True
+        self.ended = True  # the consumer stops, which disposes the subscription
         self.outcome = "slow"
         self.close_code, self.close_reason = CLOSE_TOO_SLOW, reason
         self.outbox.clear()
-        self._dispose()
         if self.sender is not None:
             self.sender.cancel()
 
-    def _dispose(self) -> None:
-        subscription, self.subscription = self.subscription, None
-        if subscription is not None:
-            subscription.dispose()
+    async def _consume(self, observable: reactivex.Observable[TokenEvent]) -> None:
+        """Feed the run's events to the outbox until it ends or the session does; leaving disposes the run."""
+        try:
+            async with to_async_iter(observable) as events:
+                async for event in events:
+                    self._event(event)
+                    if self.ended:
+                        return
+        except Exception as error:  # the stream failed (or its subscribe raised)
+            self._failed(error)
+        else:
+            self._completed()
 
     async def _send_loop(self) -> None:
         counters = self.counters
@@ -218,24 +192,15 @@ class Session:
         counters.runs_started += 1
         self.sender = sender = asyncio.create_task(self._send_loop())
         reader = asyncio.create_task(self._read_until_closed())
+        consumer = asyncio.create_task(self._consume(observable))
         try:
-            try:
-                subscription = observable.subscribe(self.on_next, self.on_error, self.on_completed)
-            except Exception as error:
-                self._failed(error)
-            else:
-                if self.ended and self.outcome == "slow":  # overflowed while subscribing
-                    subscription.dispose()
-                else:
-                    self.subscription = subscription
             await asyncio.wait({sender, reader}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            self._dispose()  # cancels the run (and closes its HTTP stream) if it is still going
-            self.ended = True  # late events (handed over from another thread) are dropped
+            self.ended = True
             self.outbox.clear()
-            for task in (sender, reader):
-                task.cancel()
-            for result in await asyncio.gather(sender, reader, return_exceptions=True):
+            for task in (consumer, sender, reader):  # the consumer's cancellation disposes the run (and closes
+                task.cancel()  # its HTTP stream) if it is still going; events still on their way are dropped
+            for result in await asyncio.gather(consumer, sender, reader, return_exceptions=True):
                 if isinstance(result, Exception) and not isinstance(result, ConnectionClosed):
                     log.error("websocket connection failed", exc_info=result)
             if self.outcome == "completed":

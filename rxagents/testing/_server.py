@@ -19,40 +19,27 @@ are seen at once even while a stream is stalled and nothing is being written.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import collections
-import concurrent.futures
 import copy
 import itertools
-import json
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
-from rxagents.testing._faults import (
-    DropAfter,
-    EmptyStream,
-    HttpError,
-    MalformedAfter,
-    NoDone,
-    OpenAIReply,
-    RawBody,
-    Reply,
-    SlowFirstByte,
-    StallAfter,
-    wants_usage,
-)
+from rxagents._loop_thread import LoopThread
+from rxagents._validate import check_int, check_seconds, check_str
+from rxagents.testing import _responses
+from rxagents.testing._faults import HttpError, OpenAIReply, Reply
+from rxagents.testing._responses import Outcome
+from rxagents.testing._server_cli import serve_main
 
 __all__ = ["LocalModelServer", "Outcome", "RequestRecord", "StreamRecord", "serve_main"]
-
-Outcome = Literal["completed", "client_disconnected", "fault", "server_stopped"]
 
 _KEY_HEADERS = ("Authorization", "api-key", "x-api-key")
 
@@ -99,17 +86,6 @@ class StreamRecord:
         return None if self.disconnected_at is None else max(0.0, self.ended_at - self.disconnected_at)
 
 
-class _Conn:
-    """One TCP connection. ``gone`` is set when the client disconnects and when the server stops."""
-
-    __slots__ = ("gone", "lost_at", "transport")
-
-    def __init__(self, transport: asyncio.Transport | None) -> None:
-        self.gone = asyncio.Event()
-        self.lost_at: float | None = None
-        self.transport = transport
-
-
 class _TrackingServer(web.Server):
     """aiohttp's low-level server, telling its owner the moment a connection opens or closes."""
 
@@ -126,20 +102,12 @@ class _TrackingServer(web.Server):
         super().connection_lost(handler, exc)
 
 
-class _ClientGone(Exception):
-    """The client disconnected, or the server is stopping, while a response was being produced."""
-
-
-@dataclass(slots=True)
-class _Progress:
-    outcome: Outcome = "client_disconnected"
-    events: int = 0
-
-
 class LocalModelServer:
     """An OpenAI-compatible streaming chat server on a background thread, for tests and demos.
 
-    ``default_tokens``: chunks in the default reply. ``token_delay``: default seconds between streamed events.
+    ``default_tokens``: chunks in the default reply (>= 1). ``token_delay``: default seconds between streamed
+    events (>= 0). ``port``: 0 to 65535, 0 for any free one. Bad values raise
+    :class:`~rxagents.errors.ConfigurationError` here, not at ``start()``.
     ``start()`` returns once listening; ``stop()`` releases stalled responses, closes every connection and
     joins the thread. Usable as a context manager. All public methods are thread-safe.
     """
@@ -152,10 +120,10 @@ class LocalModelServer:
         default_tokens: int = 20,
         token_delay: float = 0.0,
     ) -> None:
-        self.host = host
-        self.default_tokens = default_tokens
-        self.token_delay = token_delay
-        self._requested_port = port
+        self.host = check_str("host", host)
+        self.default_tokens = check_int("default_tokens", default_tokens)
+        self.token_delay = check_seconds("token_delay", token_delay, zero=True)
+        self._requested_port = check_int("port", port, minimum=0, maximum=65535, hint="0 picks a free port")
         self._port: int | None = None
         self._cond = threading.Condition()
         self._version = 0  # bumped on every observable state change, under _cond
@@ -163,12 +131,11 @@ class LocalModelServer:
         self._default: Reply | None = None
         self._records: list[RequestRecord] = []
         self._closed: list[StreamRecord] = []
-        self._conns: dict[RequestHandler, _Conn] = {}
+        self._conns: dict[RequestHandler, _responses.Conn] = {}
         self._active = 0
         self._ids = itertools.count(1)
         self._stopping_at: float | None = None  # set when stop() begins
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
+        self._thread: LoopThread | None = None
         self._runner: web.ServerRunner | None = None
 
     # --- lifecycle
@@ -189,59 +156,25 @@ class LocalModelServer:
         """Serve on a daemon thread; returns once listening. Raises ``OSError`` if the port can't be bound."""
         if self._thread is not None:
             raise RuntimeError("LocalModelServer already started")
-        ready: concurrent.futures.Future[None] = concurrent.futures.Future()
         self._stopping_at = None
-        self._thread = threading.Thread(target=self._run, args=(ready,), name="rxagents-test-model", daemon=True)
-        self._thread.start()
-        try:
-            ready.result(timeout=30)
-        except BaseException:
-            self._thread.join(timeout=5)
-            self._thread = None
-            raise
+        self._thread = LoopThread("rxagents-test-model").start(self._astart(), timeout=30)
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop listening, end every response and connection, and join the thread. Idempotent."""
-        thread, loop = self._thread, self._loop
-        if thread is None or loop is None:
+        worker, self._thread = self._thread, None
+        if worker is None:
             return
-        if not loop.is_closed():
-            asyncio.run_coroutine_threadsafe(self._ashutdown(), loop).result(timeout)
-            loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout)
-        self._thread = None
-        self._port = None
+        try:
+            worker.stop(self._ashutdown, timeout)
+        finally:
+            self._port = None
 
     def __enter__(self) -> LocalModelServer:
         return self.start()
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
-
-    def _run(self, ready: concurrent.futures.Future[None]) -> None:
-        loop = self._loop = asyncio.new_event_loop()
-        try:
-            try:
-                loop.run_until_complete(self._astart())
-            except BaseException as exc:
-                ready.set_exception(exc)
-                return
-            ready.set_result(None)
-            loop.run_forever()
-        finally:
-            pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
-            for task in pending:
-                task.cancel()
-            if pending:
-                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            with self._cond:  # a connection accepted while stopping may never have been closed
-                stragglers = [conn.transport for conn in self._conns.values() if conn.transport is not None]
-            for transport in stragglers:
-                transport.abort()
-            loop.run_until_complete(asyncio.sleep(0))  # let the aborts run their callbacks
-            loop.close()
 
     async def _astart(self) -> None:
         runner = web.ServerRunner(_TrackingServer(self), shutdown_timeout=1.0)
@@ -263,9 +196,12 @@ class LocalModelServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        with self._cond:  # and a connection accepted while stopping
+            conns += self._conns.values()
         for conn in conns:
             if conn.transport is not None:
                 conn.transport.abort()
+        await asyncio.sleep(0)  # let the aborts run their callbacks
 
     # --- scripting
 
@@ -360,7 +296,7 @@ class LocalModelServer:
 
     def _connection_made(self, handler: RequestHandler, transport: asyncio.Transport) -> None:
         with self._cond:
-            self._conns[handler] = _Conn(transport)
+            self._conns[handler] = _responses.Conn(transport)
             self._changed()
 
     def _connection_lost(self, handler: RequestHandler) -> None:
@@ -382,15 +318,15 @@ class LocalModelServer:
             return web.json_response({"object": "list", "data": [model]})
         if route == ("POST", "/chat/completions"):
             return await self._chat(request)
-        return _error_response(HttpError(404, f"Unknown route {request.method} {request.path}"))
+        return _responses.error_response(HttpError(404, f"Unknown route {request.method} {request.path}"))
 
     async def _chat(self, request: web.BaseRequest) -> web.StreamResponse:
         try:
             body = await request.json()
         except ValueError:
-            return _error_response(HttpError(400, "Request body is not valid JSON"))
+            return _responses.error_response(HttpError(400, "Request body is not valid JSON"))
         if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
-            return _error_response(HttpError(400, "'messages' must be a list"))
+            return _responses.error_response(HttpError(400, "'messages' must be a list"))
         if "api_key" in body:
             body["api_key"] = "<redacted>"
         has_key = any(request.headers.get(name) for name in _KEY_HEADERS)
@@ -403,18 +339,18 @@ class LocalModelServer:
             conn = self._conns.get(request.protocol)
             self._changed()
         if conn is None:  # the client left before we got here
-            conn = _Conn(None)
+            conn = _responses.Conn(None)
             conn.lost_at = started
             conn.gone.set()
         reply = self._next_reply(model)
-        progress = _Progress()
+        progress = _responses.Progress()
         try:
             render = OpenAIReply(body, reply, n=next(self._ids), default_tokens=self.default_tokens)
             if stream:
                 delay = self.token_delay if reply.token_delay is None else reply.token_delay
-                return await self._stream(request, conn, render, delay, progress)
-            return await self._complete(request, conn, render, progress)
-        except _ClientGone:
+                return await _responses.stream(request, conn, render, delay, progress)
+            return await _responses.complete(request, conn, render, progress)
+        except _responses.ClientGone:
             stop = self._stopping_at
             stopped = stop is not None and (conn.lost_at is None or conn.lost_at >= stop)
             progress.outcome = "server_stopped" if stopped else "client_disconnected"
@@ -438,184 +374,6 @@ class LocalModelServer:
                 self._active -= 1
                 self._closed.append(record)
                 self._changed()
-
-    async def _pause(self, conn: _Conn, delay: float | None) -> None:
-        """Sleep ``delay`` seconds (``None``: until woken); raise :class:`_ClientGone` once the client goes."""
-        if conn.gone.is_set():
-            raise _ClientGone
-        if delay is not None and delay <= 0:
-            return
-        try:
-            async with asyncio.timeout(delay):
-                await conn.gone.wait()
-        except TimeoutError:
-            return
-        raise _ClientGone
-
-    async def _stream(
-        self, request: web.BaseRequest, conn: _Conn, render: OpenAIReply, delay: float, progress: _Progress
-    ) -> web.StreamResponse:
-        fault = render.reply.fault
-        if isinstance(fault, SlowFirstByte):
-            await self._pause(conn, fault.delay)
-        if isinstance(fault, HttpError):
-            progress.outcome = "fault"
-            return _error_response(fault)
-        if isinstance(fault, RawBody):
-            return await self._raw_stream(request, conn, fault, delay, progress)
-        usage = wants_usage(render.body)
-        if isinstance(fault, EmptyStream):
-            events = render.empty_events(include_usage=usage) if fault.finish else []
-        else:
-            events = render.events(include_usage=usage)
-        at = min(fault.after, len(events)) if isinstance(fault, DropAfter | MalformedAfter | StallAfter) else -1
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
-        try:
-            await response.prepare(request)
-            for position in range(len(events) + 1):
-                if position == at:
-                    if isinstance(fault, DropAfter):  # abort: no terminating chunk, no [DONE]
-                        progress.outcome = "fault"
-                        if request.transport is not None:
-                            request.transport.abort()
-                        return response
-                    if isinstance(fault, StallAfter):
-                        await self._pause(conn, None)
-                    if isinstance(fault, MalformedAfter):
-                        await response.write(b"data: " + _malformed(render.chunk({"content": "x"}), fault) + b"\n\n")
-                if position == len(events):
-                    break
-                await self._pause(conn, delay if position else 0)
-                await response.write(b"data: " + _dumps(events[position]) + b"\n\n")
-                progress.events += 1
-            if not isinstance(fault, NoDone):
-                await response.write(b"data: [DONE]\n\n")
-            await response.write_eof()
-        except ConnectionError as exc:  # a write found the connection closed
-            raise _ClientGone from exc
-        progress.outcome = "completed"
-        return response
-
-    async def _raw_stream(
-        self, request: web.BaseRequest, conn: _Conn, fault: RawBody, delay: float, progress: _Progress
-    ) -> web.StreamResponse:
-        """:class:`RawBody`: SSE headers, then exactly ``fault.chunks``, one write each (counted in events)."""
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
-        try:
-            await response.prepare(request)
-            for position, chunk in enumerate(fault.chunks):
-                await self._pause(conn, delay if position else 0)
-                await response.write(chunk)
-                progress.events += 1
-            await response.write_eof()
-        except ConnectionError as exc:
-            raise _ClientGone from exc
-        progress.outcome = "completed"
-        return response
-
-    async def _complete(
-        self, request: web.BaseRequest, conn: _Conn, render: OpenAIReply, progress: _Progress
-    ) -> web.StreamResponse:
-        fault = render.reply.fault
-        if isinstance(fault, SlowFirstByte):
-            await self._pause(conn, fault.delay)
-        if isinstance(fault, StallAfter):
-            await self._pause(conn, None)
-        if isinstance(fault, HttpError):
-            progress.outcome = "fault"
-            return _error_response(fault)
-        if isinstance(fault, DropAfter):
-            progress.outcome = "fault"
-            if request.transport is not None:
-                request.transport.abort()
-            return web.Response()
-        if isinstance(fault, RawBody):
-            progress.outcome, progress.events = "completed", 1
-            return web.Response(body=b"".join(fault.chunks), content_type="application/json")
-        payload = _dumps(render.completion(empty=isinstance(fault, EmptyStream)))
-        if isinstance(fault, MalformedAfter):
-            payload = _malformed(render.completion(empty=False), fault, cut=len(payload) // 2)
-        progress.outcome, progress.events = "completed", 1
-        return web.Response(body=payload, content_type="application/json")
-
-
-def _dumps(obj: object) -> bytes:
-    return json.dumps(obj, separators=(",", ":")).encode()
-
-
-_NOT_UTF8 = b"\xff\xfe"  # never valid in UTF-8
-
-
-def _malformed(obj: dict[str, Any], fault: MalformedAfter, cut: int = 40) -> bytes:
-    """``obj`` spoiled as :class:`MalformedAfter` says: its JSON cut after ``cut`` bytes or, with
-    ``invalid_utf8``, complete JSON with bytes that are not UTF-8 at the start of its first ``content`` text."""
-    data = _dumps(obj)
-    if not fault.invalid_utf8:
-        return data[:cut]
-    return data.replace(b'"content":"', b'"content":"' + _NOT_UTF8, 1)
-
-
-def _error_response(fault: HttpError) -> web.Response:
-    """An OpenAI-style error: ``{"error": {"message", "type", "param", "code"}}`` plus ``Retry-After``."""
-    status = fault.status
-    if status == 429:
-        kind, code = "rate_limit_error", "rate_limit_exceeded"
-    elif status >= 500:
-        kind, code = "server_error", "server_error"
-    else:
-        kind, code = "invalid_request_error", "not_found" if status == 404 else "invalid_request"
-    error = {
-        "message": fault.message or f"Local test server injected HTTP {status}",
-        "type": fault.error_type or kind,
-        "param": None,
-        "code": fault.code or code,
-    }
-    headers: dict[str, str] = {}
-    retry = fault.retry_after
-    if isinstance(retry, str):
-        headers["Retry-After"] = retry
-    elif retry is not None:
-        headers["Retry-After"] = str(int(retry)) if float(retry).is_integer() else str(retry)
-    return web.json_response({"error": error}, status=status, headers=headers)
-
-
-# --- entry points
-
-
-def serve_main(argv: list[str] | None = None) -> int:
-    """CLI: serve a :class:`LocalModelServer` in the foreground until Ctrl-C; returns the exit status."""
-    from rxagents import _cli_args
-
-    parser = argparse.ArgumentParser(
-        prog="rxagents serve-test-model",
-        description="Local OpenAI-compatible streaming test model: deterministic replies, no network, "
-        "not a real language model.",
-        epilog=_cli_args.EXIT_STATUS,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--host", type=_cli_args.non_empty, default="127.0.0.1",
-                        help="interface to bind (default: 127.0.0.1, local only)")  # fmt: skip
-    parser.add_argument("--port", type=_cli_args.port, default=8765,
-                        help="TCP port, 0 to 65535 (default 8765; 0: any free port)")  # fmt: skip
-    parser.add_argument("--tokens", type=_cli_args.integer(1), default=20,
-                        help="chunks in the default reply, >= 1 (default 20)")  # fmt: skip
-    parser.add_argument("--token-delay", type=_cli_args.seconds(), default=0.0,
-                        help="seconds between chunks, >= 0 (default 0)")  # fmt: skip
-    args = parser.parse_args(argv)
-    server = LocalModelServer(args.host, args.port, default_tokens=args.tokens, token_delay=args.token_delay)
-    try:
-        server.start()
-    except OSError as exc:
-        print(f"cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
-        return 1
-    print(f"Local OpenAI-compatible test model at {server.url}", flush=True)
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()
-    return 0
 
 
 try:  # pytest is a test-only dependency: the fixture exists only where pytest does

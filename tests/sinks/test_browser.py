@@ -8,7 +8,6 @@ binaries are absent. Selenium is pointed at them explicitly, so selenium-manager
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import http.server
 import os
@@ -23,6 +22,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.support.ui import WebDriverWait
 
 from rxagents import Agent, ConcurrentWorkflow
+from rxagents._loop_thread import LoopThread
 from rxagents.models import OfflineModel
 from rxagents.models._offline import tokenize
 from rxagents.sinks._sse import serve_sse
@@ -191,23 +191,12 @@ def page_server() -> Iterator[int]:
 @contextlib.contextmanager
 def websocket_thread(source: Any, **kwargs: Any) -> Iterator[tuple[WebSocketServer, asyncio.AbstractEventLoop]]:
     """``serve_websocket(source, **kwargs)`` on its own loop in a thread, for a synchronous (Selenium) test."""
-    ready: concurrent.futures.Future[tuple[WebSocketServer, asyncio.AbstractEventLoop, asyncio.Future[None]]]
-    ready = concurrent.futures.Future()
-
-    async def serve() -> None:
-        async with serve_websocket(source, **kwargs) as server:
-            stop = asyncio.get_running_loop().create_future()
-            ready.set_result((server, asyncio.get_running_loop(), stop))
-            await stop
-
-    thread = threading.Thread(target=asyncio.run, args=(serve(),), name="websocket-server", daemon=True)
-    thread.start()
-    server, loop, stop = ready.result(timeout=30)
+    server = serve_websocket(source, **kwargs)
+    worker = LoopThread("websocket-server").start(server.start(), timeout=30)
     try:
-        yield server, loop
+        yield server, worker.loop
     finally:
-        loop.call_soon_threadsafe(stop.set_result, None)
-        thread.join(10)
+        worker.stop(server.aclose, timeout=10)
 
 
 def stats_of(server: WebSocketServer, loop: asyncio.AbstractEventLoop) -> WebSocketStats:

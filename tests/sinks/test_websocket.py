@@ -316,6 +316,38 @@ async def test_an_agent_error_inside_a_continuing_stream_is_an_agent_error_messa
     assert messages[-1]["content"] == "won"
 
 
+@pytest.mark.asyncio
+async def test_a_stream_whose_subscribe_raises_ends_with_an_error_message() -> None:
+    def subscribe(observer: abc.ObserverBase[TokenEvent], _: abc.SchedulerBase | None = None) -> abc.DisposableBase:
+        raise RuntimeError("cannot start")
+
+    async with serve_websocket(lambda _: reactivex.create(subscribe)) as server, client(server) as ws:
+        await ws.send(json.dumps({"task": "x"}))
+        messages = await receive_all(ws)
+        assert ws.close_code == 1011
+    assert messages == [{"type": "error", "code": "stream_failed", "error": "RuntimeError", "message": "cannot start",
+                         "partial_text": ""}]  # fmt: skip
+    assert server.stats.runs_failed == 1
+
+
+@pytest.mark.asyncio
+async def test_a_stream_of_something_else_than_token_events_fails_and_is_disposed() -> None:
+    disposed = asyncio.Event()
+
+    def subscribe(observer: abc.ObserverBase[Any], _: abc.SchedulerBase | None = None) -> abc.DisposableBase:
+        observer.on_next(event(EventKind.START, 0))
+        observer.on_next("not an event")
+        return Disposable(disposed.set)
+
+    async with serve_websocket(lambda _: reactivex.create(subscribe)) as server, client(server) as ws:
+        await ws.send(json.dumps({"task": "x"}))
+        messages = await receive_all(ws)
+        assert ws.close_code == 1011
+    assert [m["type"] for m in messages] == ["start", "error"]
+    assert messages[-1]["message"] == "the stream must emit TokenEvent items, got str"
+    assert disposed.is_set() and server.stats.runs_failed == 1
+
+
 # --- bad requests ----------------------------------------------------------------------------------------------
 
 

@@ -17,6 +17,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
+from rxagents.errors import ConfigurationError
 from rxagents.events import Usage
 from rxagents.testing._faults import (
     DropAfter,
@@ -534,6 +535,33 @@ def test_sync_use_with_context_manager_and_wait_until() -> None:
         port = server.port
     with pytest.raises(httpx.ConnectError), httpx.Client() as http:
         http.get(f"http://127.0.0.1:{port}/health")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"port": 99999}, "port must be an int >= 0 and <= 65535, got 99999"),
+        ({"port": -1}, "port must be an int >= 0 and <= 65535, got -1"),
+        ({"port": "8080"}, "port must be an int >= 0 and <= 65535, got '8080'; pass 8080 without quotes"),
+        ({"port": True}, "port must be an int >= 0 and <= 65535, got True"),
+        ({"default_tokens": 0}, "default_tokens must be an int >= 1, got 0"),
+        ({"default_tokens": 2.5}, "default_tokens must be an int >= 1, got 2.5"),
+        ({"token_delay": -0.1}, "token_delay must be a finite number of seconds >= 0, got -0.1"),
+        ({"token_delay": float("nan")}, "token_delay must be a finite number of seconds >= 0, got nan"),
+        ({"token_delay": "0.1"}, "token_delay must be a finite number of seconds >= 0, got '0.1'"),
+        ({"host": ""}, "host must be a non-empty string, got ''"),
+    ],
+)
+def test_bad_arguments_are_refused_at_construction(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        LocalModelServer(**kwargs)
+    assert str(caught.value).startswith(message)
+
+
+def test_good_arguments_are_kept() -> None:
+    server = LocalModelServer("127.0.0.1", 0, default_tokens=1, token_delay=0)
+    assert (server.host, server.default_tokens, server.token_delay) == ("127.0.0.1", 1, 0.0)
+    assert isinstance(server.token_delay, float)
 
 
 def test_fault_alias_covers_every_kind() -> None:

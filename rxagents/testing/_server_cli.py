@@ -1,0 +1,46 @@
+"""``rxagents serve-test-model``: the local test model server in the foreground, until Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+
+__all__ = ["serve_main"]
+
+
+def serve_main(argv: list[str] | None = None) -> int:
+    """CLI: serve a :class:`LocalModelServer` in the foreground until Ctrl-C; returns the exit status."""
+    from rxagents import _cli_args
+    from rxagents.testing._server import LocalModelServer
+
+    parser = argparse.ArgumentParser(
+        prog="rxagents serve-test-model",
+        description="Local OpenAI-compatible streaming test model: deterministic replies, no network, "
+        "not a real language model.",
+        epilog=_cli_args.EXIT_STATUS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--host", type=_cli_args.non_empty, default="127.0.0.1",
+                        help="interface to bind (default: 127.0.0.1, local only)")  # fmt: skip
+    parser.add_argument("--port", type=_cli_args.port, default=8765,
+                        help="TCP port, 0 to 65535 (default 8765; 0: any free port)")  # fmt: skip
+    parser.add_argument("--tokens", type=_cli_args.integer(1), default=20,
+                        help="chunks in the default reply, >= 1 (default 20)")  # fmt: skip
+    parser.add_argument("--token-delay", type=_cli_args.seconds(), default=0.0,
+                        help="seconds between chunks, >= 0 (default 0)")  # fmt: skip
+    args = parser.parse_args(argv)
+    server = LocalModelServer(args.host, args.port, default_tokens=args.tokens, token_delay=args.token_delay)
+    try:
+        server.start()
+    except OSError as exc:
+        print(f"cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
+    print(f"Local OpenAI-compatible test model at {server.url}", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return 0
