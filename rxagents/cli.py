@@ -161,7 +161,7 @@ def _doctor(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from rxagents.sinks._sse_cli import serve_main
+    from rxagents._serve_cmd import serve_main
 
     return serve_main(list(args.passthrough))
 
@@ -211,7 +211,7 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
                       help="seconds between tokens, >= 0 (default 0.02)")  # fmt: skip
     demo.set_defaults(func=_demo)
 
-    # These parse their own options (and --help): see rxagents.sinks._sse_cli, rxagents.testing._server, _doctor.
+    # These parse their own options (and --help): see rxagents._serve_cmd, rxagents.testing._server, _doctor.
     web = sub.add_parser("serve", help="serve a live SSE dashboard of a workflow in the browser", add_help=False)
     web.set_defaults(func=_serve)
     serve = sub.add_parser("serve-test-model", help="run the local OpenAI-compatible test model server", add_help=False)
