@@ -17,8 +17,9 @@ One :class:`Dispatcher` per ``run``/``arun`` call; two drivers:
   slow *sync* callback holds up the loop, as in any asyncio code: that is the caller's choice.
 
 Either way a raising callback is isolated (``on_callback_error="log"``: counted, logged once per run) or
-fatal (``"raise"``: the run is cancelled and :meth:`Dispatcher.result` raises ``RunError`` with the partial
-text); every event reaches every handler once, in order.
+fatal (``"raise"``: the run is cancelled and :attr:`Dispatcher.error` is a ``RunError`` with the partial
+text); every event reaches every handler once, in order. Building the handlers and reading the outcome is the
+run driver's part (:mod:`rxagents._drive`).
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ from reactivex import Observable, abc
 from reactivex import operators as ops
 
 from rxagents import _runtime
-from rxagents.errors import RunError, RxAgentsError, partial_text_of
-from rxagents.events import EventKind, TokenEvent
+from rxagents.errors import RunError, partial_text_of
+from rxagents.events import TokenEvent
 from rxagents.operators._bridge import to_async_iter
 
 __all__ = ["CALLBACK_BUFFER", "CallbackErrorPolicy", "Dispatcher", "Handler"]
@@ -104,7 +105,7 @@ class Dispatcher:
     # consumer side (the callback thread) --------------------------------------------------------
     def drain(self) -> None:
         """Call the handlers for every event until the run ends. Returns normally either way;
-        :meth:`result` tells the outcome."""
+        :attr:`error` tells the outcome."""
         get = self._queue.get
         while True:
             item = get()
@@ -146,7 +147,7 @@ class Dispatcher:
         ``scheduler`` is a :class:`~rxagents._runtime.GatedScheduler` of the running loop: runs started
         with it wait while :data:`CALLBACK_BUFFER` events wait for the handlers. An awaitable a handler
         returns is awaited here, before the next event. Returns normally when the runs end or a callback
-        error is fatal (:meth:`result` tells the outcome); cancelling the awaiting task cancels the runs
+        error is fatal (:attr:`error` tells the outcome); cancelling the awaiting task cancels the runs
         (and closes their HTTP streams), then propagates.
         """
         gate = _runtime.Gate(CALLBACK_BUFFER)
@@ -203,24 +204,3 @@ class Dispatcher:
                 self.callback_errors,
                 exc_info=self.first_callback_error,
             )
-
-    def result(self) -> str:
-        """The final answer (text of the last loop), or raise :class:`RunError` with the partial text."""
-        if self.error is not None:
-            error = self.error
-            if isinstance(error, RunError):
-                raise error
-            partial = partial_text_of(self.events)
-            message = str(error)
-            run_error = RunError(
-                f"agent {self.agent!r} run failed: {message}", partial_text=partial, events=self.events
-            )
-            if isinstance(error, RxAgentsError):
-                run_error.partial_text = error.partial_text or partial
-            raise run_error from error
-        events = self.events
-        restarts = [i for i, e in enumerate(events) if e.kind is EventKind.RETRY]
-        if restarts:  # the run restarted: its text before the last retry event was discarded
-            events = events[restarts[-1] + 1 :]
-        last = max((e.loop for e in events), default=1)
-        return "".join(e.text for e in events if e.kind is EventKind.TOKEN and e.loop == last)

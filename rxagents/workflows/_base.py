@@ -1,24 +1,25 @@
 """What every workflow shares: argument checks, the hand-off prompt, output routing and the run drivers.
 
 A workflow is defined by one method, ``stream(task, *, scheduler=None)``: a cold Observable of the events of
-all its agents' runs. :class:`Workflow` builds the swarms-style ``run``/``arun`` on it, exactly as
-``Agent.run`` is built on ``Agent.stream``: the runs execute on an event loop (the rxagents runtime loop for
-``run``, the caller's loop for ``arun``), and a :class:`~rxagents._dispatch.Dispatcher` calls the callbacks:
-on the thread that called ``run``, or on the loop's thread for ``arun`` (awaiting ``async def`` callbacks).
+all its agents' runs. :class:`Workflow` builds the swarms-style ``run``/``arun`` on it with the run driver
+``Agent.run`` uses (:mod:`rxagents._drive`): the runs execute on an event loop (the rxagents runtime loop for
+``run``, the caller's loop for ``arun``), and the callbacks are called on the thread that called ``run``, or
+on the loop's thread for ``arun`` (awaiting ``async def`` callbacks). What the workflow adds: the per-agent
+routes (each agent's own callback or console output) and the result.
 """
 
 from __future__ import annotations
 
 import inspect
-import logging
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, Literal, Protocol
 
 import reactivex
 from reactivex import abc
 
-from rxagents import _runtime
-from rxagents._dispatch import Dispatcher, Handler
+from rxagents import _drive
+from rxagents._dispatch import Handler
+from rxagents._drive import StreamingCallback, check_callback
 from rxagents._validate import (
     MAX_LOOPS,
     check_bool,
@@ -29,15 +30,13 @@ from rxagents._validate import (
     check_task,
     fail,
 )
-from rxagents.agent import Agent, StreamingCallback
-from rxagents.errors import ConfigurationError, RunError, partial_text_of
+from rxagents.agent import Agent
+from rxagents.errors import ConfigurationError
 from rxagents.events import EventKind, TokenEvent
 from rxagents.sinks import ConsolePrinter
 from rxagents.workflows._results import WorkflowResult
 
 __all__ = ["HANDOFF_TEMPLATE", "Streamable", "Workflow", "handoff_prompt"]
-
-log = logging.getLogger("rxagents")
 
 #: How one agent's answer is handed to the next agent, appended to the original task (see :func:`handoff_prompt`).
 HANDOFF_TEMPLATE = "Previous agent ({agent}) output:\n{text}"
@@ -77,19 +76,6 @@ def handoff_prompt(task: str, outputs: Sequence[tuple[str, str]]) -> str:
     """
     blocks = [task] + [HANDOFF_TEMPLATE.format(agent=agent, text=text) for agent, text in outputs]
     return "\n\n".join(blocks)
-
-
-def _check_callback(name: str, fn: object, *, awaiting: bool = True) -> None:
-    """``fn`` is None or callable; for ``run`` (``awaiting=False``) not an ``async def`` function."""
-    if fn is None:
-        return
-    if not callable(fn):
-        raise ConfigurationError(f"{name} must be callable (a function taking one argument) or None, got {fn!r}")
-    if not awaiting and inspect.iscoroutinefunction(fn):
-        raise ConfigurationError(
-            f"{name} {fn!r} is an async function, which run() cannot await (it calls callbacks on the thread "
-            "that called it); use `await workflow.arun(task, streaming_callback=...)`"
-        )
 
 
 def _check_agents(owner: str, agents: object, *, unique: bool) -> tuple[Agent, ...]:
@@ -151,51 +137,6 @@ class _BlockPrinter:
             printer.file.flush()
 
 
-def _text_callback(callback: StreamingCallback) -> Handler:
-    def handler(event: TokenEvent) -> Any:
-        return callback(event.text) if event.kind is EventKind.TOKEN else None  # arun awaits what it returns
-
-    return handler
-
-
-def _detailed_callback(callback: StreamingCallback) -> Handler:
-    def handler(event: TokenEvent) -> Any:
-        return callback(event.to_dict())
-
-    return handler
-
-
-def _log_event(event: TokenEvent) -> None:
-    log.debug("%r", event)
-
-
-def _agent_handlers(
-    agent: Agent,
-    *,
-    live: bool,
-    console: bool,
-    awaiting: bool,
-    own_callback: bool = True,
-    printed: list[bool] | None = None,
-) -> list[Handler]:
-    """What ``Agent.run`` would do with the agent's events: the verbose log, then its own callback (unless
-    ``own_callback`` is False), else its console output (when ``console``; ``printed`` is shared by the
-    agents of one run so that their blocks are separated by a blank line)."""
-    handlers: list[Handler] = []
-    if agent.verbose:
-        handlers.append(_log_event)
-    if not own_callback:
-        return handlers
-    callback = agent.streaming_callback
-    if callback is not None:
-        _check_callback(f"agent {agent.agent_name!r} streaming_callback", callback, awaiting=awaiting)
-        handlers.append(_detailed_callback(callback) if agent.stream_detailed else _text_callback(callback))
-    elif console and agent.print_on:
-        shared = [] if printed is None else printed
-        handlers.append(_LivePrinter(agent, shared) if live and agent.streaming_on else _BlockPrinter(agent, shared))
-    return handlers
-
-
 class Workflow:
     """Base of :class:`ConcurrentWorkflow` and :class:`SequentialWorkflow`: configuration and run drivers.
 
@@ -225,7 +166,7 @@ class Workflow:
         self.name = check_str("name", name)
         self.agents = _check_agents(f"{kind}({name!r})", agents, unique=self._unique_names)
         self.max_loops = check_int("max_loops", max_loops, maximum=MAX_LOOPS)
-        _check_callback("streaming_callback", streaming_callback)
+        check_callback("streaming_callback", streaming_callback)
         check_choice("on_callback_error", on_callback_error, ("log", "raise"))
         self.streaming_callback = streaming_callback
         self.stream_detailed = check_bool("stream", stream)
@@ -258,47 +199,42 @@ class Workflow:
                 yield event
 
     # the swarms-style drivers -------------------------------------------------------------------------------
-    def _dispatcher(self, streaming_callback: StreamingCallback | None, *, awaiting: bool) -> Dispatcher:
+    def _printer(self, agent: Agent, printed: list[bool]) -> Handler | None:
+        """The agent's console output in a run without a workflow-level callback (``printed`` is shared by the
+        agents of one run, so that their outputs are set off by a blank line)."""
+        if self.show_dashboard or not agent.print_on:
+            return None
+        live = self._live_output and agent.streaming_on
+        return _LivePrinter(agent, printed) if live else _BlockPrinter(agent, printed)
+
+    def _delivery(self, streaming_callback: StreamingCallback | None, *, awaiting: bool) -> _drive.Delivery:
+        """The workflow's callback gets every event; each agent's route does what ``Agent.run`` would do with its
+        events (verbose log, then its own callback or console output), minus the callback and the printing when
+        the workflow has a callback."""
         callback = streaming_callback or self.streaming_callback
-        _check_callback("streaming_callback", callback, awaiting=awaiting)
-        handlers: list[Handler] = []
-        if callback is not None:
-            handlers.append(_detailed_callback(callback) if self.stream_detailed else _text_callback(callback))
-            routes = {
-                a.agent_name: _agent_handlers(a, live=False, console=False, awaiting=awaiting, own_callback=False)
-                for a in self.agents
-            }
-        else:
-            console = not self.show_dashboard
-            printed: list[bool] = []
-            routes = {
-                a.agent_name: _agent_handlers(
-                    a, live=self._live_output, console=console, awaiting=awaiting, printed=printed
-                )
-                for a in self.agents
-            }
-        return Dispatcher(handlers, agent=self.name, on_callback_error=self.on_callback_error, routes=routes)
+        handlers = _drive.Output(callback, detailed=self.stream_detailed).handlers(awaiting=awaiting, owner="workflow")
+        printed: list[bool] = []
+        routes = {}
+        for agent in self.agents:
+            if callback is None:  # the agent's own callback, else its printer
+                printer = self._printer(agent, printed)
+                output = _drive.Output(agent.streaming_callback, agent.stream_detailed, agent.verbose, printer)
+            else:
+                output = _drive.Output(verbose=agent.verbose)
+            name = f"agent {agent.agent_name!r} streaming_callback"
+            routes[agent.agent_name] = output.handlers(awaiting=awaiting, name=name, owner="workflow")
+        return _drive.Delivery(self.name, handlers, routes, self.on_callback_error)
 
-    def _view(
-        self, observable: reactivex.Observable[TokenEvent], scheduler: abc.SchedulerBase
-    ) -> reactivex.Observable[TokenEvent]:
-        if not self.show_dashboard:
-            return observable
-        from rxagents.sinks._dashboard import dashboard  # imported here: rich loads only when a dashboard is shown
+    def _source(self, task: str) -> _drive.Source:
+        def source(scheduler: abc.SchedulerBase) -> reactivex.Observable[TokenEvent]:
+            observable = self.stream(task, scheduler=scheduler)
+            if not self.show_dashboard:
+                return observable
+            from rxagents.sinks._dashboard import dashboard  # imported here: rich loads only when one is shown
 
-        return observable.pipe(dashboard(self.name, self.agent_names, scheduler=scheduler))
+            return observable.pipe(dashboard(self.name, self.agent_names, scheduler=scheduler))
 
-    def _outcome(self, dispatcher: Dispatcher) -> WorkflowResult:
-        error = dispatcher.error
-        if error is None:
-            return WorkflowResult.from_events(self.name, self.agent_names, dispatcher.events)
-        if isinstance(error, RunError):
-            raise error
-        raise RunError(
-            f"workflow {self.name!r} failed: {type(error).__name__}: {error}",
-            partial_text=partial_text_of(dispatcher.events),
-            events=dispatcher.events,
-        ) from error
+        return source
 
     def run_result(self, task: str, streaming_callback: StreamingCallback | None = None) -> WorkflowResult:
         """Run the workflow and return every agent's output as a :class:`WorkflowResult`.
@@ -316,10 +252,8 @@ class Workflow:
             RunError: a callback raised with ``on_callback_error="raise"``.
         """
         task = check_task(task)
-        dispatcher = self._dispatcher(streaming_callback, awaiting=False)
-        scheduler = _runtime.loop_scheduler(_runtime.runtime_loop())
-        dispatcher.consume(self._view(self.stream(task, scheduler=scheduler), scheduler))
-        return self._outcome(dispatcher)
+        dispatcher = self._delivery(streaming_callback, awaiting=False).run(self._source(task))
+        return WorkflowResult.from_events(self.name, self.agent_names, _drive.delivered(dispatcher))
 
     async def arun_result(self, task: str, streaming_callback: StreamingCallback | None = None) -> WorkflowResult:
         """``await workflow.arun_result(task)``: as :meth:`run_result`, with the runs and the callbacks on the
@@ -333,10 +267,5 @@ class Workflow:
         number of ``arun`` calls can be gathered. Cancelling the awaiting task cancels every run.
         """
         task = check_task(task)
-        dispatcher = self._dispatcher(streaming_callback, awaiting=True)
-
-        def build(scheduler: abc.SchedulerBase) -> reactivex.Observable[TokenEvent]:
-            return self._view(self.stream(task, scheduler=scheduler), scheduler)
-
-        await dispatcher.aconsume(build)
-        return self._outcome(dispatcher)
+        dispatcher = await self._delivery(streaming_callback, awaiting=True).arun(self._source(task))
+        return WorkflowResult.from_events(self.name, self.agent_names, _drive.delivered(dispatcher))
