@@ -23,8 +23,9 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from rxagents import _cli_args, _runtime
-from rxagents._dispatch import Dispatcher
+from reactivex import Observable, abc
+
+from rxagents import _cli_args, _drive
 from rxagents.agent import Agent
 from rxagents.errors import ConfigurationError, ModelError, RunError, RxAgentsError
 from rxagents.events import EventKind, TokenEvent
@@ -98,16 +99,17 @@ def _json_printer(backend: str) -> Callable[[TokenEvent], None]:
     return emit
 
 
-def _consume(agent: Agent, task: str, handler: Callable[[TokenEvent], Any]) -> str:
-    """``agent.run(task)`` with ``handler`` called with each event on this thread; returns the answer.
+def _consume(agent: Agent, task: str, printer: Callable[[TokenEvent], Any]) -> str:
+    """``agent.run(task)`` through the same run driver, with the CLI's ``printer`` instead of ``Agent.run``'s
+    callbacks and console output: it gets the events (it names the model, leaves the failure to :func:`main`)."""
 
-    (``Agent.run`` prints with a plain ConsolePrinter and gives callbacks text or dicts, not events: the CLI
-    drives the run itself so that its printer can name the model and leave the failure to :func:`main`.)
-    """
-    dispatcher = Dispatcher([handler], agent=agent.agent_name, on_callback_error="raise")  # printing fails: stop
-    dispatcher.consume(agent.stream(task, scheduler=_runtime.loop_scheduler(_runtime.runtime_loop())))
+    def source(scheduler: abc.SchedulerBase) -> Observable[TokenEvent]:
+        return agent.stream(task, scheduler=scheduler)
+
+    delivery = _drive.Delivery(agent.agent_name, [printer], on_callback_error="raise")  # printing fails: stop
+    dispatcher = delivery.run(source)
     try:
-        return dispatcher.result()
+        return _drive.answer(dispatcher)
     except RunError as error:
         if isinstance(error.__cause__, BrokenPipeError):  # stdout was closed: not the run's failure
             raise error.__cause__ from None
