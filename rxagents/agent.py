@@ -18,6 +18,7 @@ from reactivex import abc
 from rxagents import _drive, _runtime
 from rxagents._drive import StreamingCallback, check_callback
 from rxagents._run import RetryPolicy, RunSpec, run_events, run_observable
+from rxagents._swarms import AGENT_OPTIONS, AGENT_RUN, check_run_arguments
 from rxagents._validate import (
     MAX_LOOPS,
     MAX_TEMPERATURE,
@@ -38,15 +39,6 @@ from rxagents.models import ModelBackend, resolve_model
 from rxagents.sinks import ConsolePrinter
 
 __all__ = ["Agent", "StreamingCallback"]
-
-# swarms Agent parameters accepted for compatibility that do not change streaming behaviour here.
-_ACCEPTED_SWARMS_PARAMS = frozenset({
-    "interactive", "autosave", "dashboard", "dynamic_temperature_enabled", "saved_state_path",
-    "user_name", "context_length", "output_type", "tools", "agent_description",
-    "description", "docs", "dynamic_context_window", "artifacts_on", "persistent_memory",
-    "auto_generate_prompt", "tool_system_prompt", "return_step_meta", "plan_enabled", "top_p",
-})
-
 
 def _check_retries(retries: object) -> RetryPolicy:
     if isinstance(retries, RetryPolicy):
@@ -121,7 +113,7 @@ class Agent:
     ) -> None:
         if "retry_attempts" in swarms_options:  # swarms counts attempts; rxagents counts retries
             retries = check_int("retry_attempts", swarms_options.pop("retry_attempts")) - 1
-        check_keywords("Agent", swarms_options, _ACCEPTED_SWARMS_PARAMS, _PARAMETERS)
+        check_keywords("Agent", swarms_options, AGENT_OPTIONS, _PARAMETERS)
         agent_name = check_str("agent_name", agent_name)
         model_name = check_str("model_name", model_name, empty=True, none="to choose from the environment")
         system_prompt = check_str("system_prompt", system_prompt, empty=True, none="for no system message")
@@ -249,10 +241,16 @@ class Agent:
         running event loop (Jupyter). Ctrl-C cancels the run and closes its connection. An ``async def``
         callback needs :meth:`arun` (``run`` cannot await it: ``ConfigurationError``).
 
+        swarms' other ``run`` parameters are accepted unused, so that code written for swarms runs:
+        ``img=None``, ``imgs=None``, ``correct_answer=None``, ``n=1``. Another value of one of them (rxagents
+        sends text only, does not re-run until an answer matches, returns one answer), any other keyword and
+        a third positional argument raise ``ConfigurationError`` naming it, before the run starts.
+
         Raises:
             RunError: the run failed; ``.partial_text`` and ``.events`` hold what arrived.
         """
         task = _check_task(task)
+        check_run_arguments("Agent.run", args, kwargs, AGENT_RUN)
         dispatcher = self._delivery(streaming_callback, awaiting=False).run(self._source(task))
         return self._finish(_drive.answer(dispatcher), streaming_callback)
 
@@ -267,7 +265,7 @@ class Agent:
         bounded buffer between them (``rxagents._dispatch.CALLBACK_BUFFER`` events): when it is full the
         reader waits, so nothing is lost. A slow *sync* callback holds up the loop, as in any asyncio code.
         No executor thread is used: any number of ``arun`` calls can be gathered. Cancelling the awaiting
-        task cancels the run and closes its HTTP stream.
+        task cancels the run and closes its HTTP stream. swarms' other parameters: as for :meth:`run`.
 
         Example::
 
@@ -277,6 +275,7 @@ class Agent:
             answer = await agent.arun("Explain streams", streaming_callback=send)
         """
         task = _check_task(task)
+        check_run_arguments("Agent.arun", args, kwargs, AGENT_RUN)
         dispatcher = await self._delivery(streaming_callback, awaiting=True).arun(self._source(task))
         return self._finish(_drive.answer(dispatcher), streaming_callback)
 

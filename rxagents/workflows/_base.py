@@ -11,7 +11,7 @@ routes (each agent's own callback or console output) and the result.
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, Literal, Protocol
 
 import reactivex
@@ -20,6 +20,7 @@ from reactivex import abc
 from rxagents import _drive
 from rxagents._dispatch import Handler
 from rxagents._drive import StreamingCallback, check_callback
+from rxagents._swarms import WORKFLOW_OPTIONS, WORKFLOW_RUN, check_run_arguments
 from rxagents._validate import (
     MAX_LOOPS,
     check_bool,
@@ -40,13 +41,6 @@ __all__ = ["HANDOFF_TEMPLATE", "Streamable", "Workflow", "handoff_prompt"]
 
 #: How one agent's answer is handed to the next agent, appended to the original task (see :func:`handoff_prompt`).
 HANDOFF_TEMPLATE = "Previous agent ({agent}) output:\n{text}"
-
-# swarms workflow parameters accepted for compatibility; they do not change streaming behaviour here.
-_ACCEPTED_SWARMS_PARAMS = frozenset({
-    "description", "output_type", "autosave", "auto_save", "verbose", "return_str_on", "auto_generate_prompts",
-    "shared_memory_system", "team_awareness", "multi_agent_collab_prompt", "flow", "id",
-})
-
 
 class Streamable(Protocol):
     """Anything with a cold ``stream(task, *, scheduler=None)``: an :class:`~rxagents.Agent` or a workflow."""
@@ -162,7 +156,7 @@ class Workflow:
         swarms_options: dict[str, Any],
     ) -> None:
         kind = type(self).__name__
-        check_keywords(kind, swarms_options, _ACCEPTED_SWARMS_PARAMS, inspect.signature(type(self)).parameters)
+        check_keywords(kind, swarms_options, WORKFLOW_OPTIONS, inspect.signature(type(self)).parameters)
         self.name = check_str("name", name)
         self.agents = _check_agents(f"{kind}({name!r})", agents, unique=self._unique_names)
         self.max_loops = check_int("max_loops", max_loops, maximum=MAX_LOOPS)
@@ -236,7 +230,35 @@ class Workflow:
 
         return source
 
-    def run_result(self, task: str, streaming_callback: StreamingCallback | None = None) -> WorkflowResult:
+    def _run(
+        self,
+        call: str,
+        task: str,
+        callback: StreamingCallback | None,
+        args: Sequence[object],
+        kwargs: Mapping[str, object],
+    ) -> WorkflowResult:
+        task = check_task(task)
+        check_run_arguments(f"{type(self).__name__}.{call}", args, kwargs, WORKFLOW_RUN)
+        dispatcher = self._delivery(callback, awaiting=False).run(self._source(task))
+        return WorkflowResult.from_events(self.name, self.agent_names, _drive.delivered(dispatcher))
+
+    async def _arun(
+        self,
+        call: str,
+        task: str,
+        callback: StreamingCallback | None,
+        args: Sequence[object],
+        kwargs: Mapping[str, object],
+    ) -> WorkflowResult:
+        task = check_task(task)
+        check_run_arguments(f"{type(self).__name__}.{call}", args, kwargs, WORKFLOW_RUN)
+        dispatcher = await self._delivery(callback, awaiting=True).arun(self._source(task))
+        return WorkflowResult.from_events(self.name, self.agent_names, _drive.delivered(dispatcher))
+
+    def run_result(
+        self, task: str, streaming_callback: StreamingCallback | None = None, *args: Any, **kwargs: Any
+    ) -> WorkflowResult:
         """Run the workflow and return every agent's output as a :class:`WorkflowResult`.
 
         The runs execute on the rxagents runtime loop; ``streaming_callback`` (or the workflow's) is called
@@ -247,15 +269,19 @@ class Workflow:
         (Jupyter). Ctrl-C cancels every run and closes its connection. ``async def`` callbacks (the
         workflow's or an agent's) need :meth:`arun_result`/``arun``: here they raise ``ConfigurationError``.
 
+        swarms' ``img=None`` and ``imgs=None`` are accepted unused, so that code written for swarms runs; an
+        image (rxagents sends text only), any other keyword and a third positional argument raise
+        ``ConfigurationError`` naming it, before anything runs. The same holds for ``run``/``arun``/``arun_result``.
+
         Raises:
             WorkflowError: an agent failed; ``.result`` holds the finished answers and partial text.
             RunError: a callback raised with ``on_callback_error="raise"``.
         """
-        task = check_task(task)
-        dispatcher = self._delivery(streaming_callback, awaiting=False).run(self._source(task))
-        return WorkflowResult.from_events(self.name, self.agent_names, _drive.delivered(dispatcher))
+        return self._run("run_result", task, streaming_callback, args, kwargs)
 
-    async def arun_result(self, task: str, streaming_callback: StreamingCallback | None = None) -> WorkflowResult:
+    async def arun_result(
+        self, task: str, streaming_callback: StreamingCallback | None = None, *args: Any, **kwargs: Any
+    ) -> WorkflowResult:
         """``await workflow.arun_result(task)``: as :meth:`run_result`, with the runs and the callbacks on the
         current loop.
 
@@ -266,6 +292,4 @@ class Workflow:
         A slow *sync* callback holds up the loop, as in any asyncio code. No executor thread is used: any
         number of ``arun`` calls can be gathered. Cancelling the awaiting task cancels every run.
         """
-        task = check_task(task)
-        dispatcher = await self._delivery(streaming_callback, awaiting=True).arun(self._source(task))
-        return WorkflowResult.from_events(self.name, self.agent_names, _drive.delivered(dispatcher))
+        return await self._arun("arun_result", task, streaming_callback, args, kwargs)

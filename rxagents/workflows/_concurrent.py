@@ -164,12 +164,16 @@ class ConcurrentWorkflow(Workflow):
             return reactivex.throw(self._error(state))
         return reactivex.empty()
 
-    def run(self, task: str, streaming_callback: StreamingCallback | None = None) -> WorkflowResult:
+    def run(
+        self, task: str, streaming_callback: StreamingCallback | None = None, *args: Any, **kwargs: Any
+    ) -> WorkflowResult:
         """Run every agent on ``task`` and return a :class:`WorkflowResult`: ``print(result)`` shows a report,
         ``result[agent_name]`` is that agent's answer. See :meth:`Workflow.run_result` for where callbacks
         run and what is raised (:class:`WorkflowError` when an agent failed, after the others finished)."""
-        return self.run_result(task, streaming_callback)
+        return self._run("run", task, streaming_callback, args, kwargs)
 
-    async def arun(self, task: str, streaming_callback: StreamingCallback | None = None) -> WorkflowResult:
+    async def arun(
+        self, task: str, streaming_callback: StreamingCallback | None = None, *args: Any, **kwargs: Any
+    ) -> WorkflowResult:
         """``await workflow.arun(task)``: as :meth:`run`, on the current loop (see :meth:`Workflow.arun_result`)."""
-        return await self.arun_result(task, streaming_callback)
+        return await self._arun("arun", task, streaming_callback, args, kwargs)

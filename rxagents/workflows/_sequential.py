@@ -132,7 +132,7 @@ class SequentialWorkflow(Workflow):
 
         return reactivex.defer(start)
 
-    def run(self, task: str, streaming_callback: StreamingCallback | None = None) -> str:
+    def run(self, task: str, streaming_callback: StreamingCallback | None = None, *args: Any, **kwargs: Any) -> str:
         """Run the chain and return the last agent's answer.
 
         Per-agent answers: :meth:`run_result` returns the :class:`WorkflowResult` instead (``.steps`` in
@@ -141,8 +141,10 @@ class SequentialWorkflow(Workflow):
         Raises:
             WorkflowError: an agent failed; ``.result`` holds the answers so far and its partial text.
         """
-        return self.run_result(task, streaming_callback).final
+        return self._run("run", task, streaming_callback, args, kwargs).final
 
-    async def arun(self, task: str, streaming_callback: StreamingCallback | None = None) -> str:
+    async def arun(
+        self, task: str, streaming_callback: StreamingCallback | None = None, *args: Any, **kwargs: Any
+    ) -> str:
         """``await workflow.arun(task)``: as :meth:`run`, on the current loop (see :meth:`Workflow.arun_result`)."""
-        return (await self.arun_result(task, streaming_callback)).final
+        return (await self._arun("arun", task, streaming_callback, args, kwargs)).final
