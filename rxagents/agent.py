@@ -143,7 +143,6 @@ class Agent:
         self.verbose = verbose
         self.streaming_callback = streaming_callback
         self.on_callback_error = on_callback_error
-        self.options = dict(swarms_options)
         if llm is not None:
             if not isinstance(llm, ModelBackend):
                 fail("llm", "a model backend with .name and .stream(), such as OfflineModel(), or None", llm)

@@ -166,7 +166,6 @@ class Workflow:
         self.stream_detailed = check_bool("stream", stream)
         self.show_dashboard = check_bool("show_dashboard", show_dashboard)
         self.on_callback_error = on_callback_error
-        self.options = dict(swarms_options)
         self.description: str | None = swarms_options.get("description")
 
     @property
