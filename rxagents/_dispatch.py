@@ -66,6 +66,11 @@ class Dispatcher:
 
     ``handlers`` get every event; ``routes`` maps an agent name to handlers that get only that agent's
     events (a workflow's per-agent callbacks and printers), called after ``handlers``.
+
+    :attr:`events` are the events delivered so far, in order: what the outcome and a fatal callback error's
+    partial text are made of. ``record`` is a list the source itself appends each event to *before* handing it
+    on (a workflow's stream keeps one for its ``WorkflowError``): the dispatcher then reads that list up to
+    :attr:`delivered` instead of keeping a second one.
     """
 
     def __init__(
@@ -75,18 +80,34 @@ class Dispatcher:
         agent: str,
         on_callback_error: str = "log",
         routes: Mapping[str, Sequence[Handler]] | None = None,
+        record: list[TokenEvent] | None = None,
     ) -> None:
         self.handlers = tuple(handlers)
         self.routes = {name: tuple(hs) for name, hs in (routes or {}).items() if hs}
         self.agent = agent
         self.policy = on_callback_error
-        self.events: list[TokenEvent] = []
+        self._record = record
+        self._kept: list[TokenEvent] = [] if record is None else record
+        #: How many events reached the handlers.
+        self.delivered = 0
         self.callback_errors = 0
         self.first_callback_error: BaseException | None = None
         self.error: BaseException | None = None
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         #: Called (on the callback thread) when a callback error is fatal; cancels the run.
         self.on_fatal: Callable[[], Any] | None = None
+
+    @property
+    def events(self) -> list[TokenEvent]:
+        """The events delivered so far, in order."""
+        if self._record is None or self.delivered == len(self._kept):
+            return self._kept
+        return self._kept[: self.delivered]  # the source recorded events the handlers have not had yet
+
+    def _take(self, event: TokenEvent) -> None:
+        if self._record is None:
+            self._kept.append(event)
+        self.delivered += 1
 
     def _handlers_of(self, event: TokenEvent) -> tuple[Handler, ...]:
         routed = self.routes.get(event.agent) if self.routes else None
@@ -113,7 +134,7 @@ class Dispatcher:
                 if item[1] is not None and self.error is None:
                     self.error = item[1]
                 break
-            self.events.append(item)
+            self._take(item)
             for handler in self._handlers_of(item):
                 try:
                     result = handler(item)
@@ -157,7 +178,7 @@ class Dispatcher:
                 try:
                     async for event in events:
                         gate.take()
-                        self.events.append(event)
+                        self._take(event)
                         for handler in self._handlers_of(event):
                             await self._acall(handler, event)
                         if self.error is not None:  # a fatal callback error: leaving disposes the runs
@@ -186,11 +207,12 @@ class Dispatcher:
         if self.first_callback_error is None:
             self.first_callback_error = exc
         if self.policy == "raise" and self.error is None:
+            events = self.events
             self.error = RunError(
                 f"agent {self.agent!r}: streaming_callback raised {type(exc).__name__}: {exc} "
                 "(on_callback_error='raise'; use 'log' to keep streaming)",
-                partial_text=partial_text_of(self.events),
-                events=self.events,
+                partial_text=partial_text_of(events),
+                events=events,
             )
             self.error.__cause__ = exc
             if self.on_fatal is not None:

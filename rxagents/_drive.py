@@ -113,23 +113,28 @@ class Delivery:
     routes: Mapping[str, Sequence[Handler]] = field(default_factory=dict)
     on_callback_error: str = "log"
 
-    def _dispatcher(self) -> Dispatcher:
-        return Dispatcher(self.handlers, agent=self.owner, on_callback_error=self.on_callback_error, routes=self.routes)
+    def _dispatcher(self, record: list[TokenEvent] | None) -> Dispatcher:
+        return Dispatcher(
+            self.handlers, agent=self.owner, on_callback_error=self.on_callback_error, routes=self.routes, record=record
+        )
 
-    def run(self, source: Source) -> Dispatcher:
+    def run(self, source: Source, record: list[TokenEvent] | None = None) -> Dispatcher:
         """Execute ``source`` on the rxagents runtime loop and call the handlers on *this* thread until it ends.
 
         Works from inside a running event loop too (Jupyter): that loop is not used. Ctrl-C cancels the run and
         closes its HTTP streams. Returns the dispatcher either way: :func:`answer`/:func:`delivered` tell the outcome.
+        ``record``: the list ``source`` appends each event to before passing it on, if it keeps one (see
+        :class:`~rxagents._dispatch.Dispatcher`): the events are then kept there only.
         """
-        dispatcher = self._dispatcher()
+        dispatcher = self._dispatcher(record)
         dispatcher.consume(source(_runtime.loop_scheduler(_runtime.runtime_loop())))
         return dispatcher
 
-    async def arun(self, source: Source) -> Dispatcher:
+    async def arun(self, source: Source, record: list[TokenEvent] | None = None) -> Dispatcher:
         """Execute ``source`` on the running loop and call the handlers in this task, on the loop's thread, awaiting
-        what they return (no executor thread is held). Cancelling the awaiting task cancels the runs."""
-        dispatcher = self._dispatcher()
+        what they return (no executor thread is held). Cancelling the awaiting task cancels the runs. ``record``:
+        as for :meth:`run`."""
+        dispatcher = self._dispatcher(record)
         await dispatcher.aconsume(source)
         return dispatcher
 
