@@ -16,6 +16,7 @@ from typing import Any, Literal, Protocol
 
 import reactivex
 from reactivex import abc
+from reactivex import operators as ops
 
 from rxagents import _drive
 from rxagents._dispatch import Handler
@@ -179,6 +180,15 @@ class Workflow:
     def stream(self, task: str, *, scheduler: abc.SchedulerBase | None = None) -> reactivex.Observable[TokenEvent]:
         raise NotImplementedError
 
+    def _recorded(
+        self, task: str, scheduler: abc.SchedulerBase | None, record: list[TokenEvent] | None
+    ) -> reactivex.Observable[TokenEvent]:
+        """:meth:`stream` of ``task`` (already checked), appending each event to ``record`` before passing it on,
+        so that ``run``'s driver keeps the events in that one list. A subclass whose stream keeps its events
+        anyway (for its ``WorkflowError``) records them there; this default taps :meth:`stream`."""
+        observable = self.stream(task, scheduler=scheduler)
+        return observable if record is None else observable.pipe(ops.do_action(record.append))
+
     async def astream(self, task: str) -> AsyncIterator[TokenEvent]:
         """``async for event in workflow.astream(task)``: the workflow's events on the current loop.
 
@@ -218,9 +228,9 @@ class Workflow:
             routes[agent.agent_name] = output.handlers(awaiting=awaiting, name=name, owner="workflow")
         return _drive.Delivery(self.name, handlers, routes, self.on_callback_error)
 
-    def _source(self, task: str) -> _drive.Source:
+    def _source(self, task: str, record: list[TokenEvent]) -> _drive.Source:
         def source(scheduler: abc.SchedulerBase) -> reactivex.Observable[TokenEvent]:
-            observable = self.stream(task, scheduler=scheduler)
+            observable = self._recorded(task, scheduler, record)
             if not self.show_dashboard:
                 return observable
             from rxagents.sinks._dashboard import dashboard  # imported here: rich loads only when one is shown
@@ -239,7 +249,8 @@ class Workflow:
     ) -> WorkflowResult:
         task = check_task(task)
         check_run_arguments(f"{type(self).__name__}.{call}", args, kwargs, WORKFLOW_RUN)
-        dispatcher = self._delivery(callback, awaiting=False).run(self._source(task))
+        record: list[TokenEvent] = []
+        dispatcher = self._delivery(callback, awaiting=False).run(self._source(task, record), record)
         return WorkflowResult.from_events(self.name, self.agent_names, _drive.delivered(dispatcher))
 
     async def _arun(
@@ -252,7 +263,8 @@ class Workflow:
     ) -> WorkflowResult:
         task = check_task(task)
         check_run_arguments(f"{type(self).__name__}.{call}", args, kwargs, WORKFLOW_RUN)
-        dispatcher = await self._delivery(callback, awaiting=True).arun(self._source(task))
+        record: list[TokenEvent] = []
+        dispatcher = await self._delivery(callback, awaiting=True).arun(self._source(task, record), record)
         return WorkflowResult.from_events(self.name, self.agent_names, _drive.delivered(dispatcher))
 
     def run_result(

@@ -13,7 +13,7 @@ from rxagents._validate import check_task
 from rxagents.agent import Agent, StreamingCallback
 from rxagents.events import TokenEvent
 from rxagents.workflows._base import Workflow, handoff_prompt
-from rxagents.workflows._results import AgentOutput, WorkflowError, WorkflowResult
+from rxagents.workflows._results import AnswerText, WorkflowError, WorkflowResult
 
 __all__ = ["SequentialWorkflow"]
 
@@ -21,8 +21,8 @@ __all__ = ["SequentialWorkflow"]
 class _Chain:
     """Per-subscription state of one sequential stream."""
 
-    def __init__(self) -> None:
-        self.seen: list[TokenEvent] = []
+    def __init__(self, seen: list[TokenEvent]) -> None:
+        self.seen = seen
         self.previous: tuple[str, str] | None = None  # (agent name, its answer)
 
 
@@ -99,10 +99,13 @@ class SequentialWorkflow(Workflow):
         (after that run's ``error`` event); the agents after it do not run. Disposing the subscription
         cancels the run in progress. ``scheduler`` is passed to each ``Agent.stream``.
         """
-        task = check_task(task)
+        return self._recorded(check_task(task), scheduler, None)
 
+    def _recorded(
+        self, task: str, scheduler: abc.SchedulerBase | None, record: list[TokenEvent] | None
+    ) -> reactivex.Observable[TokenEvent]:
         def subscribe(_: abc.SchedulerBase | None) -> reactivex.Observable[TokenEvent]:
-            chain = _Chain()
+            chain = _Chain([] if record is None else record)
             steps = [self._step(agent, task, chain, scheduler) for _ in range(self.max_loops) for agent in self.agents]
             return reactivex.concat(*steps)
 
@@ -113,14 +116,14 @@ class SequentialWorkflow(Workflow):
     ) -> reactivex.Observable[TokenEvent]:
         def start(_: abc.SchedulerBase | None) -> reactivex.Observable[TokenEvent]:
             prompt = task if chain.previous is None else handoff_prompt(task, [chain.previous])
-            run: list[TokenEvent] = []
+            answer = AnswerText()
 
             def on_next(event: TokenEvent) -> None:
-                run.append(event)
                 chain.seen.append(event)
+                answer.add(event)
 
             def on_completed() -> None:
-                chain.previous = (agent.agent_name, AgentOutput.from_run(run).text)
+                chain.previous = (agent.agent_name, answer.text)
 
             def on_error(_: Exception, __: reactivex.Observable[TokenEvent]) -> reactivex.Observable[TokenEvent]:
                 result = WorkflowResult.from_events(self.name, self.agent_names, chain.seen)
