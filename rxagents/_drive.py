@@ -106,35 +106,39 @@ class Output:
 class Delivery:
     """Who gets the events of one ``run``/``arun`` call: ``handlers`` every event, ``routes`` (agent name ->
     handlers) that agent's events only, after ``handlers``. ``owner`` (the agent's or workflow's name) is named in
-    the messages; ``on_callback_error`` is ``"log"`` or ``"raise"``."""
+    the messages; ``on_callback_error`` is ``"log"`` or ``"raise"``. ``record``: the list the source appends each
+    event to before passing it on, if it keeps one (see :class:`~rxagents._dispatch.Dispatcher`): the events are
+    then kept there only."""
 
     owner: str
     handlers: Sequence[Handler] = ()
     routes: Mapping[str, Sequence[Handler]] = field(default_factory=dict)
     on_callback_error: str = "log"
+    record: list[TokenEvent] | None = None
 
-    def _dispatcher(self, record: list[TokenEvent] | None) -> Dispatcher:
+    def _dispatcher(self) -> Dispatcher:
         return Dispatcher(
-            self.handlers, agent=self.owner, on_callback_error=self.on_callback_error, routes=self.routes, record=record
+            self.handlers,
+            agent=self.owner,
+            on_callback_error=self.on_callback_error,
+            routes=self.routes,
+            record=self.record,
         )
 
-    def run(self, source: Source, record: list[TokenEvent] | None = None) -> Dispatcher:
+    def run(self, source: Source) -> Dispatcher:
         """Execute ``source`` on the rxagents runtime loop and call the handlers on *this* thread until it ends.
 
         Works from inside a running event loop too (Jupyter): that loop is not used. Ctrl-C cancels the run and
         closes its HTTP streams. Returns the dispatcher either way: :func:`answer`/:func:`delivered` tell the outcome.
-        ``record``: the list ``source`` appends each event to before passing it on, if it keeps one (see
-        :class:`~rxagents._dispatch.Dispatcher`): the events are then kept there only.
         """
-        dispatcher = self._dispatcher(record)
+        dispatcher = self._dispatcher()
         dispatcher.consume(source(_runtime.loop_scheduler(_runtime.runtime_loop())))
         return dispatcher
 
-    async def arun(self, source: Source, record: list[TokenEvent] | None = None) -> Dispatcher:
+    async def arun(self, source: Source) -> Dispatcher:
         """Execute ``source`` on the running loop and call the handlers in this task, on the loop's thread, awaiting
-        what they return (no executor thread is held). Cancelling the awaiting task cancels the runs. ``record``:
-        as for :meth:`run`."""
-        dispatcher = self._dispatcher(record)
+        what they return (no executor thread is held). Cancelling the awaiting task cancels the runs."""
+        dispatcher = self._dispatcher()
         await dispatcher.aconsume(source)
         return dispatcher
 

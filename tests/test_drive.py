@@ -120,9 +120,9 @@ def test_a_run_error_is_raised_as_it_is() -> None:
 def test_events_a_source_records_are_kept_there_only(asynchronous: bool) -> None:
     events = [*_run("a", "b"), *_run("c", agent="B")]
     record: list[TokenEvent] = []
-    delivery = _drive.Delivery("W")
+    delivery = _drive.Delivery("W", record=record)
     source = _source(events, record)
-    dispatcher = asyncio.run(delivery.arun(source, record)) if asynchronous else delivery.run(source, record)
+    dispatcher = asyncio.run(delivery.arun(source)) if asynchronous else delivery.run(source)
     assert _drive.delivered(dispatcher) is record and record == events  # one list, each event once
 
 
@@ -135,9 +135,10 @@ def test_a_fatal_callback_error_carries_the_delivered_events_not_those_only_reco
             raise ValueError("bad token")
 
     record: list[TokenEvent] = []
-    delivery = _drive.Delivery("A", _drive.Output(callback).handlers(awaiting=asynchronous), on_callback_error="raise")
+    handlers = _drive.Output(callback).handlers(awaiting=asynchronous)
+    delivery = _drive.Delivery("A", handlers, on_callback_error="raise", record=record)
     source = _source(events, record)  # records every event at once: ahead of the callback
-    dispatcher = asyncio.run(delivery.arun(source, record)) if asynchronous else delivery.run(source, record)
+    dispatcher = asyncio.run(delivery.arun(source)) if asynchronous else delivery.run(source)
     with pytest.raises(RunError) as info:
         _drive.delivered(dispatcher)
     assert info.value.partial_text == "ab" and list(info.value.events) == events[:3]

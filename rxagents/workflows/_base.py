@@ -19,7 +19,7 @@ from reactivex import abc
 from reactivex import operators as ops
 
 from rxagents import _drive
-from rxagents._dispatch import Handler
+from rxagents._dispatch import Dispatcher, Handler
 from rxagents._drive import StreamingCallback, check_callback
 from rxagents._swarms import WORKFLOW_OPTIONS, WORKFLOW_RUN, check_run_arguments
 from rxagents._validate import (
@@ -210,7 +210,9 @@ class Workflow:
         live = self._live_output and agent.streaming_on
         return _LivePrinter(agent, printed) if live else _BlockPrinter(agent, printed)
 
-    def _delivery(self, streaming_callback: StreamingCallback | None, *, awaiting: bool) -> _drive.Delivery:
+    def _delivery(
+        self, streaming_callback: StreamingCallback | None, *, awaiting: bool, record: list[TokenEvent]
+    ) -> _drive.Delivery:
         """The workflow's callback gets every event; each agent's route does what ``Agent.run`` would do with its
         events (verbose log, then its own callback or console output), minus the callback and the printing when
         the workflow has a callback."""
@@ -226,7 +228,7 @@ class Workflow:
                 output = _drive.Output(verbose=agent.verbose)
             name = f"agent {agent.agent_name!r} streaming_callback"
             routes[agent.agent_name] = output.handlers(awaiting=awaiting, name=name, owner="workflow")
-        return _drive.Delivery(self.name, handlers, routes, self.on_callback_error)
+        return _drive.Delivery(self.name, handlers, routes, self.on_callback_error, record)
 
     def _source(self, task: str, record: list[TokenEvent]) -> _drive.Source:
         def source(scheduler: abc.SchedulerBase) -> reactivex.Observable[TokenEvent]:
@@ -239,32 +241,24 @@ class Workflow:
 
         return source
 
-    def _run(
+    def _call(
         self,
-        call: str,
+        method: str,
         task: str,
         callback: StreamingCallback | None,
         args: Sequence[object],
         kwargs: Mapping[str, object],
-    ) -> WorkflowResult:
+        *,
+        awaiting: bool,
+    ) -> tuple[_drive.Delivery, _drive.Source]:
+        """The checks of a ``run``/``arun`` call (``method`` named in their messages), then its delivery and source,
+        sharing the list the stream keeps its events in."""
         task = check_task(task)
-        check_run_arguments(f"{type(self).__name__}.{call}", args, kwargs, WORKFLOW_RUN)
+        check_run_arguments(f"{type(self).__name__}.{method}", args, kwargs, WORKFLOW_RUN)
         record: list[TokenEvent] = []
-        dispatcher = self._delivery(callback, awaiting=False).run(self._source(task, record), record)
-        return WorkflowResult.from_events(self.name, self.agent_names, _drive.delivered(dispatcher))
+        return self._delivery(callback, awaiting=awaiting, record=record), self._source(task, record)
 
-    async def _arun(
-        self,
-        call: str,
-        task: str,
-        callback: StreamingCallback | None,
-        args: Sequence[object],
-        kwargs: Mapping[str, object],
-    ) -> WorkflowResult:
-        task = check_task(task)
-        check_run_arguments(f"{type(self).__name__}.{call}", args, kwargs, WORKFLOW_RUN)
-        record: list[TokenEvent] = []
-        dispatcher = await self._delivery(callback, awaiting=True).arun(self._source(task, record), record)
+    def _result(self, dispatcher: Dispatcher) -> WorkflowResult:
         return WorkflowResult.from_events(self.name, self.agent_names, _drive.delivered(dispatcher))
 
     def run_result(
@@ -288,7 +282,8 @@ class Workflow:
             WorkflowError: an agent failed; ``.result`` holds the finished answers and partial text.
             RunError: a callback raised with ``on_callback_error="raise"``.
         """
-        return self._run("run_result", task, streaming_callback, args, kwargs)
+        delivery, source = self._call("run_result", task, streaming_callback, args, kwargs, awaiting=False)
+        return self._result(delivery.run(source))
 
     async def arun_result(
         self, task: str, streaming_callback: StreamingCallback | None = None, *args: Any, **kwargs: Any
@@ -303,4 +298,5 @@ class Workflow:
         A slow *sync* callback holds up the loop, as in any asyncio code. No executor thread is used: any
         number of ``arun`` calls can be gathered. Cancelling the awaiting task cancels every run.
         """
-        return await self._arun("arun_result", task, streaming_callback, args, kwargs)
+        delivery, source = self._call("arun_result", task, streaming_callback, args, kwargs, awaiting=True)
+        return self._result(await delivery.arun(source))

@@ -173,10 +173,12 @@ class ConcurrentWorkflow(Workflow):
         """Run every agent on ``task`` and return a :class:`WorkflowResult`: ``print(result)`` shows a report,
         ``result[agent_name]`` is that agent's answer. See :meth:`Workflow.run_result` for where callbacks
         run and what is raised (:class:`WorkflowError` when an agent failed, after the others finished)."""
-        return self._run("run", task, streaming_callback, args, kwargs)
+        delivery, source = self._call("run", task, streaming_callback, args, kwargs, awaiting=False)
+        return self._result(delivery.run(source))
 
     async def arun(
         self, task: str, streaming_callback: StreamingCallback | None = None, *args: Any, **kwargs: Any
     ) -> WorkflowResult:
         """``await workflow.arun(task)``: as :meth:`run`, on the current loop (see :meth:`Workflow.arun_result`)."""
-        return await self._arun("arun", task, streaming_callback, args, kwargs)
+        delivery, source = self._call("arun", task, streaming_callback, args, kwargs, awaiting=True)
+        return self._result(await delivery.arun(source))

@@ -144,10 +144,12 @@ class SequentialWorkflow(Workflow):
         Raises:
             WorkflowError: an agent failed; ``.result`` holds the answers so far and its partial text.
         """
-        return self._run("run", task, streaming_callback, args, kwargs).final
+        delivery, source = self._call("run", task, streaming_callback, args, kwargs, awaiting=False)
+        return self._result(delivery.run(source)).final
 
     async def arun(
         self, task: str, streaming_callback: StreamingCallback | None = None, *args: Any, **kwargs: Any
     ) -> str:
         """``await workflow.arun(task)``: as :meth:`run`, on the current loop (see :meth:`Workflow.arun_result`)."""
-        return (await self._arun("arun", task, streaming_callback, args, kwargs)).final
+        delivery, source = self._call("arun", task, streaming_callback, args, kwargs, awaiting=True)
+        return self._result(await delivery.arun(source)).final

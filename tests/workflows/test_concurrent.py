@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import itertools
-import re
 import threading
 from collections import defaultdict
 from collections.abc import AsyncIterator
@@ -485,33 +484,3 @@ def test_bad_task_is_rejected_before_anything_runs() -> None:
 def test_agent_output_needs_events() -> None:
     with pytest.raises(ValueError, match="at least one event"):
         AgentOutput.from_run([])
-
-
-
-# --- swarms' run parameters: img/imgs accepted unused, anything else refused before anything runs ---------------
-@pytest.mark.parametrize("method", ["run", "arun", "run_result", "arun_result"])
-def test_every_run_method_accepts_swarms_image_parameters_unset(method: str) -> None:
-    workflow = ConcurrentWorkflow(agents=[_offline("A", "a b"), _offline("B", "c")])
-    outcome = getattr(workflow, method)("task", None, img=None, imgs=None)
-    if asyncio.iscoroutine(outcome):
-        outcome = asyncio.run(outcome)
-    assert outcome
-
-
-@pytest.mark.parametrize("method", ["run", "arun", "run_result", "arun_result"])
-@pytest.mark.parametrize(
-    ("args", "kwargs", "named"),
-    [((), {"img": "cat.png"}, "img must be None"), ((), {"imgs": ["a.png"]}, "imgs must be None"),
-     ((), {"n": 1}, r"\['n'\]"), ((), {"stream": True}, r"\['stream'\]"),
-     (("extra",), {}, "got 1 more positional argument")],
-)
-def test_every_run_method_refuses_what_it_does_not_understand_naming_it(
-    method: str, args: tuple[Any, ...], kwargs: dict[str, Any], named: str, capsys: pytest.CaptureFixture[str]
-) -> None:
-    agent = Agent(agent_name="A", llm=OfflineModel(text="a"), streaming_on=True)  # prints, were it to run
-    workflow = ConcurrentWorkflow(agents=[agent])
-    with pytest.raises(ConfigurationError, match=rf"ConcurrentWorkflow\.{method}\(\)|{named}") as info:
-        outcome = getattr(workflow, method)("task", None, *args, **kwargs)
-        if asyncio.iscoroutine(outcome):
-            asyncio.run(outcome)
-    assert re.search(named, str(info.value)) and capsys.readouterr().out == ""
