@@ -221,7 +221,8 @@ class Agent:
         live = callback is None and self.print_on and self.streaming_on
         printer = ConsolePrinter(self.agent_name, self.max_loops) if live else None
         output = _drive.Output(callback, detailed=self.stream_detailed, verbose=self.verbose, printer=printer)
-        return _drive.Delivery(self.agent_name, output.handlers(awaiting=awaiting), {}, self.on_callback_error)
+        handlers = output.handlers(awaiting=awaiting)
+        return _drive.Delivery(self.agent_name, handlers, on_callback_error=self.on_callback_error)
 
     def _finish(self, text: str, streaming_callback: StreamingCallback | None) -> str:
         """Without a callback and without live printing, ``print_on`` prints the answer when the run is over."""

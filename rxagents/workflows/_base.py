@@ -219,7 +219,7 @@ class Workflow:
         callback = streaming_callback or self.streaming_callback
         handlers = _drive.Output(callback, detailed=self.stream_detailed).handlers(awaiting=awaiting, owner="workflow")
         printed: list[bool] = []
-        routes = {}
+        routes: dict[str, list[Handler]] = {}
         for agent in self.agents:
             if callback is None:  # the agent's own callback, else its printer
                 printer = self._printer(agent, printed)
