@@ -17,8 +17,9 @@ One :class:`Dispatcher` per ``run``/``arun`` call; two drivers:
   slow *sync* callback holds up the loop, as in any asyncio code: that is the caller's choice.
 
 Either way a raising callback is isolated (``on_callback_error="log"``: counted, logged once per run) or
-fatal (``"raise"``: the run is cancelled and :meth:`Dispatcher.result` raises ``RunError`` with the partial
-text); every event reaches every handler once, in order.
+fatal (``"raise"``: the run is cancelled and :attr:`Dispatcher.error` is a ``RunError`` with the partial
+text); every event reaches every handler once, in order. Building the handlers and reading the outcome is the
+run driver's part (:mod:`rxagents._drive`).
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ from reactivex import Observable, abc
 from reactivex import operators as ops
 
 from rxagents import _runtime
-from rxagents.errors import RunError, RxAgentsError, partial_text_of
-from rxagents.events import EventKind, TokenEvent
+from rxagents.errors import RunError, partial_text_of
+from rxagents.events import TokenEvent
 from rxagents.operators._bridge import to_async_iter
 
 __all__ = ["CALLBACK_BUFFER", "CallbackErrorPolicy", "Dispatcher", "Handler"]
@@ -65,6 +66,11 @@ class Dispatcher:
 
     ``handlers`` get every event; ``routes`` maps an agent name to handlers that get only that agent's
     events (a workflow's per-agent callbacks and printers), called after ``handlers``.
+
+    :attr:`events` are the events delivered so far, in order: what the outcome and a fatal callback error's
+    partial text are made of. ``record`` is a list the source itself appends each event to *before* handing it
+    on (a workflow's stream keeps one for its ``WorkflowError``): the dispatcher then reads that list up to
+    :attr:`delivered` instead of keeping a second one.
     """
 
     def __init__(
@@ -74,18 +80,34 @@ class Dispatcher:
         agent: str,
         on_callback_error: str = "log",
         routes: Mapping[str, Sequence[Handler]] | None = None,
+        record: list[TokenEvent] | None = None,
     ) -> None:
         self.handlers = tuple(handlers)
         self.routes = {name: tuple(hs) for name, hs in (routes or {}).items() if hs}
         self.agent = agent
         self.policy = on_callback_error
-        self.events: list[TokenEvent] = []
+        self._record = record
+        self._kept: list[TokenEvent] = [] if record is None else record
+        #: How many events reached the handlers.
+        self.delivered = 0
         self.callback_errors = 0
         self.first_callback_error: BaseException | None = None
         self.error: BaseException | None = None
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         #: Called (on the callback thread) when a callback error is fatal; cancels the run.
         self.on_fatal: Callable[[], Any] | None = None
+
+    @property
+    def events(self) -> list[TokenEvent]:
+        """The events delivered so far, in order."""
+        if self._record is None or self.delivered == len(self._kept):
+            return self._kept
+        return self._kept[: self.delivered]  # the source recorded events the handlers have not had yet
+
+    def _take(self, event: TokenEvent) -> None:
+        if self._record is None:
+            self._kept.append(event)
+        self.delivered += 1
 
     def _handlers_of(self, event: TokenEvent) -> tuple[Handler, ...]:
         routed = self.routes.get(event.agent) if self.routes else None
@@ -104,7 +126,7 @@ class Dispatcher:
     # consumer side (the callback thread) --------------------------------------------------------
     def drain(self) -> None:
         """Call the handlers for every event until the run ends. Returns normally either way;
-        :meth:`result` tells the outcome."""
+        :attr:`error` tells the outcome."""
         get = self._queue.get
         while True:
             item = get()
@@ -112,7 +134,7 @@ class Dispatcher:
                 if item[1] is not None and self.error is None:
                     self.error = item[1]
                 break
-            self.events.append(item)
+            self._take(item)
             for handler in self._handlers_of(item):
                 try:
                     result = handler(item)
@@ -146,7 +168,7 @@ class Dispatcher:
         ``scheduler`` is a :class:`~rxagents._runtime.GatedScheduler` of the running loop: runs started
         with it wait while :data:`CALLBACK_BUFFER` events wait for the handlers. An awaitable a handler
         returns is awaited here, before the next event. Returns normally when the runs end or a callback
-        error is fatal (:meth:`result` tells the outcome); cancelling the awaiting task cancels the runs
+        error is fatal (:attr:`error` tells the outcome); cancelling the awaiting task cancels the runs
         (and closes their HTTP streams), then propagates.
         """
         gate = _runtime.Gate(CALLBACK_BUFFER)
@@ -156,7 +178,7 @@ class Dispatcher:
                 try:
                     async for event in events:
                         gate.take()
-                        self.events.append(event)
+                        self._take(event)
                         for handler in self._handlers_of(event):
                             await self._acall(handler, event)
                         if self.error is not None:  # a fatal callback error: leaving disposes the runs
@@ -185,11 +207,12 @@ class Dispatcher:
         if self.first_callback_error is None:
             self.first_callback_error = exc
         if self.policy == "raise" and self.error is None:
+            events = self.events
             self.error = RunError(
                 f"agent {self.agent!r}: streaming_callback raised {type(exc).__name__}: {exc} "
                 "(on_callback_error='raise'; use 'log' to keep streaming)",
-                partial_text=partial_text_of(self.events),
-                events=self.events,
+                partial_text=partial_text_of(events),
+                events=events,
             )
             self.error.__cause__ = exc
             if self.on_fatal is not None:
@@ -203,24 +226,3 @@ class Dispatcher:
                 self.callback_errors,
                 exc_info=self.first_callback_error,
             )
-
-    def result(self) -> str:
-        """The final answer (text of the last loop), or raise :class:`RunError` with the partial text."""
-        if self.error is not None:
-            error = self.error
-            if isinstance(error, RunError):
-                raise error
-            partial = partial_text_of(self.events)
-            message = str(error)
-            run_error = RunError(
-                f"agent {self.agent!r} run failed: {message}", partial_text=partial, events=self.events
-            )
-            if isinstance(error, RxAgentsError):
-                run_error.partial_text = error.partial_text or partial
-            raise run_error from error
-        events = self.events
-        restarts = [i for i, e in enumerate(events) if e.kind is EventKind.RETRY]
-        if restarts:  # the run restarted: its text before the last retry event was discarded
-            events = events[restarts[-1] + 1 :]
-        last = max((e.loop for e in events), default=1)
-        return "".join(e.text for e in events if e.kind is EventKind.TOKEN and e.loop == last)

@@ -33,9 +33,8 @@ from typing import Literal
 
 from rxagents._urls import api_base_problem, safe_url
 from rxagents.errors import ConfigurationError
+from rxagents.models import OfflineModel, provider_key_variables, provider_of, resolve_model
 from rxagents.models._litellm import import_litellm
-from rxagents.models._offline import OfflineModel
-from rxagents.models._resolve import _PROVIDER_KEYS, _provider_of, resolve_model
 
 __all__ = ["KNOWN_BAD_LITELLM", "Check", "doctor_main", "supports_streaming"]
 
@@ -160,8 +159,8 @@ def check_model(model: str | None, *, api_base: str | None, env: Mapping[str, st
         why = f"because {source} is set; {key}"
         where = f" to {safe_url(base)}"
     else:
-        provider = _provider_of(resolved.model) or "?"
-        var = _PROVIDER_KEYS.get(provider, "")
+        provider = provider_of(resolved.model) or "?"
+        var = provider_key_variables().get(provider, "")
         why = f"because {var} is set" if var else f"provider {provider!r} needs no key"
         where = ""
     return Check("ok", "model", f"{shown} -> litellm, sent as {resolved.model!r}{where} ({why})")
@@ -207,7 +206,7 @@ def check_streaming(model: str | None, *, api_base: str | None, env: Mapping[str
 def check_keys(env: Mapping[str, str], *, endpoint: bool = False) -> Check:
     """Which provider keys are set. Names only: values are never read into the report. With an ``endpoint``
     configured, no key at all is normal (local servers rarely need one)."""
-    names = sorted({var for var in _PROVIDER_KEYS.values() if var})
+    names = sorted({var for var in provider_key_variables().values() if var})
     present = [var for var in names if env.get(var, "").strip()]
     empty = [var for var in names if var in env and not env[var].strip()]
     padded = [var for var in present if env[var] != env[var].strip() or env[var][:1] in "'\""]

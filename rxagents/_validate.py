@@ -42,6 +42,7 @@ __all__ = [
     "check_str",
     "check_task",
     "fail",
+    "shown",
 ]
 
 #: ``max_loops`` above this can only be a mistake: each loop is a model request carrying every answer so far.
@@ -56,7 +57,8 @@ MAX_TIMEOUT = 86_400.0
 _SHOWN_CHARS = 80
 
 
-def _shown(value: object) -> str:
+def shown(value: object) -> str:
+    """``repr(value)``, cut to 80 characters: how a message shows a bad value."""
     text = repr(value)
     return text if len(text) <= _SHOWN_CHARS else text[: _SHOWN_CHARS - 3] + "..."
 
@@ -65,7 +67,7 @@ def fail(name: str, expected: str, value: object, *, hint: str = "", secret: boo
     """Raise ``ConfigurationError("<name> must be <expected>, got <value>[; <hint>]")``.
 
     ``secret=True`` shows the value's type instead of the value (for API keys)."""
-    got = f"a value of type {type(value).__name__}" if secret else _shown(value)
+    got = f"a value of type {type(value).__name__}" if secret else shown(value)
     raise ConfigurationError(f"{name} must be {expected}, got {got}" + (f"; {hint}" if hint else ""))
 
 
@@ -218,7 +220,7 @@ def check_scheduler(scheduler: object, name: str = "scheduler") -> abc.Scheduler
     """A reactivex scheduler (``AsyncIOScheduler``, ``TestScheduler`` ...) or None."""
     if scheduler is not None and not isinstance(scheduler, abc.SchedulerBase):
         raise ConfigurationError(
-            f"{name} must be a reactivex scheduler or None, got {type(scheduler).__name__} {_shown(scheduler)}; "
+            f"{name} must be a reactivex scheduler or None, got {type(scheduler).__name__} {shown(scheduler)}; "
             "pass e.g. reactivex.scheduler.eventloop.AsyncIOScheduler(loop) or a TestScheduler"
         )
     return scheduler

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any, Literal
 
 import reactivex
 from reactivex import abc
 
-from rxagents import _runtime
-from rxagents._dispatch import Dispatcher
+from rxagents import _drive, _runtime
+from rxagents._drive import StreamingCallback, check_callback
 from rxagents._run import RetryPolicy, RunSpec, run_events, run_observable
+from rxagents._swarms import AGENT_OPTIONS, AGENT_RUN, check_run_arguments
 from rxagents._validate import (
     MAX_LOOPS,
     MAX_TEMPERATURE,
@@ -33,29 +34,11 @@ from rxagents._validate import (
     fail,
 )
 from rxagents._validate import check_task as _check_task
-from rxagents.errors import ConfigurationError
-from rxagents.events import EventKind, TokenEvent
+from rxagents.events import TokenEvent
 from rxagents.models import ModelBackend, resolve_model
 from rxagents.sinks import ConsolePrinter
 
 __all__ = ["Agent", "StreamingCallback"]
-
-#: A callback gets each text delta as ``str`` — or, with ``stream=True``, each event's detailed dict.
-StreamingCallback = Callable[[Any], Any]
-
-# swarms Agent parameters accepted for compatibility that do not change streaming behaviour here.
-_ACCEPTED_SWARMS_PARAMS = frozenset({
-    "interactive", "autosave", "dashboard", "dynamic_temperature_enabled", "saved_state_path",
-    "user_name", "context_length", "output_type", "tools", "agent_description",
-    "description", "docs", "dynamic_context_window", "artifacts_on", "persistent_memory",
-    "auto_generate_prompt", "tool_system_prompt", "return_step_meta", "plan_enabled", "top_p",
-})
-
-
-def _check_callback(name: str, fn: object) -> None:
-    if fn is not None and not callable(fn):
-        raise ConfigurationError(f"{name} must be callable (a function taking one argument) or None, got {fn!r}")
-
 
 def _check_retries(retries: object) -> RetryPolicy:
     if isinstance(retries, RetryPolicy):
@@ -130,7 +113,7 @@ class Agent:
     ) -> None:
         if "retry_attempts" in swarms_options:  # swarms counts attempts; rxagents counts retries
             retries = check_int("retry_attempts", swarms_options.pop("retry_attempts")) - 1
-        check_keywords("Agent", swarms_options, _ACCEPTED_SWARMS_PARAMS, _PARAMETERS)
+        check_keywords("Agent", swarms_options, AGENT_OPTIONS, _PARAMETERS)
         agent_name = check_str("agent_name", agent_name)
         model_name = check_str("model_name", model_name, empty=True, none="to choose from the environment")
         system_prompt = check_str("system_prompt", system_prompt, empty=True, none="for no system message")
@@ -144,7 +127,7 @@ class Agent:
         api_base = check_str("api_base", api_base, empty=True, none="for the provider's endpoint")
         api_key = check_str("api_key", api_key, empty=True, secret=True, none="to read it from the environment")
         check_choice("on_callback_error", on_callback_error, ("log", "raise"))
-        _check_callback("streaming_callback", streaming_callback)
+        check_callback("streaming_callback", streaming_callback)
         self.retry_policy = _check_retries(retries)
         self.first_token_timeout = check_seconds(
             "first_token_timeout", first_token_timeout, maximum=MAX_TIMEOUT, none="for no limit"
@@ -160,7 +143,6 @@ class Agent:
         self.verbose = verbose
         self.streaming_callback = streaming_callback
         self.on_callback_error = on_callback_error
-        self.options = dict(swarms_options)
         if llm is not None:
             if not isinstance(llm, ModelBackend):
                 fail("llm", "a model backend with .name and .stream(), such as OfflineModel(), or None", llm)
@@ -225,31 +207,25 @@ class Agent:
             await events.aclose()
 
     # swarms-style API ---------------------------------------------------------------------------
-    def _dispatcher(self, streaming_callback: StreamingCallback | None, *, awaiting: bool) -> Dispatcher:
-        _check_callback("streaming_callback", streaming_callback)
+    def _source(self, task: str) -> _drive.Source:
+        spec = self._spec()
+
+        def source(scheduler: abc.SchedulerBase) -> reactivex.Observable[TokenEvent]:
+            return run_observable(spec, task, scheduler)
+
+        return source
+
+    def _delivery(self, streaming_callback: StreamingCallback | None, *, awaiting: bool) -> _drive.Delivery:
+        check_callback("streaming_callback", streaming_callback)
         callback = streaming_callback or self.streaming_callback
-        handlers: list[Callable[[TokenEvent], Any]] = []
-        if self.verbose:
-            import logging
+        live = callback is None and self.print_on and self.streaming_on
+        printer = ConsolePrinter(self.agent_name, self.max_loops) if live else None
+        output = _drive.Output(callback, detailed=self.stream_detailed, verbose=self.verbose, printer=printer)
+        handlers = output.handlers(awaiting=awaiting)
+        return _drive.Delivery(self.agent_name, handlers, on_callback_error=self.on_callback_error)
 
-            logger = logging.getLogger("rxagents")
-            handlers.append(lambda e: logger.debug("%r", e))
-        if callback is not None:
-            if not awaiting and inspect.iscoroutinefunction(callback):
-                raise ConfigurationError(
-                    f"streaming_callback {callback!r} is an async function, which run() cannot await (it calls "
-                    "callbacks on the thread that called it); use `await agent.arun(task, streaming_callback=...)`"
-                )
-            if self.stream_detailed:
-                handlers.append(lambda e: callback(e.to_dict()))
-            else:
-                handlers.append(lambda e: callback(e.text) if e.kind is EventKind.TOKEN else None)
-        elif self.print_on and self.streaming_on:
-            handlers.append(ConsolePrinter(self.agent_name, self.max_loops))
-        return Dispatcher(handlers, agent=self.agent_name, on_callback_error=self.on_callback_error)
-
-    def _finish(self, dispatcher: Dispatcher, streaming_callback: StreamingCallback | None) -> str:
-        text = dispatcher.result()
+    def _finish(self, text: str, streaming_callback: StreamingCallback | None) -> str:
+        """Without a callback and without live printing, ``print_on`` prints the answer when the run is over."""
         if self.print_on and not self.streaming_on and (streaming_callback or self.streaming_callback) is None:
             printer = ConsolePrinter(self.agent_name, self.max_loops)
             print(printer.header() + text, flush=True)
@@ -265,13 +241,18 @@ class Agent:
         running event loop (Jupyter). Ctrl-C cancels the run and closes its connection. An ``async def``
         callback needs :meth:`arun` (``run`` cannot await it: ``ConfigurationError``).
 
+        swarms' other ``run`` parameters are accepted unused, so that code written for swarms runs:
+        ``img=None``, ``imgs=None``, ``correct_answer=None``, ``n=1``. Another value of one of them (rxagents
+        sends text only, does not re-run until an answer matches, returns one answer), any other keyword and
+        a third positional argument raise ``ConfigurationError`` naming it, before the run starts.
+
         Raises:
             RunError: the run failed; ``.partial_text`` and ``.events`` hold what arrived.
         """
         task = _check_task(task)
-        dispatcher = self._dispatcher(streaming_callback, awaiting=False)
-        dispatcher.consume(run_observable(self._spec(), task, _runtime.loop_scheduler(_runtime.runtime_loop())))
-        return self._finish(dispatcher, streaming_callback)
+        check_run_arguments("Agent.run", args, kwargs, AGENT_RUN)
+        dispatcher = self._delivery(streaming_callback, awaiting=False).run(self._source(task))
+        return self._finish(_drive.answer(dispatcher), streaming_callback)
 
     async def arun(
         self, task: str, streaming_callback: StreamingCallback | None = None, *args: Any, **kwargs: Any
@@ -284,7 +265,7 @@ class Agent:
         bounded buffer between them (``rxagents._dispatch.CALLBACK_BUFFER`` events): when it is full the
         reader waits, so nothing is lost. A slow *sync* callback holds up the loop, as in any asyncio code.
         No executor thread is used: any number of ``arun`` calls can be gathered. Cancelling the awaiting
-        task cancels the run and closes its HTTP stream.
+        task cancels the run and closes its HTTP stream. swarms' other parameters: as for :meth:`run`.
 
         Example::
 
@@ -294,10 +275,9 @@ class Agent:
             answer = await agent.arun("Explain streams", streaming_callback=send)
         """
         task = _check_task(task)
-        dispatcher = self._dispatcher(streaming_callback, awaiting=True)
-        spec = self._spec()
-        await dispatcher.aconsume(lambda scheduler: run_observable(spec, task, scheduler))
-        return self._finish(dispatcher, streaming_callback)
+        check_run_arguments("Agent.arun", args, kwargs, AGENT_RUN)
+        dispatcher = await self._delivery(streaming_callback, awaiting=True).arun(self._source(task))
+        return self._finish(_drive.answer(dispatcher), streaming_callback)
 
 
 #: Agent's named parameters, for the "did you mean" of an unknown keyword.

@@ -23,8 +23,9 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from rxagents import _cli_args, _runtime
-from rxagents._dispatch import Dispatcher
+from reactivex import Observable, abc
+
+from rxagents import _cli_args, _drive
 from rxagents.agent import Agent
 from rxagents.errors import ConfigurationError, ModelError, RunError, RxAgentsError
 from rxagents.events import EventKind, TokenEvent
@@ -98,16 +99,17 @@ def _json_printer(backend: str) -> Callable[[TokenEvent], None]:
     return emit
 
 
-def _consume(agent: Agent, task: str, handler: Callable[[TokenEvent], Any]) -> str:
-    """``agent.run(task)`` with ``handler`` called with each event on this thread; returns the answer.
+def _consume(agent: Agent, task: str, printer: Callable[[TokenEvent], Any]) -> str:
+    """``agent.run(task)`` through the same run driver, with the CLI's ``printer`` instead of ``Agent.run``'s
+    callbacks and console output: it gets the events (it names the model, leaves the failure to :func:`main`)."""
 
-    (``Agent.run`` prints with a plain ConsolePrinter and gives callbacks text or dicts, not events: the CLI
-    drives the run itself so that its printer can name the model and leave the failure to :func:`main`.)
-    """
-    dispatcher = Dispatcher([handler], agent=agent.agent_name, on_callback_error="raise")  # printing fails: stop
-    dispatcher.consume(agent.stream(task, scheduler=_runtime.loop_scheduler(_runtime.runtime_loop())))
+    def source(scheduler: abc.SchedulerBase) -> Observable[TokenEvent]:
+        return agent.stream(task, scheduler=scheduler)
+
+    delivery = _drive.Delivery(agent.agent_name, [printer], on_callback_error="raise")  # printing fails: stop
+    dispatcher = delivery.run(source)
     try:
-        return dispatcher.result()
+        return _drive.answer(dispatcher)
     except RunError as error:
         if isinstance(error.__cause__, BrokenPipeError):  # stdout was closed: not the run's failure
             raise error.__cause__ from None
@@ -161,7 +163,7 @@ def _doctor(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from rxagents.sinks._sse_cli import serve_main
+    from rxagents._serve_cmd import serve_main
 
     return serve_main(list(args.passthrough))
 
@@ -211,7 +213,7 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
                       help="seconds between tokens, >= 0 (default 0.02)")  # fmt: skip
     demo.set_defaults(func=_demo)
 
-    # These parse their own options (and --help): see rxagents.sinks._sse_cli, rxagents.testing._server, _doctor.
+    # These parse their own options (and --help): see rxagents._serve_cmd, rxagents.testing._server, _doctor.
     web = sub.add_parser("serve", help="serve a live SSE dashboard of a workflow in the browser", add_help=False)
     web.set_defaults(func=_serve)
     serve = sub.add_parser("serve-test-model", help="run the local OpenAI-compatible test model server", add_help=False)

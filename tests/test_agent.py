@@ -312,3 +312,40 @@ def test_swarms_retry_attempts_maps_to_retries() -> None:
     assert Agent(llm=OfflineModel(), retry_attempts=3).retry_policy.retries == 2
     with pytest.raises(ConfigurationError, match="retry_attempts"):
         Agent(llm=OfflineModel(), retry_attempts=0)
+
+
+# --- swarms' run parameters: accepted unused, anything else refused before the run --------------------------
+_SWARMS_UNUSED = {"img": None, "imgs": None, "correct_answer": None, "n": 1}
+
+
+def test_run_and_arun_accept_swarms_run_parameters_at_their_unused_values() -> None:
+    agent = _offline()
+    assert agent.run("task", None, **_SWARMS_UNUSED) == "Hello world, streams!"
+    assert asyncio.run(agent.arun("task", None, **_SWARMS_UNUSED)) == "Hello world, streams!"
+
+
+@pytest.mark.parametrize("method", ["run", "arun"])
+@pytest.mark.parametrize(
+    ("args", "kwargs", "named"),
+    [((), {"img": "cat.png"}, "img must be None"), ((), {"n": 3}, "n must be 1"),
+     ((), {"correct_answer": "42"}, "correct_answer must be None"), ((), {"temprature": 0.2}, "'temprature'"),
+     (("extra",), {}, "got 1 more positional argument")],
+)
+def test_run_and_arun_refuse_what_they_do_not_understand_before_running(
+    method: str, args: tuple[Any, ...], kwargs: dict[str, Any], named: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    requests: list[object] = []
+
+    class Counting(OfflineModel):
+        async def stream(self, request: Any) -> Any:
+            requests.append(request)
+            async for delta in super().stream(request):
+                yield delta
+
+    agent = Agent(llm=Counting(text="hi"), streaming_on=True)  # prints, were it to run
+    with pytest.raises(ConfigurationError, match=named):
+        if method == "run":
+            agent.run("task", None, *args, **kwargs)
+        else:
+            asyncio.run(agent.arun("task", None, *args, **kwargs))
+    assert requests == [] and capsys.readouterr().out == ""

@@ -87,12 +87,11 @@ def nothing_starts(monkeypatch: pytest.MonkeyPatch) -> None:
     def started(*args: object, **kwargs: object) -> None:
         raise AssertionError(f"started despite an invalid option: {args!r} {kwargs!r}")
 
-    from rxagents import _doctor
-    from rxagents.sinks import _sse_cli
+    from rxagents import _doctor, _serve_cmd
     from rxagents.testing import _server
 
     monkeypatch.setattr(cli, "Agent", started)
-    monkeypatch.setattr(_sse_cli, "serve_sse", started)
+    monkeypatch.setattr(_serve_cmd, "serve_sse", started)
     monkeypatch.setattr(_server.LocalModelServer, "start", started)
     monkeypatch.setattr(_doctor, "run_checks", started)
 

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import pytest
 
-from rxagents.models._resolve import _PROVIDER_KEYS
+from rxagents.models import provider_key_variables
 from rxagents.testing import LocalModelServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -222,7 +222,7 @@ def test_a_continued_block_has_a_block_to_continue() -> None:
 def _environment(base_url: str | None) -> dict[str, str]:
     """No provider key (every key variable empty), no endpoint but ``base_url``, litellm offline at import."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "AZURE_", "LITELLM_"))}
-    env |= {var: "" for var in _PROVIDER_KEYS.values() if var}
+    env |= {var: "" for var in provider_key_variables().values() if var}
     env |= {"LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_MODE": "PRODUCTION", "PYTHONPATH": str(ROOT)}
     if base_url is not None:
         env["OPENAI_BASE_URL"] = base_url

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rxagents.models._base import Delta, ModelBackend, ModelRequest
 from rxagents.models._litellm import LiteLLMModel
 from rxagents.models._offline import STALL, OfflineModel, Step, ToolCallSpec, tokenize
-from rxagents.models._resolve import Resolved, resolve_model
+from rxagents.models._resolve import Resolved, provider_key_variables, provider_of, resolve_model
 
 __all__ = [
     "STALL",
@@ -17,6 +17,8 @@ __all__ = [
     "Resolved",
     "Step",
     "ToolCallSpec",
+    "provider_key_variables",
+    "provider_of",
     "resolve_model",
     "tokenize",
 ]

@@ -29,7 +29,7 @@ from rxagents._urls import check_api_base
 from rxagents.errors import ConfigurationError
 from rxagents.models._base import ModelBackend
 
-__all__ = ["Resolved", "resolve_model"]
+__all__ = ["Resolved", "provider_key_variables", "provider_of", "resolve_model"]
 
 log = logging.getLogger("rxagents")
 _warned: set[str] = set()  # fallback warnings already given, once per reason per process
@@ -99,12 +99,34 @@ class Resolved:
         return self.fallback_reason is not None
 
 
-def _provider_of(model: str) -> str | None:
-    if "/" in model:
-        prefix = model.split("/", 1)[0]
+def provider_of(model_name: str) -> str | None:
+    """The provider ``model_name`` belongs to, as :func:`resolve_model` decides it; ``None`` when rxagents does
+    not know it.
+
+    A ``provider/model`` name gives its prefix (when rxagents knows that provider); a bare name gives the provider
+    of its family (``gpt-*``, ``o1``... ``openai``; ``claude*``: ``anthropic``; ...).
+
+    Example::
+
+        >>> provider_of("gpt-4o-mini"), provider_of("anthropic/claude-3-5-haiku-latest"), provider_of("mystery")
+        ('openai', 'anthropic', None)
+    """
+    if "/" in model_name:
+        prefix = model_name.split("/", 1)[0]
         return prefix if prefix in _PROVIDER_KEYS else None
-    lowered = model.lower()
+    lowered = model_name.lower()
     return next((p for fam, p in _FAMILIES.items() if lowered.startswith(fam)), None)
+
+
+def provider_key_variables() -> dict[str, str]:
+    """Each provider rxagents knows, and the environment variable its key is read from (``""``: it needs none).
+
+    Names only: no value is read. Example::
+
+        >>> provider_key_variables()["openai"], provider_key_variables()["ollama"]
+        ('OPENAI_API_KEY', '')
+    """
+    return dict(_PROVIDER_KEYS)
 
 
 def _endpoint(api_base: str | None, env: Mapping[str, str], api_key: str | None) -> str | None:
@@ -138,7 +160,7 @@ def resolve_model(
     base = _endpoint(api_base, env, api_key)
     if base:
         model = name or "gpt-4o-mini"
-        if _provider_of(model) is None or "/" not in model:
+        if provider_of(model) is None or "/" not in model:
             model = f"openai/{model}"
         key = api_key or env.get("OPENAI_API_KEY") or "sk-no-key-required"
         return Resolved(LiteLLMModel(), model, api_base=base, api_key=key)
@@ -148,7 +170,7 @@ def resolve_model(
             return Resolved(LiteLLMModel(), "gpt-4o-mini", api_key=api_key)
         return Resolved(OfflineModel(), "offline", fallback_reason="no model_name and no OPENAI_API_KEY")
 
-    provider = _provider_of(name)
+    provider = provider_of(name)
     if provider is None:
         raise ConfigurationError(f"model_name {name!r} is not a model rxagents knows how to reach. {_HOW_TO}")
     key_var = _PROVIDER_KEYS[provider]

@@ -1,24 +1,27 @@
 """What every workflow shares: argument checks, the hand-off prompt, output routing and the run drivers.
 
 A workflow is defined by one method, ``stream(task, *, scheduler=None)``: a cold Observable of the events of
-all its agents' runs. :class:`Workflow` builds the swarms-style ``run``/``arun`` on it, exactly as
-``Agent.run`` is built on ``Agent.stream``: the runs execute on an event loop (the rxagents runtime loop for
-``run``, the caller's loop for ``arun``), and a :class:`~rxagents._dispatch.Dispatcher` calls the callbacks:
-on the thread that called ``run``, or on the loop's thread for ``arun`` (awaiting ``async def`` callbacks).
+all its agents' runs. :class:`Workflow` builds the swarms-style ``run``/``arun`` on it with the run driver
+``Agent.run`` uses (:mod:`rxagents._drive`): the runs execute on an event loop (the rxagents runtime loop for
+``run``, the caller's loop for ``arun``), and the callbacks are called on the thread that called ``run``, or
+on the loop's thread for ``arun`` (awaiting ``async def`` callbacks). What the workflow adds: the per-agent
+routes (each agent's own callback or console output) and the result.
 """
 
 from __future__ import annotations
 
 import inspect
-import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, Literal, Protocol
 
 import reactivex
 from reactivex import abc
+from reactivex import operators as ops
 
-from rxagents import _runtime
+from rxagents import _drive
 from rxagents._dispatch import Dispatcher, Handler
+from rxagents._drive import StreamingCallback, check_callback
+from rxagents._swarms import WORKFLOW_OPTIONS, WORKFLOW_RUN, check_run_arguments
 from rxagents._validate import (
     MAX_LOOPS,
     check_bool,
@@ -29,25 +32,16 @@ from rxagents._validate import (
     check_task,
     fail,
 )
-from rxagents.agent import Agent, StreamingCallback
-from rxagents.errors import ConfigurationError, RunError, partial_text_of
+from rxagents.agent import Agent
+from rxagents.errors import ConfigurationError
 from rxagents.events import EventKind, TokenEvent
 from rxagents.sinks import ConsolePrinter
 from rxagents.workflows._results import WorkflowResult
 
 __all__ = ["HANDOFF_TEMPLATE", "Streamable", "Workflow", "handoff_prompt"]
 
-log = logging.getLogger("rxagents")
-
 #: How one agent's answer is handed to the next agent, appended to the original task (see :func:`handoff_prompt`).
 HANDOFF_TEMPLATE = "Previous agent ({agent}) output:\n{text}"
-
-# swarms workflow parameters accepted for compatibility; they do not change streaming behaviour here.
-_ACCEPTED_SWARMS_PARAMS = frozenset({
-    "description", "output_type", "autosave", "auto_save", "verbose", "return_str_on", "auto_generate_prompts",
-    "shared_memory_system", "team_awareness", "multi_agent_collab_prompt", "flow", "id",
-})
-
 
 class Streamable(Protocol):
     """Anything with a cold ``stream(task, *, scheduler=None)``: an :class:`~rxagents.Agent` or a workflow."""
@@ -77,19 +71,6 @@ def handoff_prompt(task: str, outputs: Sequence[tuple[str, str]]) -> str:
     """
     blocks = [task] + [HANDOFF_TEMPLATE.format(agent=agent, text=text) for agent, text in outputs]
     return "\n\n".join(blocks)
-
-
-def _check_callback(name: str, fn: object, *, awaiting: bool = True) -> None:
-    """``fn`` is None or callable; for ``run`` (``awaiting=False``) not an ``async def`` function."""
-    if fn is None:
-        return
-    if not callable(fn):
-        raise ConfigurationError(f"{name} must be callable (a function taking one argument) or None, got {fn!r}")
-    if not awaiting and inspect.iscoroutinefunction(fn):
-        raise ConfigurationError(
-            f"{name} {fn!r} is an async function, which run() cannot await (it calls callbacks on the thread "
-            "that called it); use `await workflow.arun(task, streaming_callback=...)`"
-        )
 
 
 def _check_agents(owner: str, agents: object, *, unique: bool) -> tuple[Agent, ...]:
@@ -151,51 +132,6 @@ class _BlockPrinter:
             printer.file.flush()
 
 
-def _text_callback(callback: StreamingCallback) -> Handler:
-    def handler(event: TokenEvent) -> Any:
-        return callback(event.text) if event.kind is EventKind.TOKEN else None  # arun awaits what it returns
-
-    return handler
-
-
-def _detailed_callback(callback: StreamingCallback) -> Handler:
-    def handler(event: TokenEvent) -> Any:
-        return callback(event.to_dict())
-
-    return handler
-
-
-def _log_event(event: TokenEvent) -> None:
-    log.debug("%r", event)
-
-
-def _agent_handlers(
-    agent: Agent,
-    *,
-    live: bool,
-    console: bool,
-    awaiting: bool,
-    own_callback: bool = True,
-    printed: list[bool] | None = None,
-) -> list[Handler]:
-    """What ``Agent.run`` would do with the agent's events: the verbose log, then its own callback (unless
-    ``own_callback`` is False), else its console output (when ``console``; ``printed`` is shared by the
-    agents of one run so that their blocks are separated by a blank line)."""
-    handlers: list[Handler] = []
-    if agent.verbose:
-        handlers.append(_log_event)
-    if not own_callback:
-        return handlers
-    callback = agent.streaming_callback
-    if callback is not None:
-        _check_callback(f"agent {agent.agent_name!r} streaming_callback", callback, awaiting=awaiting)
-        handlers.append(_detailed_callback(callback) if agent.stream_detailed else _text_callback(callback))
-    elif console and agent.print_on:
-        shared = [] if printed is None else printed
-        handlers.append(_LivePrinter(agent, shared) if live and agent.streaming_on else _BlockPrinter(agent, shared))
-    return handlers
-
-
 class Workflow:
     """Base of :class:`ConcurrentWorkflow` and :class:`SequentialWorkflow`: configuration and run drivers.
 
@@ -221,17 +157,16 @@ class Workflow:
         swarms_options: dict[str, Any],
     ) -> None:
         kind = type(self).__name__
-        check_keywords(kind, swarms_options, _ACCEPTED_SWARMS_PARAMS, inspect.signature(type(self)).parameters)
+        check_keywords(kind, swarms_options, WORKFLOW_OPTIONS, inspect.signature(type(self)).parameters)
         self.name = check_str("name", name)
         self.agents = _check_agents(f"{kind}({name!r})", agents, unique=self._unique_names)
         self.max_loops = check_int("max_loops", max_loops, maximum=MAX_LOOPS)
-        _check_callback("streaming_callback", streaming_callback)
+        check_callback("streaming_callback", streaming_callback)
         check_choice("on_callback_error", on_callback_error, ("log", "raise"))
         self.streaming_callback = streaming_callback
         self.stream_detailed = check_bool("stream", stream)
         self.show_dashboard = check_bool("show_dashboard", show_dashboard)
         self.on_callback_error = on_callback_error
-        self.options = dict(swarms_options)
         self.description: str | None = swarms_options.get("description")
 
     @property
@@ -244,6 +179,15 @@ class Workflow:
 
     def stream(self, task: str, *, scheduler: abc.SchedulerBase | None = None) -> reactivex.Observable[TokenEvent]:
         raise NotImplementedError
+
+    def _recorded(
+        self, task: str, scheduler: abc.SchedulerBase | None, record: list[TokenEvent] | None
+    ) -> reactivex.Observable[TokenEvent]:
+        """:meth:`stream` of ``task`` (already checked), appending each event to ``record`` before passing it on,
+        so that ``run``'s driver keeps the events in that one list. A subclass whose stream keeps its events
+        anyway (for its ``WorkflowError``) records them there; this default taps :meth:`stream`."""
+        observable = self.stream(task, scheduler=scheduler)
+        return observable if record is None else observable.pipe(ops.do_action(record.append))
 
     async def astream(self, task: str) -> AsyncIterator[TokenEvent]:
         """``async for event in workflow.astream(task)``: the workflow's events on the current loop.
@@ -258,49 +202,68 @@ class Workflow:
                 yield event
 
     # the swarms-style drivers -------------------------------------------------------------------------------
-    def _dispatcher(self, streaming_callback: StreamingCallback | None, *, awaiting: bool) -> Dispatcher:
+    def _printer(self, agent: Agent, printed: list[bool]) -> Handler | None:
+        """The agent's console output in a run without a workflow-level callback (``printed`` is shared by the
+        agents of one run, so that their outputs are set off by a blank line)."""
+        if self.show_dashboard or not agent.print_on:
+            return None
+        live = self._live_output and agent.streaming_on
+        return _LivePrinter(agent, printed) if live else _BlockPrinter(agent, printed)
+
+    def _delivery(
+        self, streaming_callback: StreamingCallback | None, *, awaiting: bool, record: list[TokenEvent]
+    ) -> _drive.Delivery:
+        """The workflow's callback gets every event; each agent's route does what ``Agent.run`` would do with its
+        events (verbose log, then its own callback or console output), minus the callback and the printing when
+        the workflow has a callback."""
         callback = streaming_callback or self.streaming_callback
-        _check_callback("streaming_callback", callback, awaiting=awaiting)
-        handlers: list[Handler] = []
-        if callback is not None:
-            handlers.append(_detailed_callback(callback) if self.stream_detailed else _text_callback(callback))
-            routes = {
-                a.agent_name: _agent_handlers(a, live=False, console=False, awaiting=awaiting, own_callback=False)
-                for a in self.agents
-            }
-        else:
-            console = not self.show_dashboard
-            printed: list[bool] = []
-            routes = {
-                a.agent_name: _agent_handlers(
-                    a, live=self._live_output, console=console, awaiting=awaiting, printed=printed
-                )
-                for a in self.agents
-            }
-        return Dispatcher(handlers, agent=self.name, on_callback_error=self.on_callback_error, routes=routes)
+        handlers = _drive.Output(callback, detailed=self.stream_detailed).handlers(awaiting=awaiting, owner="workflow")
+        printed: list[bool] = []
+        routes: dict[str, list[Handler]] = {}
+        for agent in self.agents:
+            if callback is None:  # the agent's own callback, else its printer
+                printer = self._printer(agent, printed)
+                output = _drive.Output(agent.streaming_callback, agent.stream_detailed, agent.verbose, printer)
+            else:
+                output = _drive.Output(verbose=agent.verbose)
+            name = f"agent {agent.agent_name!r} streaming_callback"
+            routes[agent.agent_name] = output.handlers(awaiting=awaiting, name=name, owner="workflow")
+        return _drive.Delivery(self.name, handlers, routes, self.on_callback_error, record)
 
-    def _view(
-        self, observable: reactivex.Observable[TokenEvent], scheduler: abc.SchedulerBase
-    ) -> reactivex.Observable[TokenEvent]:
-        if not self.show_dashboard:
-            return observable
-        from rxagents.sinks._dashboard import dashboard  # imported here: rich loads only when a dashboard is shown
+    def _source(self, task: str, record: list[TokenEvent]) -> _drive.Source:
+        def source(scheduler: abc.SchedulerBase) -> reactivex.Observable[TokenEvent]:
+            observable = self._recorded(task, scheduler, record)
+            if not self.show_dashboard:
+                return observable
+            from rxagents.sinks._dashboard import dashboard  # imported here: rich loads only when one is shown
 
-        return observable.pipe(dashboard(self.name, self.agent_names, scheduler=scheduler))
+            return observable.pipe(dashboard(self.name, self.agent_names, scheduler=scheduler))
 
-    def _outcome(self, dispatcher: Dispatcher) -> WorkflowResult:
-        error = dispatcher.error
-        if error is None:
-            return WorkflowResult.from_events(self.name, self.agent_names, dispatcher.events)
-        if isinstance(error, RunError):
-            raise error
-        raise RunError(
-            f"workflow {self.name!r} failed: {type(error).__name__}: {error}",
-            partial_text=partial_text_of(dispatcher.events),
-            events=dispatcher.events,
-        ) from error
+        return source
 
-    def run_result(self, task: str, streaming_callback: StreamingCallback | None = None) -> WorkflowResult:
+    def _call(
+        self,
+        method: str,
+        task: str,
+        callback: StreamingCallback | None,
+        args: Sequence[object],
+        kwargs: Mapping[str, object],
+        *,
+        awaiting: bool,
+    ) -> tuple[_drive.Delivery, _drive.Source]:
+        """The checks of a ``run``/``arun`` call (``method`` named in their messages), then its delivery and source,
+        sharing the list the stream keeps its events in."""
+        task = check_task(task)
+        check_run_arguments(f"{type(self).__name__}.{method}", args, kwargs, WORKFLOW_RUN)
+        record: list[TokenEvent] = []
+        return self._delivery(callback, awaiting=awaiting, record=record), self._source(task, record)
+
+    def _result(self, dispatcher: Dispatcher) -> WorkflowResult:
+        return WorkflowResult.from_events(self.name, self.agent_names, _drive.delivered(dispatcher))
+
+    def run_result(
+        self, task: str, streaming_callback: StreamingCallback | None = None, *args: Any, **kwargs: Any
+    ) -> WorkflowResult:
         """Run the workflow and return every agent's output as a :class:`WorkflowResult`.
 
         The runs execute on the rxagents runtime loop; ``streaming_callback`` (or the workflow's) is called
@@ -311,17 +274,20 @@ class Workflow:
         (Jupyter). Ctrl-C cancels every run and closes its connection. ``async def`` callbacks (the
         workflow's or an agent's) need :meth:`arun_result`/``arun``: here they raise ``ConfigurationError``.
 
+        swarms' ``img=None`` and ``imgs=None`` are accepted unused, so that code written for swarms runs; an
+        image (rxagents sends text only), any other keyword and a third positional argument raise
+        ``ConfigurationError`` naming it, before anything runs. The same holds for ``run``/``arun``/``arun_result``.
+
         Raises:
             WorkflowError: an agent failed; ``.result`` holds the finished answers and partial text.
             RunError: a callback raised with ``on_callback_error="raise"``.
         """
-        task = check_task(task)
-        dispatcher = self._dispatcher(streaming_callback, awaiting=False)
-        scheduler = _runtime.loop_scheduler(_runtime.runtime_loop())
-        dispatcher.consume(self._view(self.stream(task, scheduler=scheduler), scheduler))
-        return self._outcome(dispatcher)
+        delivery, source = self._call("run_result", task, streaming_callback, args, kwargs, awaiting=False)
+        return self._result(delivery.run(source))
 
-    async def arun_result(self, task: str, streaming_callback: StreamingCallback | None = None) -> WorkflowResult:
+    async def arun_result(
+        self, task: str, streaming_callback: StreamingCallback | None = None, *args: Any, **kwargs: Any
+    ) -> WorkflowResult:
         """``await workflow.arun_result(task)``: as :meth:`run_result`, with the runs and the callbacks on the
         current loop.
 
@@ -332,11 +298,5 @@ class Workflow:
         A slow *sync* callback holds up the loop, as in any asyncio code. No executor thread is used: any
         number of ``arun`` calls can be gathered. Cancelling the awaiting task cancels every run.
         """
-        task = check_task(task)
-        dispatcher = self._dispatcher(streaming_callback, awaiting=True)
-
-        def build(scheduler: abc.SchedulerBase) -> reactivex.Observable[TokenEvent]:
-            return self._view(self.stream(task, scheduler=scheduler), scheduler)
-
-        await dispatcher.aconsume(build)
-        return self._outcome(dispatcher)
+        delivery, source = self._call("arun_result", task, streaming_callback, args, kwargs, awaiting=True)
+        return self._result(await delivery.arun(source))

@@ -14,7 +14,7 @@ from rxagents._validate import check_bool, check_int, check_task
 from rxagents.agent import Agent, StreamingCallback
 from rxagents.events import TokenEvent
 from rxagents.workflows._base import Workflow, handoff_prompt
-from rxagents.workflows._results import AgentOutput, WorkflowError, WorkflowResult
+from rxagents.workflows._results import AnswerText, WorkflowError, WorkflowResult
 
 __all__ = ["ConcurrentWorkflow"]
 
@@ -22,8 +22,8 @@ __all__ = ["ConcurrentWorkflow"]
 class _Subscription:
     """Per-subscription state of one concurrent stream: everything seen, each agent's latest answer."""
 
-    def __init__(self) -> None:
-        self.seen: list[TokenEvent] = []
+    def __init__(self, seen: list[TokenEvent]) -> None:
+        self.seen = seen
         self.answers: dict[str, str] = {}
         self.failed = False
 
@@ -103,10 +103,13 @@ class ConcurrentWorkflow(Workflow):
         others). Disposing the subscription cancels every run. ``scheduler`` is passed to each
         ``Agent.stream`` (a ``TestScheduler`` plays offline agents in virtual time).
         """
-        task = check_task(task)
+        return self._recorded(check_task(task), scheduler, None)
 
+    def _recorded(
+        self, task: str, scheduler: abc.SchedulerBase | None, record: list[TokenEvent] | None
+    ) -> reactivex.Observable[TokenEvent]:
         def subscribe(_: abc.SchedulerBase | None) -> reactivex.Observable[TokenEvent]:
-            state = _Subscription()
+            state = _Subscription([] if record is None else record)
             rounds = [self._round(task, number, state, scheduler) for number in range(1, self.max_loops + 1)]
             return reactivex.concat(*rounds, reactivex.defer(lambda _: self._end(state)))
 
@@ -134,14 +137,14 @@ class ConcurrentWorkflow(Workflow):
         self, agent: Agent, prompt: str, state: _Subscription, scheduler: abc.SchedulerBase | None
     ) -> reactivex.Observable[TokenEvent]:
         def start(_: abc.SchedulerBase | None) -> reactivex.Observable[TokenEvent]:
-            run: list[TokenEvent] = []
+            answer = AnswerText()
 
             def on_next(event: TokenEvent) -> None:
-                run.append(event)
                 state.seen.append(event)
+                answer.add(event)
 
             def on_completed() -> None:
-                state.answers[agent.agent_name] = AgentOutput.from_run(run).text
+                state.answers[agent.agent_name] = answer.text
 
             def on_error(_: Exception, __: reactivex.Observable[TokenEvent]) -> reactivex.Observable[TokenEvent]:
                 state.failed = True
@@ -164,12 +167,18 @@ class ConcurrentWorkflow(Workflow):
             return reactivex.throw(self._error(state))
         return reactivex.empty()
 
-    def run(self, task: str, streaming_callback: StreamingCallback | None = None) -> WorkflowResult:
+    def run(
+        self, task: str, streaming_callback: StreamingCallback | None = None, *args: Any, **kwargs: Any
+    ) -> WorkflowResult:
         """Run every agent on ``task`` and return a :class:`WorkflowResult`: ``print(result)`` shows a report,
         ``result[agent_name]`` is that agent's answer. See :meth:`Workflow.run_result` for where callbacks
         run and what is raised (:class:`WorkflowError` when an agent failed, after the others finished)."""
-        return self.run_result(task, streaming_callback)
+        delivery, source = self._call("run", task, streaming_callback, args, kwargs, awaiting=False)
+        return self._result(delivery.run(source))
 
-    async def arun(self, task: str, streaming_callback: StreamingCallback | None = None) -> WorkflowResult:
+    async def arun(
+        self, task: str, streaming_callback: StreamingCallback | None = None, *args: Any, **kwargs: Any
+    ) -> WorkflowResult:
         """``await workflow.arun(task)``: as :meth:`run`, on the current loop (see :meth:`Workflow.arun_result`)."""
-        return await self.arun_result(task, streaming_callback)
+        delivery, source = self._call("arun", task, streaming_callback, args, kwargs, awaiting=True)
+        return self._result(await delivery.arun(source))

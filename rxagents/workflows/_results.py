@@ -15,13 +15,39 @@ from typing import Literal
 from rxagents.errors import RunError, RxAgentsError, partial_text_of
 from rxagents.events import EventKind, TokenEvent, Usage
 
-__all__ = ["AgentOutput", "OutputStatus", "WorkflowError", "WorkflowResult"]
+__all__ = ["AgentOutput", "AnswerText", "OutputStatus", "WorkflowError", "WorkflowResult"]
 
 #: ``done``: the run finished. ``error``: the run failed (``error`` is set). ``cancelled``: the workflow
 #: stopped the run before it finished (``fail_fast``, a lost race, the caller disposed). ``skipped``: the
 #: agent never started (an earlier agent of a sequential chain failed, or ``fail_fast`` stopped the
 #: workflow before its turn came under ``max_concurrency``).
 OutputStatus = Literal["done", "error", "cancelled", "skipped"]
+
+
+class AnswerText:
+    """The answer of one run, followed as its events pass, keeping none of them: the text of its latest loop (a
+    ``retry`` event starts the run, so the text, over). Once the run has finished it is the run's answer, as
+    :meth:`AgentOutput.from_run` gives it; a workflow hands it to the next agent."""
+
+    __slots__ = ("_loop", "_parts")
+
+    def __init__(self) -> None:
+        self._loop = 0
+        self._parts: list[str] = []
+
+    def add(self, event: TokenEvent) -> None:
+        """Follow ``event`` (the next event of the run)."""
+        if event.kind is EventKind.RETRY:
+            self._loop, self._parts = 0, []
+            return
+        if event.loop > self._loop:
+            self._loop, self._parts = event.loop, []
+        if event.kind is EventKind.TOKEN and event.loop == self._loop:
+            self._parts.append(event.text)
+
+    @property
+    def text(self) -> str:
+        return "".join(self._parts)
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ from rxagents._validate import check_task
 from rxagents.agent import Agent, StreamingCallback
 from rxagents.events import TokenEvent
 from rxagents.workflows._base import Workflow, handoff_prompt
-from rxagents.workflows._results import AgentOutput, WorkflowError, WorkflowResult
+from rxagents.workflows._results import AnswerText, WorkflowError, WorkflowResult
 
 __all__ = ["SequentialWorkflow"]
 
@@ -21,8 +21,8 @@ __all__ = ["SequentialWorkflow"]
 class _Chain:
     """Per-subscription state of one sequential stream."""
 
-    def __init__(self) -> None:
-        self.seen: list[TokenEvent] = []
+    def __init__(self, seen: list[TokenEvent]) -> None:
+        self.seen = seen
         self.previous: tuple[str, str] | None = None  # (agent name, its answer)
 
 
@@ -99,10 +99,13 @@ class SequentialWorkflow(Workflow):
         (after that run's ``error`` event); the agents after it do not run. Disposing the subscription
         cancels the run in progress. ``scheduler`` is passed to each ``Agent.stream``.
         """
-        task = check_task(task)
+        return self._recorded(check_task(task), scheduler, None)
 
+    def _recorded(
+        self, task: str, scheduler: abc.SchedulerBase | None, record: list[TokenEvent] | None
+    ) -> reactivex.Observable[TokenEvent]:
         def subscribe(_: abc.SchedulerBase | None) -> reactivex.Observable[TokenEvent]:
-            chain = _Chain()
+            chain = _Chain([] if record is None else record)
             steps = [self._step(agent, task, chain, scheduler) for _ in range(self.max_loops) for agent in self.agents]
             return reactivex.concat(*steps)
 
@@ -113,14 +116,14 @@ class SequentialWorkflow(Workflow):
     ) -> reactivex.Observable[TokenEvent]:
         def start(_: abc.SchedulerBase | None) -> reactivex.Observable[TokenEvent]:
             prompt = task if chain.previous is None else handoff_prompt(task, [chain.previous])
-            run: list[TokenEvent] = []
+            answer = AnswerText()
 
             def on_next(event: TokenEvent) -> None:
-                run.append(event)
                 chain.seen.append(event)
+                answer.add(event)
 
             def on_completed() -> None:
-                chain.previous = (agent.agent_name, AgentOutput.from_run(run).text)
+                chain.previous = (agent.agent_name, answer.text)
 
             def on_error(_: Exception, __: reactivex.Observable[TokenEvent]) -> reactivex.Observable[TokenEvent]:
                 result = WorkflowResult.from_events(self.name, self.agent_names, chain.seen)
@@ -132,7 +135,7 @@ class SequentialWorkflow(Workflow):
 
         return reactivex.defer(start)
 
-    def run(self, task: str, streaming_callback: StreamingCallback | None = None) -> str:
+    def run(self, task: str, streaming_callback: StreamingCallback | None = None, *args: Any, **kwargs: Any) -> str:
         """Run the chain and return the last agent's answer.
 
         Per-agent answers: :meth:`run_result` returns the :class:`WorkflowResult` instead (``.steps`` in
@@ -141,8 +144,12 @@ class SequentialWorkflow(Workflow):
         Raises:
             WorkflowError: an agent failed; ``.result`` holds the answers so far and its partial text.
         """
-        return self.run_result(task, streaming_callback).final
+        delivery, source = self._call("run", task, streaming_callback, args, kwargs, awaiting=False)
+        return self._result(delivery.run(source)).final
 
-    async def arun(self, task: str, streaming_callback: StreamingCallback | None = None) -> str:
+    async def arun(
+        self, task: str, streaming_callback: StreamingCallback | None = None, *args: Any, **kwargs: Any
+    ) -> str:
         """``await workflow.arun(task)``: as :meth:`run`, on the current loop (see :meth:`Workflow.arun_result`)."""
-        return (await self.arun_result(task, streaming_callback)).final
+        delivery, source = self._call("arun", task, streaming_callback, args, kwargs, awaiting=True)
+        return self._result(await delivery.arun(source)).final

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from rxagents.errors import ConfigurationError
-from rxagents.models import LiteLLMModel, OfflineModel, resolve_model
+from rxagents.models import LiteLLMModel, OfflineModel, provider_key_variables, provider_of, resolve_model
 
 
 def test_offline_by_name() -> None:
@@ -108,3 +108,22 @@ def test_a_bad_base_url_from_the_environment_names_the_variable() -> None:
 
 def test_a_good_api_base_is_kept_as_given() -> None:
     assert resolve_model("m", api_base=" https://example.test/v1 ", env={}).api_base == "https://example.test/v1"
+
+
+@pytest.mark.parametrize(
+    ("model", "provider"),
+    [("gpt-4o-mini", "openai"), ("claude-3-5-haiku-latest", "anthropic"), ("anthropic/claude-x", "anthropic"),
+     ("ollama/llama3", "ollama"), ("mystery-model", None), ("nowhere/model", None)],
+)
+def test_provider_of_follows_resolve_models_rules(model: str, provider: str | None) -> None:
+    assert provider_of(model) == provider
+
+
+def test_provider_key_variables_name_each_known_providers_key_and_resolution_uses_them() -> None:
+    variables = provider_key_variables()
+    assert variables["openai"] == "OPENAI_API_KEY" and variables["ollama"] == ""
+    variables["openai"] = "CHANGED"  # a copy: the resolver's own table is untouched
+    assert provider_key_variables()["openai"] == "OPENAI_API_KEY"
+    for provider, variable in provider_key_variables().items():
+        if variable:
+            assert isinstance(resolve_model(f"{provider}/m", env={variable: "sk-x"}).backend, LiteLLMModel)

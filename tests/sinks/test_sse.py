@@ -22,7 +22,6 @@ from rxagents.events import TokenEvent
 from rxagents.models import OfflineModel
 from rxagents.models._offline import tokenize
 from rxagents.sinks._sse import MAX_TASK_CHARS, SSEServer, serve_sse
-from rxagents.sinks._sse_cli import serve_main
 from rxagents.testing._faults import Reply, StallAfter, words
 from rxagents.testing._server import LocalModelServer
 
@@ -463,12 +462,6 @@ def test_serves_from_its_own_thread_for_sync_code() -> None:
     tokens = [json.loads(line[6:]) for line in lines]
     assert "".join(t["content"] for t in tokens if t["type"] == "token") == "Hello from a thread."
     assert info.status == "completed" and server._thread is None
-
-
-def test_rxagents_serve_starts_prints_its_url_and_stops(capsys: pytest.CaptureFixture[str]) -> None:
-    assert serve_main(["--port", "0", "--agents", "2", "--exit-after", "0"]) == 0
-    out = capsys.readouterr().out
-    assert "dashboard at http://127.0.0.1:" in out and "2 agents on the offline model" in out
 
 
 def test_offline_texts_are_split_into_several_tokens() -> None:  # the tests above rely on it

@@ -484,4 +484,3 @@ def test_bad_task_is_rejected_before_anything_runs() -> None:
 def test_agent_output_needs_events() -> None:
     with pytest.raises(ValueError, match="at least one event"):
         AgentOutput.from_run([])
-

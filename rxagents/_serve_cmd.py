@@ -4,6 +4,7 @@
 
 Builds a :class:`~rxagents.workflows.ConcurrentWorkflow` of ``N`` agents (each with its own role, so their
 answers differ) and serves it with :func:`~rxagents.sinks._sse.serve_sse` until Ctrl-C. Offline by default.
+A command of the CLI layer: it puts agents, a workflow and a sink together, so it sits above all three.
 """
 
 from __future__ import annotations
@@ -14,7 +15,10 @@ import sys
 from collections.abc import Sequence
 
 from rxagents import _cli_args
+from rxagents.agent import Agent
+from rxagents.models import OfflineModel
 from rxagents.sinks._sse import DEFAULT_TASK, MAX_TASK_CHARS, serve_sse
+from rxagents.workflows import ConcurrentWorkflow
 
 __all__ = ["serve_main"]
 
@@ -47,10 +51,6 @@ def serve_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--exit-after", type=_cli_args.seconds(), default=None,
                         help="stop after this many seconds (default: run until Ctrl-C)")  # fmt: skip
     args = parser.parse_args(None if argv is None else list(argv))
-
-    from rxagents.agent import Agent  # imported here: sinks sit above agents, and this is only for the CLI
-    from rxagents.models import OfflineModel
-    from rxagents.workflows import ConcurrentWorkflow
 
     agents = []
     for i in range(args.agents):
