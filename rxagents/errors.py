@@ -21,6 +21,7 @@ __all__ = [
     "RateLimitError",
     "RunError",
     "RxAgentsError",
+    "SilenceTimeout",
     "StallTimeout",
     "StreamCutError",
 ]
@@ -120,10 +121,14 @@ class EmptyStreamError(ModelError):
     (a bare ``data: [DONE]``, for which litellm makes up ``finish_reason="stop"``)."""
 
 
-class StallTimeout(ModelError):
-    """The model went silent: no output within ``first_token_timeout`` of the request
-    (``phase="first_token"``: slow headers, a stall before the first token) or no next delta within
-    ``stall_timeout`` (``phase="stall"``). ``seconds`` is the limit that was exceeded."""
+class SilenceTimeout(ModelError):
+    """The model (or the stream) went silent for longer than a limit allowed.
+
+    ``seconds`` is the limit that was exceeded; ``phase`` says which one: ``"first_token"`` (no output
+    yet), ``"stall"`` (mid-stream, a run's ``stall_timeout``) or ``"gap"`` (the ``gap_timeout``
+    operator). The base of :class:`StallTimeout` (a run's own limits) and
+    :class:`~rxagents.operators.StreamTimeout` (the timeout operators): catch it for either.
+    """
 
     def __init__(
         self,
@@ -137,6 +142,12 @@ class StallTimeout(ModelError):
         super().__init__(message, partial_text=partial_text, events=events)
         self.seconds = seconds
         self.phase = phase
+
+
+class StallTimeout(SilenceTimeout):
+    """The model went silent during a run: no output within ``first_token_timeout`` of the request
+    (``phase="first_token"``: slow headers, a stall before the first token) or no next delta within
+    ``stall_timeout`` (``phase="stall"``). ``seconds`` is the limit that was exceeded."""
 
 
 class RunError(RxAgentsError):

@@ -13,7 +13,7 @@ from typing import Generic, TypeVar
 from reactivex import abc
 from reactivex.disposable import SerialDisposable
 
-from rxagents.errors import RxAgentsError
+from rxagents.errors import RxAgentsError, SilenceTimeout
 from rxagents.events import EventKind, TokenEvent
 
 _T = TypeVar("_T")
@@ -51,21 +51,10 @@ class CallbackError(RxAgentsError):
         self.__cause__ = original
 
 
-class StreamTimeout(RxAgentsError):
-    """No token (``phase="first_token"``) or no event at all (``phase="gap"``) arrived within ``seconds``."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        seconds: float,
-        phase: str,
-        partial_text: str = "",
-        events: Iterable[TokenEvent] = (),
-    ) -> None:
-        super().__init__(message, partial_text=partial_text, events=events)
-        self.seconds = seconds
-        self.phase = phase
+class StreamTimeout(SilenceTimeout):
+    """No token (``phase="first_token"``) or no event at all (``phase="gap"``) arrived within ``seconds``:
+    raised by :func:`~rxagents.operators.first_token_timeout` and :func:`~rxagents.operators.gap_timeout`.
+    A :class:`~rxagents.errors.SilenceTimeout`, as a run's own :class:`~rxagents.errors.StallTimeout` is."""
 
 
 class BudgetExceeded(RxAgentsError):
