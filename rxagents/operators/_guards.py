@@ -14,6 +14,7 @@ from reactivex import Observable, abc
 from reactivex.disposable import Disposable, SerialDisposable
 
 from rxagents import _runtime
+from rxagents._core.silence import Silence, SilenceWatch
 from rxagents._validate import check_scheduler, check_seconds
 from rxagents.events import TERMINAL_KINDS, EventKind, TokenEvent, Usage
 from rxagents.operators._errors import BudgetExceeded, Relay, StreamGrammarError, StreamTimeout
@@ -38,6 +39,9 @@ _CONTENT_KINDS = frozenset({EventKind.TOKEN, EventKind.REASONING, EventKind.TOOL
 
 
 def _timeout(seconds: float, scheduler: abc.SchedulerBase | None, phase: Literal["first_token", "gap"]) -> Operator:
+    silence = Silence(seconds, phase)
+    first_token = phase == "first_token"
+
     def operator(source: Observable[TokenEvent]) -> Observable[TokenEvent]:
         def subscribe(
             observer: abc.ObserverBase[TokenEvent], subscribe_scheduler: abc.SchedulerBase | None = None
@@ -45,13 +49,15 @@ def _timeout(seconds: float, scheduler: abc.SchedulerBase | None, phase: Literal
             sched = _runtime.default_scheduler(scheduler)
             relay: Relay[TokenEvent] = Relay(observer, keep_events=True)
             timer = SerialDisposable()
+            # first_token: the limit runs until content arrives; gap: again from every event
+            watch = SilenceWatch(silence, None if first_token else silence)
             last_seq: list[int | None] = [None]
 
             def fire(_: abc.SchedulerBase, __: Any = None) -> None:
                 with relay.lock:
                     if relay.done:
                         return
-                    if phase == "first_token":
+                    if first_token:
                         message = (
                             f"no token within {seconds:g}s of subscribing (first_token_timeout): the model "
                             "did not start answering; retry, or allow more time"
@@ -64,15 +70,20 @@ def _timeout(seconds: float, scheduler: abc.SchedulerBase | None, phase: Literal
                         )
                     relay.fail(StreamTimeout(message, seconds=seconds, phase=phase), _runtime.clock(sched))
 
+            def arm(limit: Silence | None) -> None:
+                if limit is None:
+                    timer.dispose()
+                else:
+                    timer.disposable = sched.schedule_relative(limit.seconds, fire)
+
             def on_next(event: TokenEvent) -> None:
                 with relay.lock:
                     if relay.done:
                         return
                     last_seq[0] = event.seq
-                    if event.kind in TERMINAL_KINDS or (phase == "first_token" and event.kind in _CONTENT_KINDS):
-                        timer.dispose()
-                    elif phase == "gap":
-                        timer.disposable = sched.schedule_relative(seconds, fire)
+                    starts = not first_token or event.kind in _CONTENT_KINDS
+                    if watch.seen(starts=starts, ends=event.kind in TERMINAL_KINDS):
+                        arm(watch.limit)
                     relay.on_next(event)
 
             def on_error(error: Exception) -> None:
@@ -87,7 +98,7 @@ def _timeout(seconds: float, scheduler: abc.SchedulerBase | None, phase: Literal
                 timer.dispose()
                 relay.dispose()
 
-            timer.disposable = sched.schedule_relative(seconds, fire)
+            arm(watch.arm())
             relay.upstream.disposable = source.subscribe(on_next, on_error, on_completed, scheduler=subscribe_scheduler)
             return Disposable(dispose)
 

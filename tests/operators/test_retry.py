@@ -342,3 +342,15 @@ def test_retry_restart_mode_obeys_the_laws() -> None:
 def test_retry_with_default_predicate_obeys_the_laws() -> None:
     report = check_operator_laws(lambda s: retry(2, scheduler=s), handles_errors=True)
     assert len(report.checked) == len(Law)
+
+
+def test_a_raising_retry_on_fails_the_stream_with_its_exception() -> None:
+    cause = transient()
+
+    def broken(_: BaseException) -> bool:
+        raise LookupError("predicate bug")
+
+    results, times = play(lambda s: retry(3, retry_on=broken, scheduler=s), attempt("r1", error=cause))
+    error = error_of(results)
+    assert isinstance(error, LookupError) and error.__context__ is cause and len(times) == 1
+    assert [e.kind for e in values(results)] == [S, E]
