@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from rxagents.events import EventKind, TokenEvent
+from rxagents._core.partial import PartialText
+from rxagents.events import TokenEvent
 
 __all__ = [
     "ConfigurationError",
@@ -157,12 +158,7 @@ class RunError(RxAgentsError):
 def partial_text_of(events: Iterable[TokenEvent]) -> str:
     """The answer text carried by ``events`` (token deltas, concatenated).
 
-    A ``retry`` event means its run restarted and consumers discard the run's text so far: so does this.
+    A ``retry`` event means its run restarted and consumers discard the run's text so far: so does this
+    (see :class:`rxagents._core.partial.PartialText`).
     """
-    parts: list[tuple[str, str]] = []
-    for e in events:
-        if e.kind is EventKind.TOKEN:
-            parts.append((e.run_id, e.text))
-        elif e.kind is EventKind.RETRY:
-            parts = [part for part in parts if part[0] != e.run_id]
-    return "".join(text for _, text in parts)
+    return PartialText(events).text

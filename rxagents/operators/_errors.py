@@ -13,6 +13,7 @@ from typing import Generic, TypeVar
 from reactivex import abc
 from reactivex.disposable import SerialDisposable
 
+from rxagents._core.partial import PartialText
 from rxagents.errors import RxAgentsError, SilenceTimeout
 from rxagents.events import EventKind, TokenEvent
 
@@ -176,11 +177,12 @@ class Relay(Generic[_T]):
         self.disposed = False
         self.last: TokenEvent | None = None
         self._events: list[TokenEvent] | None = [] if keep_events else None
-        self._text: list[str] = []
+        self._text = PartialText()
 
     @property
     def partial_text(self) -> str:
-        return "".join(self._text)
+        """The answer text delivered, without what ``retry`` events discarded."""
+        return self._text.text
 
     @property
     def events(self) -> tuple[TokenEvent, ...]:
@@ -189,8 +191,7 @@ class Relay(Generic[_T]):
     def _record(self, value: object) -> None:
         if isinstance(value, TokenEvent):
             self.last = value
-            if value.kind is EventKind.TOKEN:
-                self._text.append(value.text)
+            self._text.add(value)
             if self._events is not None:
                 self._events.append(value)
 
@@ -214,10 +215,6 @@ class Relay(Generic[_T]):
                 return
             self.done = True
             self.observer.on_completed()
-
-    def restart_text(self) -> None:
-        """Forget the text delivered so far (a ``retry`` event told consumers to discard it)."""
-        self._text.clear()
 
     def fail(self, error: Exception, time: float, *, event: bool = True, fill: bool = True) -> bool:
         """End the stream with ``error``: release upstream, emit the run's ``error`` event (when a run is

@@ -14,6 +14,7 @@ from reactivex import Observable, abc
 from reactivex.disposable import Disposable, SerialDisposable
 
 from rxagents import _runtime
+from rxagents._core.grammar import RunGrammar
 from rxagents._core.silence import Silence, SilenceWatch
 from rxagents._validate import check_scheduler, check_seconds
 from rxagents.events import TERMINAL_KINDS, EventKind, TokenEvent, Usage
@@ -454,53 +455,11 @@ def budget(
 # --- grammar ----------------------------------------------------------------------------------------
 
 
-class _RunState:
-    __slots__ = ("last_seq", "last_time", "terminal", "usage")
-
-    def __init__(self, event: TokenEvent) -> None:
-        self.last_seq = event.seq
-        self.last_time = event.time
-        self.terminal: EventKind | None = None
-        self.usage = False
-
-
-def _violation(runs: dict[tuple[str, str], _RunState], event: TokenEvent) -> str | None:
-    key = (event.agent, event.run_id)
-    run = runs.get(key)
-    where = f"run {event.run_id!r} of agent {event.agent!r}"
-    if run is None:
-        if event.kind is not EventKind.START:
-            return f"{where} begins with {event.kind.value} #{event.seq}: missing start"
-        if event.seq != 0:
-            return f"{where} starts at seq {event.seq}, expected 0"
-        runs[key] = _RunState(event)
-        return None
-    if run.terminal is not None:
-        return f"{where}: {event.kind.value} #{event.seq} after its terminal {run.terminal.value} event"
-    if event.kind is EventKind.START:
-        return f"{where}: a second start (#{event.seq})"
-    if event.seq != run.last_seq + 1:
-        what = "duplicate or out-of-order seq" if event.seq <= run.last_seq else "gap in seq"
-        return f"{where}: {what}: #{event.seq} after #{run.last_seq}, expected #{run.last_seq + 1}"
-    if event.time < run.last_time:
-        return f"{where}: time went backwards at #{event.seq} ({event.time} < {run.last_time})"
-    if run.usage and event.kind not in TERMINAL_KINDS:
-        return f"{where}: {event.kind.value} #{event.seq} after usage (usage must be followed by finish)"
-    if event.kind is EventKind.ERROR and event.error is None:
-        return f"{where}: error event #{event.seq} carries no exception"
-    run.last_seq = event.seq
-    run.last_time = event.time
-    if event.kind is EventKind.USAGE:
-        run.usage = True
-    elif event.kind in TERMINAL_KINDS:
-        run.terminal = event.kind
-    return None
-
-
 def assert_well_formed() -> Operator:
     """Fail with :class:`StreamGrammarError` as soon as the stream breaks the run grammar.
 
-    Checked per run (``agent``, ``run_id``), so merged multi-agent streams work:
+    Checked per run (``agent``, ``run_id``), so merged multi-agent streams work, with the grammar
+    :func:`~rxagents.testing.assert_well_formed_run` uses (where a run may also be cut by an operator):
     ``start (token|reasoning|tool_call|retry)* usage? (finish|error)``, ``seq`` from 0 with no gap or
     duplicate, event times never going backwards, nothing after a terminal event, one start, one usage; and
     the stream may complete only when every started run has its terminal event, and fail only right after
@@ -527,7 +486,7 @@ def assert_well_formed() -> Operator:
             observer: abc.ObserverBase[TokenEvent], scheduler: abc.SchedulerBase | None = None
         ) -> abc.DisposableBase:
             relay: Relay[TokenEvent] = Relay(observer, keep_events=True)
-            runs: dict[tuple[str, str], _RunState] = {}
+            grammar = RunGrammar()  # a run may be cut by an operator: error after usage is allowed
 
             def fail(message: str, event: TokenEvent | None, cause: BaseException | None = None) -> None:
                 error = StreamGrammarError(message, event=event)
@@ -541,14 +500,14 @@ def assert_well_formed() -> Operator:
                     if not isinstance(event, TokenEvent):
                         fail(f"not a TokenEvent: {type(event).__name__}", None)
                         return
-                    problem = _violation(runs, event)
+                    problem = grammar.check(event)
                     if problem is not None:
                         fail(problem, event)
                         return
                     relay.on_next(event)
 
             def open_runs() -> str | None:
-                names = [f"{run_id!r} of {agent!r}" for (agent, run_id), r in runs.items() if r.terminal is None]
+                names = [f"{run_id!r} of {agent!r}" for agent, run_id in grammar.open_runs()]
                 return ", ".join(names) or None
 
             def on_error(error: Exception) -> None:

@@ -162,8 +162,7 @@ class _Retry:
                         model=last.model,
                     )
                 )
-                run.content = False
-            relay.restart_text()
+                run.content = False  # its retry event discarded its text, in the relay's partial_text too
         self.timer.disposable = self.scheduler.schedule_relative(decision.wait, self.attempt)
 
     def give_up(self, decision: GiveUp, error: Exception) -> Exception:
