@@ -182,15 +182,6 @@ async def run_events(
             for event in step.events:
                 yield event
             command = step.command
-            if isinstance(command, Complete):
-                return
-            if isinstance(command, Fail):
-                raise command.error
-            if isinstance(command, Wait):
-                _log_retry(spec, command)
-                await asyncio.sleep(command.seconds)
-                step = machine.resume(now())
-                continue
             if isinstance(command, Open):
                 if not prepared:
                     prepared = True
@@ -206,34 +197,43 @@ async def run_events(
                 except Exception as exc:
                     step = machine.failed(exc, now())
                     continue
+            elif not isinstance(command, Pull):
+                if isinstance(command, Complete):
+                    return
+                if isinstance(command, Fail):
+                    raise command.error
+                _log_retry(spec, command)
+                await asyncio.sleep(command.seconds)
+                step = machine.resume(now())
+                continue
             assert deltas is not None
-            step = await _next_step(machine, deltas, command.silence, now)
-            if not isinstance(step.command, Pull):
-                deltas = None  # the request is over, and closed
+            try:
+                delta = await _pull(deltas, command.silence)
+            except StopAsyncIteration:
+                failure: Exception | None = None
+            except Exception as exc:  # _Silent included
+                failure = exc
+            else:
+                step = machine.delta(delta, now())
+                if not isinstance(step.command, Pull):  # the machine refused the delta: the request failed
+                    closing, deltas = deltas, None
+                    try:
+                        await _aclose(closing)
+                    except Exception:
+                        log.debug("closing the model stream of a failed request raised", exc_info=True)
+                continue
+            closing, deltas = deltas, None
+            step = await _request_over(machine, closing, failure, now)
     finally:
         if deltas is not None:  # the consumer closed the generator, or the task was cancelled, mid-request
             await _aclose(deltas)
 
 
-async def _next_step(
-    machine: RunMachine, deltas: AsyncIterator[Delta], silence: Silence | None, now: Callable[[], float]
+async def _request_over(
+    machine: RunMachine, deltas: AsyncIterator[Delta], failure: Exception | None, now: Callable[[], float]
 ) -> Step:
-    """Pull the next delta within ``silence`` and tell the machine what happened. A request that is over
-    (it ended, failed or went silent) is closed first, so its connection is released before any wait."""
-    try:
-        delta = await _pull(deltas, silence)
-    except StopAsyncIteration:
-        failure: BaseException | None = None
-    except Exception as exc:  # _Silent included
-        failure = exc
-    else:
-        step = machine.delta(delta, now())
-        if not isinstance(step.command, Pull):  # the machine refused the delta: the request failed
-            try:
-                await _aclose(deltas)
-            except Exception:
-                log.debug("closing the model stream of a failed request raised", exc_info=True)
-        return step
+    """A request ended (``failure`` None), failed or went silent: close it, so its connection is released
+    before any wait, then tell the machine."""
     try:
         await _aclose(deltas)
     except Exception as exc:

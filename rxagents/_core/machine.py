@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from rxagents._core.partial import PartialText
 from rxagents._core.policy import NO_RETRY, GiveUp, RetryPolicy
@@ -108,8 +108,7 @@ class Fail:
 Command = Open | Pull | Wait | Complete | Fail
 
 
-@dataclass(frozen=True, slots=True)
-class Step:
+class Step(NamedTuple):
     """The machine's answer to an input: the ``events`` to deliver, in order, then the ``command`` to do."""
 
     events: tuple[TokenEvent, ...]
@@ -150,6 +149,7 @@ class RunMachine:
         self.max_loops = max_loops
         self.policy = retry
         self.watch = SilenceWatch(limit(first_token_timeout, "first_token"), limit(stall_timeout, "stall"))
+        self._pull_then = Pull(self.watch.then)  # the command after most deltas, made once
         self.seq = 0
         self.loop = 1
         self.retried = 0
@@ -157,7 +157,6 @@ class RunMachine:
         self.finish_reason: str | None = None
         self.answers: list[str] = []
         self.events: list[TokenEvent] = []
-        self.text = PartialText()
         self._current: list[str] = []  # the answer text of the open request
         self._mark: tuple[int, Usage | None] = (0, None)  # seq and usage when the open request was sent
         self._time = float("-inf")
@@ -173,9 +172,20 @@ class RunMachine:
 
     def delta(self, delta: DeltaLike, now: float) -> Step:
         """The open request yielded ``delta``."""
-        self._expect(_Phase.STREAMING, "delta")
+        if self._phase is not _Phase.STREAMING:
+            self._expect(_Phase.STREAMING, "delta")
         kind = delta.kind
-        if kind not in _DELTA_KINDS:
+        events: tuple[TokenEvent, ...] = ()
+        if kind is EventKind.TOKEN or kind is EventKind.REASONING or kind is EventKind.TOOL_CALL:
+            if kind is EventKind.TOKEN:
+                self._current.append(delta.text)
+            events = (self._emit(kind, now, text=delta.text, tool_call=delta.tool_call),)
+        elif kind is EventKind.USAGE:
+            if delta.usage is not None:
+                self.usage = delta.usage if self.usage is None else self.usage + delta.usage
+        elif kind is EventKind.FINISH:
+            self.finish_reason = delta.finish_reason or "stop"
+        else:
             return self.failed(
                 ModelError(
                     f"model {self.model!r} yielded a {kind.value!r} delta; a backend yields token, reasoning, "
@@ -183,18 +193,9 @@ class RunMachine:
                 ),
                 now,
             )
-        events: tuple[TokenEvent, ...] = ()
-        if kind is EventKind.USAGE:
-            if delta.usage is not None:
-                self.usage = delta.usage if self.usage is None else self.usage + delta.usage
-        elif kind is EventKind.FINISH:
-            self.finish_reason = delta.finish_reason or "stop"
-        else:
-            if kind is EventKind.TOKEN:
-                self._current.append(delta.text)
-            events = (self._emit(kind, now, text=delta.text, tool_call=delta.tool_call),)
         self.watch.seen()
-        return Step(events, Pull(self.watch.limit))
+        limit = self.watch.limit
+        return Step(events, self._pull_then if limit is self.watch.then else Pull(limit))
 
     def end(self, now: float) -> Step:
         """The open request's deltas ended: the next loop, or the run's end (a request without a finish
@@ -260,7 +261,7 @@ class RunMachine:
     # --- inside ---------------------------------------------------------------------------------------------
 
     def _expect(self, phase: _Phase, name: str) -> None:
-        if self._phase is not phase:
+        if self._phase is not phase:  # the driver broke the protocol: a bug, not a model failure
             raise RuntimeError(
                 f"RunMachine.{name}() in state {self._phase.value}, expected {phase.value}: the driver must "
                 "follow the machine's commands"
@@ -301,7 +302,6 @@ class RunMachine:
         )
         self.seq += 1
         self.events.append(event)
-        self.text.add(event)
         return event
 
     def _fail(self, exc: BaseException, now: float) -> Step:
@@ -309,7 +309,7 @@ class RunMachine:
         if error is not exc:
             error.__cause__ = exc
         event = self._emit(EventKind.ERROR, now, error=error)
-        error.partial_text = self.text.text
+        error.partial_text = PartialText(self.events).text
         error.events = tuple(self.events)
         if self.retried and isinstance(error, ModelError):
             error.retries = self.retried
