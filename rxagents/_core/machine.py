@@ -19,6 +19,7 @@ deliver its events. So every rule of a run lives here and in the policies it use
                    Retry, nothing of the request delivered: forget it ─▶ Wait ─▶ WAITING ─resume─┤
                    Retry(restart), output delivered: [retry], back to loop 1 ─▶ Wait ─▶ WAITING ─┘
                    GiveUp ─▶ [error] ─▶ Fail(error carrying partial_text, events, retries)
+    abort(error) (the driver's own failure, e.g. preparing the backend) ─▶ [error] ─▶ Fail
 
 ``[...]``: events emitted. Where a rule lives:
 
