@@ -16,6 +16,7 @@ from rxagents.errors import (
     RateLimitError,
     RunError,
     RxAgentsError,
+    SilenceTimeout,
     StallTimeout,
     StreamCutError,
 )
@@ -51,6 +52,7 @@ __all__ = [
     "RxAgentsError",
     "SecurityWarning",
     "SequentialWorkflow",
+    "SilenceTimeout",
     "StallTimeout",
     "StreamCutError",
     "TokenEvent",

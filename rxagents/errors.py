@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from rxagents.events import EventKind, TokenEvent
+from rxagents._core.partial import PartialText
+from rxagents.events import TokenEvent
 
 __all__ = [
     "ConfigurationError",
@@ -21,6 +22,7 @@ __all__ = [
     "RateLimitError",
     "RunError",
     "RxAgentsError",
+    "SilenceTimeout",
     "StallTimeout",
     "StreamCutError",
 ]
@@ -120,10 +122,14 @@ class EmptyStreamError(ModelError):
     (a bare ``data: [DONE]``, for which litellm makes up ``finish_reason="stop"``)."""
 
 
-class StallTimeout(ModelError):
-    """The model went silent: no output within ``first_token_timeout`` of the request
-    (``phase="first_token"``: slow headers, a stall before the first token) or no next delta within
-    ``stall_timeout`` (``phase="stall"``). ``seconds`` is the limit that was exceeded."""
+class SilenceTimeout(ModelError):
+    """The model (or the stream) went silent for longer than a limit allowed.
+
+    ``seconds`` is the limit that was exceeded; ``phase`` says which one: ``"first_token"`` (no output
+    yet), ``"stall"`` (mid-stream, a run's ``stall_timeout``) or ``"gap"`` (the ``gap_timeout``
+    operator). The base of :class:`StallTimeout` (a run's own limits) and
+    :class:`~rxagents.operators.StreamTimeout` (the timeout operators): catch it for either.
+    """
 
     def __init__(
         self,
@@ -139,6 +145,12 @@ class StallTimeout(ModelError):
         self.phase = phase
 
 
+class StallTimeout(SilenceTimeout):
+    """The model went silent during a run: no output within ``first_token_timeout`` of the request
+    (``phase="first_token"``: slow headers, a stall before the first token) or no next delta within
+    ``stall_timeout`` (``phase="stall"``). ``seconds`` is the limit that was exceeded."""
+
+
 class RunError(RxAgentsError):
     """A run failed: raised by ``Agent.run``/``arun``. ``__cause__`` is the underlying error."""
 
@@ -146,12 +158,7 @@ class RunError(RxAgentsError):
 def partial_text_of(events: Iterable[TokenEvent]) -> str:
     """The answer text carried by ``events`` (token deltas, concatenated).
 
-    A ``retry`` event means its run restarted and consumers discard the run's text so far: so does this.
+    A ``retry`` event means its run restarted and consumers discard the run's text so far: so does this
+    (see :class:`rxagents._core.partial.PartialText`).
     """
-    parts: list[tuple[str, str]] = []
-    for e in events:
-        if e.kind is EventKind.TOKEN:
-            parts.append((e.run_id, e.text))
-        elif e.kind is EventKind.RETRY:
-            parts = [part for part in parts if part[0] != e.run_id]
-    return "".join(text for _, text in parts)
+    return PartialText(events).text

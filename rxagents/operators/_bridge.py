@@ -17,7 +17,8 @@ from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 
 from rxagents import _runtime
-from rxagents.events import EventKind, TokenEvent
+from rxagents._core.partial import PartialText
+from rxagents.events import TokenEvent
 from rxagents.operators._errors import SlowConsumerError
 
 __all__ = ["ObservableIterator", "from_async_iter", "to_async_iter"]
@@ -44,7 +45,7 @@ class _Channel(Generic[_T]):
         self.subscription: abc.DisposableBase | None = None
         self.lock = threading.Lock()
         self.in_flight = 0  # items handed to call_soon_threadsafe, not yet queued
-        self.text: list[str] = []
+        self.text = PartialText()  # of the items queued, for SlowConsumerError.partial_text
 
     # --- producer side (any thread) ---------------------------------------------------------------------------
     def on_next(self, item: _T) -> None:
@@ -87,12 +88,12 @@ class _Channel(Generic[_T]):
                     f"the consumer fell {self.maxsize} events behind the stream (maxsize={self.maxsize}); "
                     "the subscription was disposed — consume faster or raise maxsize (0 = unbounded)",
                     maxsize=self.maxsize,
-                    partial_text="".join(self.text),
+                    partial_text=self.text.text,
                 )
             )
             return
-        if isinstance(item, TokenEvent) and item.kind is EventKind.TOKEN:
-            self.text.append(item.text)
+        if isinstance(item, TokenEvent):
+            self.text.add(item)
         self.items.append(item)
         self.wake()
 

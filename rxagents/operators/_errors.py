@@ -13,7 +13,8 @@ from typing import Generic, TypeVar
 from reactivex import abc
 from reactivex.disposable import SerialDisposable
 
-from rxagents.errors import RxAgentsError
+from rxagents._core.partial import PartialText
+from rxagents.errors import RxAgentsError, SilenceTimeout
 from rxagents.events import EventKind, TokenEvent
 
 _T = TypeVar("_T")
@@ -51,21 +52,10 @@ class CallbackError(RxAgentsError):
         self.__cause__ = original
 
 
-class StreamTimeout(RxAgentsError):
-    """No token (``phase="first_token"``) or no event at all (``phase="gap"``) arrived within ``seconds``."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        seconds: float,
-        phase: str,
-        partial_text: str = "",
-        events: Iterable[TokenEvent] = (),
-    ) -> None:
-        super().__init__(message, partial_text=partial_text, events=events)
-        self.seconds = seconds
-        self.phase = phase
+class StreamTimeout(SilenceTimeout):
+    """No token (``phase="first_token"``) or no event at all (``phase="gap"``) arrived within ``seconds``:
+    raised by :func:`~rxagents.operators.first_token_timeout` and :func:`~rxagents.operators.gap_timeout`.
+    A :class:`~rxagents.errors.SilenceTimeout`, as a run's own :class:`~rxagents.errors.StallTimeout` is."""
 
 
 class BudgetExceeded(RxAgentsError):
@@ -187,11 +177,12 @@ class Relay(Generic[_T]):
         self.disposed = False
         self.last: TokenEvent | None = None
         self._events: list[TokenEvent] | None = [] if keep_events else None
-        self._text: list[str] = []
+        self._text = PartialText()
 
     @property
     def partial_text(self) -> str:
-        return "".join(self._text)
+        """The answer text delivered, without what ``retry`` events discarded."""
+        return self._text.text
 
     @property
     def events(self) -> tuple[TokenEvent, ...]:
@@ -200,8 +191,7 @@ class Relay(Generic[_T]):
     def _record(self, value: object) -> None:
         if isinstance(value, TokenEvent):
             self.last = value
-            if value.kind is EventKind.TOKEN:
-                self._text.append(value.text)
+            self._text.add(value)
             if self._events is not None:
                 self._events.append(value)
 
@@ -225,10 +215,6 @@ class Relay(Generic[_T]):
                 return
             self.done = True
             self.observer.on_completed()
-
-    def restart_text(self) -> None:
-        """Forget the text delivered so far (a ``retry`` event told consumers to discard it)."""
-        self._text.clear()
 
     def fail(self, error: Exception, time: float, *, event: bool = True, fill: bool = True) -> bool:
         """End the stream with ``error``: release upstream, emit the run's ``error`` event (when a run is

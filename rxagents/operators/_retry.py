@@ -13,55 +13,15 @@ from reactivex import Observable, abc
 from reactivex.disposable import Disposable, SerialDisposable, SingleAssignmentDisposable
 
 from rxagents import _runtime
+from rxagents._core.policy import ExponentialBackoff, GiveUp, RetryPolicy, is_transient
 from rxagents._validate import check_scheduler
-from rxagents.errors import ModelError
 from rxagents.events import EventKind, TokenEvent
-from rxagents.operators._errors import Relay, RetryExhausted, StreamTimeout, TokensAlreadyDelivered
+from rxagents.operators._errors import Relay, RetryExhausted, TokensAlreadyDelivered
 
 __all__ = ["ExponentialBackoff", "is_transient", "retry"]
 
 RetryOn: TypeAlias = type[BaseException] | tuple[type[BaseException], ...] | Callable[[BaseException], bool]
 Backoff: TypeAlias = float | Callable[[int], float]
-
-_TRANSIENT_STATUS = frozenset({408, 409, 425, 429})
-
-
-def is_transient(error: BaseException) -> bool:
-    """Whether ``error`` is worth retrying: the default ``retry_on`` of :func:`retry`.
-
-    True for :class:`StreamTimeout`, a :class:`~rxagents.errors.ModelError` without an HTTP status (dropped
-    connection, malformed or truncated stream) or with status 408, 409, 425, 429 or >= 500, and the builtin
-    ``TimeoutError``/``ConnectionError``. False for everything else: bad requests, authentication, budget,
-    callback and grammar errors would fail again.
-    """
-    if isinstance(error, StreamTimeout | TimeoutError | ConnectionError):
-        return True
-    if isinstance(error, ModelError):
-        status = error.status_code
-        return status is None or status in _TRANSIENT_STATUS or status >= 500
-    return False
-
-
-@dataclass(frozen=True, slots=True)
-class ExponentialBackoff:
-    """Wait ``initial * factor ** (failures - 1)`` seconds, at most ``maximum``: 0.5, 1, 2, 4 ... 30."""
-
-    initial: float = 0.5
-    factor: float = 2.0
-    maximum: float = 30.0
-
-    def __post_init__(self) -> None:
-        for name in ("initial", "factor", "maximum"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-                raise ValueError(f"{name} must be a finite number, got {value!r}")
-        if self.initial < 0 or self.maximum < 0:
-            raise ValueError(f"initial and maximum must be >= 0, got {self.initial!r} and {self.maximum!r}")
-        if self.factor < 1:
-            raise ValueError(f"factor must be >= 1, got {self.factor!r}")
-
-    def __call__(self, failures: int) -> float:
-        return float(min(self.maximum, self.initial * self.factor ** max(0, failures - 1)))
 
 
 def _predicate(retry_on: RetryOn) -> Callable[[BaseException], bool]:
@@ -78,13 +38,6 @@ def _predicate(retry_on: RetryOn) -> Callable[[BaseException], bool]:
     if callable(retry_on):
         return retry_on
     raise TypeError(f"retry_on must be an exception type, a tuple of them, or a predicate, got {retry_on!r}")
-
-
-def _retry_after(error: BaseException) -> float:
-    value = getattr(error, "retry_after", None)
-    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value > 0:
-        return float(value)
-    return 0.0
 
 
 @dataclass(slots=True)
@@ -107,13 +60,13 @@ class _Retry:
         observer: abc.ObserverBase[TokenEvent],
         scheduler: abc.SchedulerBase,
         subscribe_scheduler: abc.SchedulerBase | None,
-        config: _Config,
+        policy: RetryPolicy,
     ) -> None:
         self.source = source
         self.relay: Relay[TokenEvent] = Relay(observer, keep_events=True)
         self.scheduler = scheduler
         self.subscribe_scheduler = subscribe_scheduler
-        self.cfg = config
+        self.policy = policy
         self.runs: dict[str, _Run] = {}
         self.attempts = 0
         self.held: TokenEvent | None = None
@@ -183,46 +136,18 @@ class _Retry:
         self.relay.on_completed()
 
     def on_error(self, error: Exception) -> None:
-        relay, cfg = self.relay, self.cfg
+        relay = self.relay
         if relay.done:
             return
         self.held = None
         time = self.now()
-        try:
-            retryable = cfg.retry_on(error)
-        except Exception as predicate_error:
-            predicate_error.__context__ = error
-            relay.fail(predicate_error, time)
-            return
-        if not retryable:
-            relay.fail(error, time, fill=False)
-            return
-        if self.attempts >= cfg.max_attempts:
-            relay.fail(
-                RetryExhausted(
-                    f"gave up after {self.attempts} attempt(s); the last failed with "
-                    f"{type(error).__name__}: {error} — raise max_attempts, or handle the error",
-                    attempts=self.attempts,
-                    last_error=error,
-                ),
-                time,
-            )
-            return
         delivered = [run for run in self.runs.values() if run.content and not run.finished]
-        if delivered:
-            if cfg.after_tokens == "fail":
-                relay.fail(
-                    TokensAlreadyDelivered(
-                        f"not retried: attempt {self.attempts} failed with {type(error).__name__}: {error} "
-                        "after output was delivered, and retrying would deliver it again "
-                        "(after_tokens='fail'); the text so far is in .partial_text — use "
-                        "after_tokens='restart' to restart with a retry event",
-                        attempts=self.attempts,
-                        last_error=error,
-                    ),
-                    time,
-                )
-                return
+        decision = self.policy.decide(error, self.attempts - 1, delivered=bool(delivered))
+        if isinstance(decision, GiveUp):
+            failure = self.give_up(decision, error)
+            relay.fail(failure, time, fill=failure is not error)  # an error that is not retried passes unchanged
+            return
+        if decision.restart:
             for run in delivered:
                 last = run.last
                 self.emit(
@@ -237,29 +162,34 @@ class _Retry:
                         model=last.model,
                     )
                 )
-                run.content = False
-            relay.restart_text()
-        try:
-            wait = max(0.0, float(cfg.delay(self.attempts)), _retry_after(error))
-        except Exception as backoff_error:
-            backoff_error.__context__ = error
-            relay.fail(backoff_error, time)
-            return
-        if not math.isfinite(wait):
-            wait = _retry_after(error)
-        self.timer.disposable = self.scheduler.schedule_relative(wait, self.attempt)
+                run.content = False  # its retry event discarded its text, in the relay's partial_text too
+        self.timer.disposable = self.scheduler.schedule_relative(decision.wait, self.attempt)
+
+    def give_up(self, decision: GiveUp, error: Exception) -> Exception:
+        """The exception the stream fails with: ``error`` itself when it is not retryable, else one saying why."""
+        if decision.reason == "exhausted":
+            return RetryExhausted(
+                f"gave up after {self.attempts} attempt(s); the last failed with "
+                f"{type(error).__name__}: {error} — raise max_attempts, or handle the error",
+                attempts=self.attempts,
+                last_error=error,
+            )
+        if decision.reason == "delivered":
+            return TokensAlreadyDelivered(
+                f"not retried: attempt {self.attempts} failed with {type(error).__name__}: {error} "
+                "after output was delivered, and retrying would deliver it again "
+                "(after_tokens='fail'); the text so far is in .partial_text — use "
+                "after_tokens='restart' to restart with a retry event",
+                attempts=self.attempts,
+                last_error=error,
+            )
+        chosen = decision.error  # the error itself, or what retry_on or backoff raised
+        assert isinstance(chosen, Exception)
+        return chosen
 
     def dispose(self) -> None:
         self.timer.dispose()
         self.relay.dispose()
-
-
-@dataclass(frozen=True, slots=True)
-class _Config:
-    max_attempts: int
-    delay: Callable[[int], float]
-    retry_on: Callable[[BaseException], bool]
-    after_tokens: Literal["fail", "restart"]
 
 
 def retry(
@@ -286,6 +216,9 @@ def retry(
     as set on :class:`~rxagents.errors.ModelError` from a 429's ``Retry-After``); they run on the scheduler.
     Errors that are not retryable pass through unchanged; when attempts run out the stream fails with
     :class:`RetryExhausted` (``__cause__`` = the last error).
+
+    The decision is a :class:`~rxagents.RetryPolicy`'s (the one ``Agent(retries=...)`` uses), built from these
+    arguments with ``retries = max_attempts - 1`` and no ``max_wait``.
 
     Over a stream of several runs (a workflow; one run per agent) the rules apply per run: a run that
     already finished is not replayed (the new attempt's events for it are dropped), a run that delivered
@@ -321,30 +254,25 @@ def retry(
         raise ValueError(f"max_attempts must be an int >= 1 (1 = no retry), got {max_attempts!r}")
     if after_tokens not in ("fail", "restart"):
         raise ValueError(f"after_tokens must be 'fail' or 'restart', got {after_tokens!r}")
-    delay: Callable[[int], float]
-    if backoff is None:
-        delay = ExponentialBackoff()
-    elif isinstance(backoff, int | float) and not isinstance(backoff, bool):
+    if backoff is not None and not callable(backoff):
+        if isinstance(backoff, bool) or not isinstance(backoff, int | float):
+            raise TypeError(f"backoff must be seconds or a function (failures) -> seconds, got {backoff!r}")
         if not math.isfinite(backoff) or backoff < 0:
             raise ValueError(f"backoff must be seconds >= 0 or a function of the failure count, got {backoff!r}")
-        seconds = float(backoff)
-
-        def constant(_: int) -> float:
-            return seconds
-
-        delay = constant
-    elif callable(backoff):
-        delay = backoff
-    else:
-        raise TypeError(f"backoff must be seconds or a function (failures) -> seconds, got {backoff!r}")
     check_scheduler(scheduler)
-    config = _Config(max_attempts, delay, _predicate(retry_on), after_tokens)
+    policy = RetryPolicy(
+        retries=max_attempts - 1,
+        backoff=ExponentialBackoff() if backoff is None else backoff,
+        max_wait=None,
+        retry_on=_predicate(retry_on),
+        after_tokens=after_tokens,
+    )
 
     def operator(source: Observable[TokenEvent]) -> Observable[TokenEvent]:
         def subscribe(
             observer: abc.ObserverBase[TokenEvent], subscribe_scheduler: abc.SchedulerBase | None = None
         ) -> abc.DisposableBase:
-            state = _Retry(source, observer, _runtime.default_scheduler(scheduler), subscribe_scheduler, config)
+            state = _Retry(source, observer, _runtime.default_scheduler(scheduler), subscribe_scheduler, policy)
             state.attempt()
             return Disposable(state.dispose)
 

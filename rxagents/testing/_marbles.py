@@ -41,6 +41,8 @@ from reactivex.testing.coldobservable import ColdObservable
 from reactivex.testing.hotobservable import HotObservable
 from reactivex.testing.recorded import Recorded
 
+from rxagents._core.grammar import RunGrammar
+from rxagents._core.partial import PartialText
 from rxagents.events import EventKind, TokenEvent, ToolCallDelta, Usage
 
 __all__ = [
@@ -67,8 +69,6 @@ MarbleValue: TypeAlias = "str | Usage | ToolCallDelta | TokenEvent"
 Schedule: TypeAlias = "list[tuple[float, TokenEvent]]"
 #: What :func:`record` returns: ``(virtual seconds, notification)`` pairs.
 Trace: TypeAlias = "list[tuple[float, Notification[Any]]]"
-
-_BODY_KINDS = frozenset({EventKind.TOKEN, EventKind.REASONING, EventKind.TOOL_CALL, EventKind.RETRY})
 
 
 def _stamp(template: MarbleValue, *, agent: str, run_id: str, seq: int, time: float, model: str) -> TokenEvent:
@@ -393,16 +393,13 @@ def text_of_items(items: Iterable[Any]) -> str:
     Raises:
         TypeError: for any other item (pass your own ``text_of`` for such streams).
     """
-    pieces: list[tuple[str | None, str]] = []
+    text = PartialText()
 
     def walk(item: Any) -> None:
         if isinstance(item, TokenEvent):
-            if item.kind is EventKind.TOKEN:
-                pieces.append((item.run_id, item.text))
-            elif item.kind is EventKind.RETRY:
-                pieces[:] = [p for p in pieces if p[0] != item.run_id]
+            text.add(item)
         elif isinstance(item, str):
-            pieces.append((None, item))
+            text.append(None, item)
         elif isinstance(item, list | tuple):
             for inner in item:
                 walk(inner)
@@ -414,7 +411,7 @@ def text_of_items(items: Iterable[Any]) -> str:
 
     for item in items:
         walk(item)
-    return "".join(text for _, text in pieces)
+    return text.text
 
 
 def text_of_trace(trace: Iterable[tuple[float, Notification[Any]]]) -> str:
@@ -441,21 +438,18 @@ def assert_well_formed_run(events: Sequence[TokenEvent]) -> None:
 
     ``start (token | reasoning | tool_call | retry)* usage? finish`` or ``start ... error``:
     ``start`` first, one terminal event (``finish`` or ``error``) last and nowhere else, ``usage``
-    at most once and only right before ``finish``, seq 0..n-1, one ``run_id`` and one ``agent``.
+    at most once and only right before ``finish``, seq 0..n-1, event times never going backwards,
+    an ``error`` event carrying its exception, one ``run_id`` and one ``agent``. The grammar is
+    :class:`rxagents._core.grammar.RunGrammar`'s (with ``cut=False``: a run as produced), the one
+    :func:`~rxagents.operators.assert_well_formed` checks streams with.
     """
     assert events, "a run has at least a start and a terminal event, got no events"
     first = events[0]
-    assert first.kind is EventKind.START, f"a run starts with a start event, got {first!r}"
+    grammar = RunGrammar(cut=False)
     for i, ev in enumerate(events):
         assert ev.run_id == first.run_id, f"event {i} ({ev!r}) has run_id {ev.run_id!r}, expected {first.run_id!r}"
         assert ev.agent == first.agent, f"event {i} ({ev!r}) has agent {ev.agent!r}, expected {first.agent!r}"
-    assert_seq_contiguous(events)
+        violation = grammar.check(ev)
+        assert violation is None, f"event {i} ({ev!r}): {violation}"
     last = events[-1]
     assert last.is_terminal, f"a run ends with a finish or error event, got {last!r} last"
-    for i, ev in enumerate(events[1:-1], start=1):
-        if ev.kind is EventKind.USAGE:
-            assert i == len(events) - 2 and last.kind is EventKind.FINISH, (
-                f"usage comes at most once, right before finish; got {ev!r} at position {i}"
-            )
-            continue
-        assert ev.kind in _BODY_KINDS, f"event {i} ({ev!r}) cannot appear inside a run"

@@ -167,6 +167,22 @@ async def test_slow_consumer_overflow_raises_after_the_held_items() -> None:
 
 
 @pytest.mark.asyncio
+async def test_slow_consumer_partial_text_drops_what_a_retry_discarded() -> None:
+    tracked = Tracked()
+    iterator = to_async_iter(tracked.observable, maxsize=4)
+    first = asyncio.ensure_future(anext(iterator))
+    await asyncio.sleep(0)
+    restart = TokenEvent(EventKind.RETRY, "A", "r1", 2, text="ModelError: cut")
+    for event in [*tokens("Hel")[:1], restart, *tokens("Hello", "!", "?")]:
+        tracked.subject.on_next(event)  # Hel, retry, Hello, ! fill the queue; ? overflows
+    await first
+    with pytest.raises(SlowConsumerError) as info:
+        while True:
+            await anext(iterator)
+    assert info.value.partial_text == "Hello!"  # "Hel" was discarded by the retry event
+
+
+@pytest.mark.asyncio
 async def test_agent_stream_through_the_bridge() -> None:
     agent = Agent(agent_name="W", llm=OfflineModel(length=12), print_on=False)
     events = [e async for e in to_async_iter(agent.stream("Say hello"))]

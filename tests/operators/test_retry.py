@@ -342,3 +342,29 @@ def test_retry_restart_mode_obeys_the_laws() -> None:
 def test_retry_with_default_predicate_obeys_the_laws() -> None:
     report = check_operator_laws(lambda s: retry(2, scheduler=s), handles_errors=True)
     assert len(report.checked) == len(Law)
+
+
+def test_a_raising_retry_on_fails_the_stream_with_its_exception() -> None:
+    cause = transient()
+
+    def broken(_: BaseException) -> bool:
+        raise LookupError("predicate bug")
+
+    results, times = play(lambda s: retry(3, retry_on=broken, scheduler=s), attempt("r1", error=cause))
+    error = error_of(results)
+    assert isinstance(error, LookupError) and error.__context__ is cause and len(times) == 1
+    assert [e.kind for e in values(results)] == [S, E]
+
+
+def test_partial_text_after_a_restart_keeps_the_runs_that_were_not_restarted() -> None:
+    def merged(b_text: str) -> list[Recorded[Any]]:
+        a = [TokenEvent(S, "A", "ra", 0), TokenEvent(T, "A", "ra", 1, text="x"), TokenEvent(F, "A", "ra", 2)]
+        b = [TokenEvent(S, "B", "rb", 0), TokenEvent(T, "B", "rb", 1, text=b_text)]
+        b.append(TokenEvent(E, "B", "rb", 2, error=transient()))
+        items = [a[0], b[0], a[1], a[2], b[1], b[2]]
+        messages = [ReactiveTest.on_next(10 * (i + 1), e) for i, e in enumerate(items)]
+        return [*messages, ReactiveTest.on_error(70, b[2].error)]
+
+    results, _ = play(lambda s: retry(2, backoff=0, after_tokens="restart", scheduler=s), merged("y"), merged("z"))
+    error = error_of(results)
+    assert isinstance(error, RetryExhausted) and error.partial_text == "xz"  # A's text was never discarded
