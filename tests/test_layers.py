@@ -14,7 +14,9 @@ PACKAGE = Path(__file__).resolve().parent.parent / "rxagents"
 LAYERS = {
     "rxagents.events": 0, "rxagents.errors": 0, "rxagents._urls": 0, "rxagents._validate": 0,
     "rxagents._cli_args": 0, "rxagents._supply_chain": 0,
-    "rxagents._runtime": 1, "rxagents._loop_thread": 1,
+    # The text a stream's consumers hold: a value over events (errors carry it), so it sits with the values.
+    "rxagents._core.partial": 0,
+    "rxagents._runtime": 1, "rxagents._loop_thread": 1, "rxagents._core": 1,
     "rxagents.models": 2,
     "rxagents.operators": 3,
     "rxagents.sinks": 4, "rxagents._run": 4, "rxagents._dispatch": 4, "rxagents.testing": 4,
