@@ -1,6 +1,6 @@
 """The token event model: one frozen record per thing a run produces.
 
-Grammar of one run (see ``DESIGN.md``)::
+Grammar of one run (see ``docs/architecture.md``)::
 
     start (token | reasoning | tool_call | retry)* usage? finish      then on_completed
     start (token | reasoning | tool_call | retry)* error              then on_error

@@ -8,7 +8,7 @@ ignored (they are not counted). No empty chunk is ever emitted.
 
 Unlike the hand-written buffering callback of the swarms documentation, the tail is never lost: what is
 buffered is emitted when the stream completes, and also when it fails — the chunk first, then the same
-error — so the chunks always add up to the text that arrived (laws 6 and 7 of DESIGN.md).
+error — so the chunks always add up to the text that arrived (laws 6 and 7, docs/architecture.md).
 """
 
 from __future__ import annotations

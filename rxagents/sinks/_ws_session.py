@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import reactivex
 
+from rxagents._core.partial import PartialText
 from rxagents.events import EventKind, TokenEvent
 from rxagents.operators._bridge import to_async_iter
 from rxagents.sinks._ws_outbox import Outbox, Pending
@@ -64,7 +65,7 @@ class Session:
         self.close_code = 1000
         self.close_reason = ""
         self.sender: asyncio.Task[None] | None = None
-        self.texts: dict[tuple[str, str], list[str]] = {}
+        self.texts = PartialText()  # what each run said so far; a retry event voids its run's text
         self.held_error: TokenEvent | None = None
 
     # --- on the server's loop ------------------------------------------------------------------------------
@@ -79,11 +80,7 @@ class Session:
         if event.kind is EventKind.ERROR:
             self.held_error = event  # the stream's own failure if on_error follows, else an agent_error
             return
-        key = (event.agent, event.run_id)
-        if event.kind is EventKind.TOKEN:
-            self.texts.setdefault(key, []).append(event.text)
-        elif event.kind is EventKind.RETRY:
-            self.texts.pop(key, None)  # the run restarts: its partial text is void
+        self.texts.add(event)
         self._enqueue(Pending(event.to_dict()))
 
     def _flush_held_error(self) -> None:
@@ -95,18 +92,19 @@ class Session:
             self._enqueue(Pending(message))
 
     def _content(self) -> str:
-        return "\n\n".join("".join(parts) for parts in self.texts.values())
+        return "\n\n".join(self.texts.by_run().values())
 
     def _completed(self, _: object = None) -> None:
         if self.ended:
             return
         self._flush_held_error()
         message: dict[str, Any] = {"type": "complete", "content": self._content()}
-        agents = {agent for agent, _run in self.texts}
-        if len(agents) > 1:
+        runs = self.texts.by_run()
+        if len({key[0] for key in runs if key is not None}) > 1:
             by_agent: dict[str, list[str]] = {}
-            for (agent, _run), parts in self.texts.items():
-                by_agent.setdefault(agent, []).append("".join(parts))
+            for key, text in runs.items():
+                if key is not None:
+                    by_agent.setdefault(key[0], []).append(text)
             message["texts"] = {agent: "\n\n".join(runs) for agent, runs in by_agent.items()}
         self._finish(message, "completed", 1000, "complete")
 

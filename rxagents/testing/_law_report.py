@@ -11,7 +11,7 @@ __all__ = ["Law", "LawReport", "LawViolation"]
 
 
 class Law(enum.Enum):
-    """The operator laws of DESIGN.md, numbered as there."""
+    """The operator laws of docs/architecture.md, numbered as there."""
 
     GRAMMAR = 1
     SERIALISED = 2

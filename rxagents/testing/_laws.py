@@ -1,4 +1,4 @@
-"""``check_operator_laws``: the 13 operator laws of DESIGN.md as hypothesis properties.
+"""``check_operator_laws``: the 13 operator laws of docs/architecture.md as hypothesis properties.
 
 Every example draws a timed input and runs five trials of the operator in virtual time, each on a
 fresh ``TestScheduler`` with a fresh ``make(scheduler)``:
@@ -103,7 +103,7 @@ def check_operator_laws(
     handles_errors: bool = False,
     max_examples: int = 40,
 ) -> LawReport:
-    """Check that an operator obeys the 13 laws of DESIGN.md on generated streams in virtual time.
+    """Check that an operator obeys the 13 laws of docs/architecture.md on generated streams in virtual time.
 
     Call it from a plain test (not from inside a hypothesis ``@given`` test: it runs its own).
     Settings not named here (database, derandomize, verbosity, ...) come from the loaded

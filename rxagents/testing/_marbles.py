@@ -434,7 +434,7 @@ def assert_seq_contiguous(events: Iterable[TokenEvent]) -> None:
 
 
 def assert_well_formed_run(events: Sequence[TokenEvent]) -> None:
-    """Assert that ``events`` are exactly one well-formed run (DESIGN.md's grammar).
+    """Assert that ``events`` are exactly one well-formed run (the grammar of docs/architecture.md).
 
     ``start (token | reasoning | tool_call | retry)* usage? finish`` or ``start ... error``:
     ``start`` first, one terminal event (``finish`` or ``error``) last and nowhere else, ``usage``
