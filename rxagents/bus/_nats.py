@@ -206,7 +206,16 @@ class NatsBus(Bus):
         try:
             await asyncio.wait_for(nc.connect(**options), self._connect_timeout)
             js = nc.jetstream(timeout=self._ack_timeout)
-            await self._ensure_stream(nc)
+            try:
+                await self._ensure_stream(nc)
+            except nats.js.errors.APIError as error:
+                if isinstance(error, nats.js.errors.ServiceUnavailableError):
+                    raise
+                raise BusError(
+                    f"JetStream at {self.url} refused the stream {self.stream!r} (subjects "
+                    f"'{self.subject_prefix}.>'): {error.description or error}; give each deployment its own "
+                    f"stream= and subject_prefix="
+                ) from None
         except BaseException as error:
             with contextlib.suppress(Exception):
                 await nc.close()

@@ -227,6 +227,15 @@ class RedisBus(Bus):
         key = self.key(run_id)
         position = cursor if cursor is not None else f"{from_seq}-0"
         block = int(self._block * 1000)
+        if cursor is None and from_seq > 0:
+            # the message before from_seq too: if it ends the run, the reader learns the run is over
+            try:
+                before: Any = await client.xrevrange(key, f"({from_seq}-0", "-", count=1)
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as error:
+                raise Transient(self._fault("reading", error)) from None
+            for entry_id, fields in before:
+                position = entry_id
+                yield fields[b"m"], entry_id
         while True:
             try:
                 reply: Any = await client.xread({key: position}, count=512, block=block)
