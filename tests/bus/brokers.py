@@ -36,7 +36,7 @@ def server_for(kind: str) -> LocalNatsServer | LocalRedisServer:
 def make_bus(kind: str, url: str, **options: object) -> Bus:
     """A bus on ``url`` with short heartbeats / blocking reads, so timeouts in tests stay short."""
     if kind == "nats":
-        return NatsBus(url, heartbeat=0.25, ack_timeout=2.0, **options)  # type: ignore[arg-type]
+        return NatsBus(url, heartbeat=0.25, ack_timeout=1.0, **options)  # type: ignore[arg-type]
     return RedisBus(url, block=0.25, **options)  # type: ignore[arg-type]
 
 
