@@ -15,8 +15,8 @@ import subprocess
 import sysconfig
 import tempfile
 import time
-from importlib import metadata
 from collections.abc import Sequence
+from importlib import metadata
 from pathlib import Path
 from types import TracebackType
 from typing import Self

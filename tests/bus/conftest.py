@@ -14,6 +14,7 @@ import pytest_asyncio
 from rxagents.bus import Bus, LocalNatsServer, LocalRedisServer
 from tests.bus.brokers import BROKERS, make_bus, need
 
+
 @pytest.fixture(scope="session")
 def nats_server() -> Iterator[LocalNatsServer]:
     need("nats")

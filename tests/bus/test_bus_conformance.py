@@ -205,7 +205,9 @@ def _error(event: TokenEvent) -> tuple[str, str] | None:
 
 async def test_max_msgs_per_run_keeps_the_newest_messages(broker: tuple[str, str]) -> None:
     kind, url = broker
-    options = {"stream": "RXAGENTS_RETAIN", "subject_prefix": "retain.run"} if kind == "nats" else {"prefix": "rxagents-retain"}
+    options = {"stream": "RXAGENTS_RETAIN", "subject_prefix": "retain.run"}
+    if kind == "redis":
+        options = {"prefix": "rxagents-retain"}
     async with make_bus(kind, url, max_msgs_per_run=5, **options) as bus:
         events = run_events(fresh_run_id(), 10)  # 12 events, one message each
         await apublish(bus, events, coalesce=False)
@@ -219,7 +221,9 @@ async def test_max_msgs_per_run_keeps_the_newest_messages(broker: tuple[str, str
 
 async def test_max_age_expires_runs(broker: tuple[str, str]) -> None:
     kind, url = broker
-    options = {"stream": "RXAGENTS_AGE", "subject_prefix": "age.run"} if kind == "nats" else {"prefix": "rxagents-age"}
+    options = {"stream": "RXAGENTS_AGE", "subject_prefix": "age.run"}
+    if kind == "redis":
+        options = {"prefix": "rxagents-age"}
     async with make_bus(kind, url, max_age=1.0, **options) as bus:
         events = run_events(fresh_run_id(), 3)
         await apublish(bus, events)

@@ -137,16 +137,18 @@ async def test_an_attachment_gives_up_after_reconnect_timeout(
 
 
 @pytest.mark.parametrize("kind", BROKERS)
-async def test_a_full_buffer_fails_the_publish_operator_with_the_unpublished_events(kind: str, request: pytest.FixtureRequest) -> None:
+async def test_a_full_buffer_fails_the_publish_operator_with_the_unpublished_events(
+    kind: str, request: pytest.FixtureRequest
+) -> None:
     server = request.getfixturevalue(f"{kind}_server")
     events = run_events(fresh_run_id(), 20)
     passed: list[TokenEvent] = []
-    async with make_bus(kind, server.url) as bus:
-        # a synchronous source of 22 events cannot be paused: the 6th finds the buffer of 5 full
-        async with to_async_iter(reactivex.from_iterable(events).pipe(publish(bus, max_buffer=5))) as stream:
-            with pytest.raises(BusUnavailable) as failure:
-                async for event in stream:
-                    passed.append(event)
+    # a synchronous source of 22 events cannot be paused: the 6th finds the buffer of 5 full
+    source = reactivex.from_iterable(events)
+    async with make_bus(kind, server.url) as bus, to_async_iter(source.pipe(publish(bus, max_buffer=5))) as stream:
+        with pytest.raises(BusUnavailable) as failure:
+            async for event in stream:
+                passed.append(event)
     assert passed == events[:5]
     assert failure.value.unpublished == tuple(events[:6])
     assert "max_buffer=5" in str(failure.value)
@@ -167,8 +169,8 @@ async def test_credentials_never_show_in_reprs_or_errors(url: str) -> None:
     assert "s3cr3t" not in repr(bus) and "s3cr3t" not in bus.url
     with pytest.raises(BusUnavailable) as failure:
         await bus.connect()
-    for text in (str(failure.value), repr(failure.value), repr(failure.value.__cause__), repr(failure.value.__context__)):
-        assert "s3cr3t" not in text
+    shown = (str(failure.value), repr(failure.value), repr(failure.value.__cause__), repr(failure.value.__context__))
+    assert not [text for text in shown if "s3cr3t" in text]
 
 
 async def test_nats_user_password_and_token_authentication() -> None:
