@@ -285,7 +285,6 @@ class NatsBus(Bus):
                 future = await js.publish_async(
                     self.subject(message.run_id),
                     message.payload,
-                    wait_stall=self._ack_timeout,
                     headers={"Nats-Msg-Id": message.msg_id},
                 )
                 futures.append(future)
