@@ -235,3 +235,28 @@ async def test_max_age_expires_runs(broker: tuple[str, str]) -> None:
         assert events[0].run_id not in {run.run_id for run in await bus.runs()}
         got, error = await collect(aattach(bus, events[0].run_id, start_timeout=0.5))
         assert got == [] and isinstance(error, RunNotFound)
+
+
+async def test_publish_takes_events_from_another_thread_in_order(bus: Bus) -> None:
+    from reactivex.scheduler import NewThreadScheduler
+
+    events = run_events(fresh_run_id(), 200)
+    source = reactivex.from_iterable(events, scheduler=NewThreadScheduler())
+    async with to_async_iter(source.pipe(publish(bus))) as stream:
+        passed = [event async for event in stream]
+    assert passed == events
+    assert await collect(aattach(bus, events[0].run_id)) == (events, None)
+
+
+async def test_publish_passes_the_source_error_on_after_storing_the_events(bus: Bus) -> None:
+    events = run_events(fresh_run_id(), 4, ending="error")
+    failure = ValueError("boom")
+    source = reactivex.concat(reactivex.from_iterable(events), reactivex.throw(failure))
+    got: list[TokenEvent] = []
+    with pytest.raises(ValueError, match="boom"):
+        async with to_async_iter(source.pipe(publish(bus))) as stream:
+            async for event in stream:
+                got.append(event)
+    assert got == events
+    stored, error = await collect(aattach(bus, events[0].run_id))
+    assert stored == events and isinstance(error, RemoteRunError)
