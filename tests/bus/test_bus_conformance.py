@@ -260,3 +260,28 @@ async def test_publish_passes_the_source_error_on_after_storing_the_events(bus: 
     assert got == events
     stored, error = await collect(aattach(bus, events[0].run_id))
     assert stored == events and isinstance(error, RemoteRunError)
+
+
+async def test_disposing_attachments_deletes_their_jetstream_consumers(nats_server: object) -> None:
+    from rxagents.bus import NatsBus
+
+    async with make_bus("nats", nats_server.url) as bus:  # type: ignore[attr-defined]
+        assert isinstance(bus, NatsBus)
+        events = run_events(fresh_run_id(), 3, ending="none")
+        await apublish(bus, events)
+        jsm = bus._nc.jsm()  # type: ignore[union-attr]
+        before = (await jsm.stream_info(bus.stream)).state.consumer_count
+        got: list[TokenEvent] = []
+        subscriptions = [attach(bus, events[0].run_id).subscribe(got.append) for _ in range(3)]
+        for _ in range(200):
+            if len(got) == 3 * len(events):
+                break
+            await asyncio.sleep(0.01)
+        assert (await jsm.stream_info(bus.stream)).state.consumer_count == before + 3
+        for subscription in subscriptions:
+            subscription.dispose()
+        for _ in range(100):
+            if (await jsm.stream_info(bus.stream)).state.consumer_count == before:
+                break
+            await asyncio.sleep(0.02)
+        assert (await jsm.stream_info(bus.stream)).state.consumer_count == before
