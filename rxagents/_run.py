@@ -15,7 +15,6 @@ deliver events, complete or fail:
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,7 +30,7 @@ from rxagents._core.machine import Complete, Fail, Open, Pull, RunMachine, Step,
 from rxagents._core.policy import NO_RETRY, RetryPolicy, retryable
 from rxagents._core.silence import Silence
 from rxagents.errors import ConfigurationError
-from rxagents.events import TokenEvent
+from rxagents.events import TokenEvent, new_run_id
 from rxagents.models import STALL, Delta, ModelBackend, ModelRequest
 from rxagents.models import Step as ScriptStep
 from rxagents.operators._bridge import from_async_iter
@@ -39,7 +38,6 @@ from rxagents.operators._bridge import from_async_iter
 __all__ = ["RetryPolicy", "RunSpec", "play_virtual", "retryable", "run_events", "run_observable"]
 
 log = logging.getLogger("rxagents")
-_run_ids = itertools.count(1)
 
 #: The user turn added before each loop after the first (the documented multi-loop prompt shape).
 CONTINUE_PROMPT = "Continue (loop {loop} of {max_loops}): review your previous answer, then refine and extend it."
@@ -71,11 +69,11 @@ class RunSpec:
     stall_timeout: float | None = None
 
     def machine(self, run_id: str | None = None) -> RunMachine:
-        """A new run's state machine (``run_id`` default: the next ``run-N``)."""
+        """A new run's state machine (``run_id`` default: a new :func:`~rxagents.events.new_run_id`)."""
         return RunMachine(
             agent=self.agent,
             model=self.model,
-            run_id=run_id or f"run-{next(_run_ids)}",
+            run_id=run_id or new_run_id(),
             max_loops=self.max_loops,
             retry=self.retry,
             first_token_timeout=self.first_token_timeout,

@@ -12,6 +12,8 @@ lost event (a gap) or a duplicate (a repeated seq) without looking at the text.
 from __future__ import annotations
 
 import enum
+import secrets
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +22,7 @@ __all__ = [
     "TokenEvent",
     "ToolCallDelta",
     "Usage",
+    "new_run_id",
 ]
 
 
@@ -176,3 +179,13 @@ class TokenEvent:
         if self.error is not None:
             parts.append(f"error={type(self.error).__name__}")
         return f"TokenEvent({', '.join(parts)})"
+
+
+def new_run_id() -> str:
+    """A run id unique across processes and machines, ordered by creation time and readable in logs.
+
+    ``run-`` then 32 hex digits laid out as a UUIDv7: 48 bits of Unix milliseconds, then 80 random bits
+    (``run-0193a1b2c3d4e5f60718293a4b5c6d7e``). The time only orders ids (brokers and logs list runs by
+    creation); it is read once per run, never on the stream path.
+    """
+    return f"run-{time.time_ns() // 1_000_000 & 0xFFFF_FFFF_FFFF:012x}{secrets.randbits(80):020x}"

@@ -2,8 +2,10 @@ from __future__ import annotations
 
 import dataclasses
 import doctest
+import re
 
 import pytest
+from reactivex import operators as ops
 
 from rxagents.events import EventKind, TokenEvent, ToolCallDelta, Usage
 
@@ -101,3 +103,21 @@ def test_repr_is_short_and_readable() -> None:
 
 def test_usage_adds_up() -> None:
     assert Usage(1, 2, 3) + Usage(10, 20, 30) == Usage(11, 22, 33)
+
+
+def test_run_ids_are_unique_and_ordered_by_creation() -> None:
+    from rxagents.events import new_run_id
+
+    ids = [new_run_id() for _ in range(10_000)]
+    assert len(set(ids)) == len(ids)
+    assert all(re.fullmatch(r"run-[0-9a-f]{32}", i) for i in ids)
+    stamps = [int(i[4:16], 16) for i in ids]  # the first 48 bits: Unix milliseconds
+    assert stamps == sorted(stamps)
+
+
+def test_each_run_gets_a_new_run_id() -> None:
+    from rxagents import Agent
+
+    agent = Agent(model_name="offline", print_on=False)
+    first, second = ({e.run_id for e in agent.stream("Hi").pipe(ops.to_list()).run()} for _ in range(2))
+    assert len(first) == len(second) == 1 and first != second
