@@ -14,9 +14,7 @@ The answer is a *script* — a list of (delay, step) pairs — so it can be play
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Final
 
 from rxagents.errors import ConfigurationError, ModelError
@@ -24,8 +22,9 @@ from rxagents.events import EventKind, ToolCallDelta, Usage
 from rxagents.models._base import Delta, ModelRequest
 from rxagents.models._offline_answer import answer
 from rxagents.models._tokenize import count_tokens, tokenize
+from rxagents.models._tool_calls import ToolCallSpec
 
-__all__ = ["STALL", "OfflineModel", "Step", "ToolCallSpec", "tokenize"]
+__all__ = ["STALL", "OfflineModel", "Step", "tokenize"]
 
 
 class _Stall:
@@ -39,15 +38,6 @@ STALL: Final = _Stall()
 
 #: One step of a script: wait ``delay`` seconds, then yield the delta / raise the error / stall.
 Step = tuple[float, Delta | BaseException | _Stall]
-
-
-@dataclass(frozen=True, slots=True)
-class ToolCallSpec:
-    """A tool call the offline model should make: name and JSON-able arguments."""
-
-    name: str
-    arguments: Mapping[str, Any]
-    id: str | None = None
 
 
 def _task_of(messages: Sequence[Mapping[str, Any]]) -> tuple[str, str, int]:
@@ -150,11 +140,9 @@ class OfflineModel:
             steps.append((delay, STALL))
             return steps
         for index, call in enumerate(self.tool_calls):
-            args = json.dumps(dict(call.arguments))
-            call_id = call.id or f"call_offline_{index}"
+            call_id = call.call_id(index, prefix="call_offline_")
             steps.append((delay, Delta(EventKind.TOOL_CALL, tool_call=ToolCallDelta(index, call_id, call.name, ""))))
-            for start in range(0, len(args), 8):
-                piece = args[start : start + 8]
+            for piece in call.argument_pieces():
                 steps.append((self.pace, Delta(EventKind.TOOL_CALL, tool_call=ToolCallDelta(index, arguments=piece))))
             finish = "tool_calls"
         prompt = sum(count_tokens(str(m.get("content", ""))) for m in request.messages)

@@ -18,6 +18,8 @@ import zlib
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeAlias
 
+from rxagents.models._tool_calls import ToolCallSpec
+
 __all__ = [
     "DropAfter",
     "EmptyStream",
@@ -46,22 +48,6 @@ class UsageLike(Protocol):
 
     @property
     def total_tokens(self) -> int: ...
-
-
-@dataclass(frozen=True, slots=True)
-class ToolCallSpec:
-    """One tool call the model "decides" to make.
-
-    Streamed the way OpenAI does it: the first delta for the call carries ``index``, ``id``, ``type`` and the
-    function ``name`` with empty arguments, then ``arguments`` (a JSON text) follows in ``pieces`` roughly
-    equal slices, each its own chunk, so a client must concatenate them to get valid JSON. ``id`` defaults to
-    ``call_<n>`` where ``n`` is the call's position in the reply.
-    """
-
-    name: str
-    arguments: str = "{}"
-    id: str | None = None
-    pieces: int = 3
 
 
 # --- faults -------------------------------------------------------------------------------------------------
@@ -252,9 +238,10 @@ class OpenAIReply:
         deltas += [{"content": token} for token in self.tokens]
         for n, call in enumerate(self.reply.tool_calls):
             function = {"name": call.name, "arguments": ""}
-            deltas.append({"tool_calls": [{"index": n, "id": _call_id(call, n), "type": "function",
+            deltas.append({"tool_calls": [{"index": n, "id": call.call_id(n), "type": "function",
                                            "function": function}]})  # fmt: skip
-            deltas += [{"tool_calls": [{"index": n, "function": {"arguments": piece}}]} for piece in _pieces(call)]
+            pieces = call.argument_pieces()
+            deltas += [{"tool_calls": [{"index": n, "function": {"arguments": piece}}]} for piece in pieces]
         if deltas:
             deltas[0] = {"role": "assistant", **deltas[0]}
         return deltas
@@ -282,8 +269,8 @@ class OpenAIReply:
             message["reasoning_content"] = "".join(reply.reasoning)
         if reply.tool_calls and not empty:
             message["tool_calls"] = [
-                {"id": _call_id(call, n), "type": "function",
-                 "function": {"name": call.name, "arguments": call.arguments}}
+                {"id": call.call_id(n), "type": "function",
+                 "function": {"name": call.name, "arguments": call.arguments_json}}
                 for n, call in enumerate(reply.tool_calls)
             ]  # fmt: skip
         finish = "stop" if empty else self.finish_reason
@@ -296,17 +283,6 @@ def wants_usage(body: dict[str, Any]) -> bool:
     """Whether a request asked for a usage chunk (``stream_options.include_usage``)."""
     options = body.get("stream_options")
     return isinstance(options, dict) and options.get("include_usage") is True
-
-
-def _call_id(call: ToolCallSpec, n: int) -> str:
-    return call.id if call.id is not None else f"call_{n}"
-
-
-def _pieces(call: ToolCallSpec) -> list[str]:
-    """``call.arguments`` cut into up to ``call.pieces`` consecutive slices (none for empty arguments)."""
-    text = call.arguments
-    size = max(1, -(-len(text) // max(1, call.pieces)))
-    return [text[i : i + size] for i in range(0, len(text), size)]
 
 
 def _text_of(content: object) -> str:
