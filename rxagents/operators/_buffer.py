@@ -17,11 +17,10 @@ from collections.abc import Callable
 from typing import Any
 
 from reactivex import Observable, abc
-from reactivex.disposable import CompositeDisposable, Disposable
 
 from rxagents._validate import check_int, check_scheduler, check_seconds
 from rxagents.events import EventKind, TokenEvent
-from rxagents.operators._held import TimedEmitter, timed_operator
+from rxagents.operators._held import HeldTail, TimedEmitter, timed_operator
 
 __all__ = ["buffer_chars", "buffer_time", "buffer_time_or_count", "buffer_tokens"]
 
@@ -44,7 +43,6 @@ def _sized(count: int | None, chars: int | None) -> Operator:
             append = parts.append
             emit = observer.on_next
             size = 0
-            disposed = False
 
             if count is not None:
                 limit = count
@@ -78,23 +76,7 @@ def _sized(count: int | None, chars: int | None) -> Operator:
                     parts.clear()
                     emit(chunk)
 
-            def on_error(error: Exception) -> None:
-                flush()
-                if not disposed:  # the consumer may dispose from inside the flush
-                    observer.on_error(error)
-
-            def on_completed() -> None:
-                flush()
-                if not disposed:
-                    observer.on_completed()
-
-            def dispose() -> None:
-                nonlocal disposed
-                disposed = True
-                parts.clear()
-
-            upstream = source.subscribe(on_next, on_error, on_completed, scheduler=scheduler)
-            return CompositeDisposable(upstream, Disposable(dispose))
+            return HeldTail(observer, flush, parts.clear).subscribe(source, on_next, scheduler)
 
         return Observable(subscribe)
 

@@ -1,8 +1,9 @@
 """Operators that hold items back: how one subscription releases what it holds before the stream's end.
 
-``pace``, ``throttle_text`` and the time-based buffers release what they hold from scheduler timers
-(:class:`TimedEmitter`). What is held goes out before the terminal notification, and a consumer that disposes
-from inside that last emission gets no terminal notification after it.
+A size buffer or ``chunk_by`` holds a tail of text (:class:`HeldTail`); ``pace``, ``throttle_text`` and the
+time-based buffers also release what they hold from scheduler timers (:class:`TimedEmitter`). Either way what is
+held goes out before the terminal notification, and a consumer that disposes from inside that last emission gets
+no terminal notification after it.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from reactivex.disposable import CompositeDisposable, Disposable
 
 from rxagents import _runtime
 
-__all__ = ["TimedEmitter", "timed_operator"]
+__all__ = ["HeldTail", "TimedEmitter", "timed_operator"]
 
 _In = TypeVar("_In")
 _Out = TypeVar("_Out")
@@ -26,12 +27,48 @@ _Out = TypeVar("_Out")
 def _attach(
     source: Observable[Any],
     on_next: Callable[[Any], None],
-    held: TimedEmitter[Any, Any],
+    held: HeldTail | TimedEmitter[Any, Any],
     scheduler: abc.SchedulerBase | None,
 ) -> abc.DisposableBase:
     """Subscribe ``held`` to ``source``; disposing the result disposes the upstream, then ``held``."""
     upstream = source.subscribe(on_next, held.on_error, held.on_completed, scheduler=scheduler)
     return CompositeDisposable(upstream, Disposable(held.dispose))
+
+
+class HeldTail:
+    """The end of one subscription that holds a tail of text back, without timers (single-threaded per subscription).
+
+    ``flush`` emits the tail, ``clear`` drops it. On completion or error the tail goes out first, then the same
+    terminal notification, unless the consumer disposed from inside the flush.
+    """
+
+    __slots__ = ("clear", "disposed", "flush", "observer")
+
+    def __init__(self, observer: abc.ObserverBase[Any], flush: Callable[[], None], clear: Callable[[], None]) -> None:
+        self.observer = observer
+        self.flush = flush
+        self.clear = clear
+        self.disposed = False
+
+    def on_error(self, error: Exception) -> None:
+        self.flush()
+        if not self.disposed:  # the consumer may dispose from inside the flush
+            self.observer.on_error(error)
+
+    def on_completed(self) -> None:
+        self.flush()
+        if not self.disposed:
+            self.observer.on_completed()
+
+    def dispose(self) -> None:
+        self.disposed = True
+        self.clear()
+
+    def subscribe(
+        self, source: Observable[Any], on_next: Callable[[Any], None], scheduler: abc.SchedulerBase | None
+    ) -> abc.DisposableBase:
+        """Subscribe ``on_next`` and this tail's ends to ``source``; the result disposes both."""
+        return _attach(source, on_next, self, scheduler)
 
 
 class TimedEmitter(Generic[_In, _Out]):
