@@ -26,6 +26,7 @@ from typing import NoReturn, overload
 from reactivex import abc
 
 from rxagents.errors import ConfigurationError
+from rxagents.events import EventKind
 
 __all__ = [
     "MAX_LOOPS",
@@ -36,6 +37,7 @@ __all__ = [
     "check_choice",
     "check_int",
     "check_keywords",
+    "check_kinds",
     "check_number",
     "check_scheduler",
     "check_seconds",
@@ -214,6 +216,22 @@ def check_choice(name: str, value: object, choices: Collection[str]) -> str:
     if not isinstance(value, str) or value not in choices:
         fail(name, " or ".join(repr(c) for c in choices), value)
     return value
+
+
+def check_kinds(kinds: Iterable[EventKind | str] | None) -> frozenset[EventKind] | None:
+    """A non-empty collection of event kinds (members, or values such as ``"token"``) as a frozenset, or None for
+    all kinds. A lone kind is refused: ``kinds="token"`` would otherwise be read as its characters."""
+    if kinds is None:
+        return None
+    if isinstance(kinds, str | EventKind):
+        raise ConfigurationError(f"kinds must be a collection of event kinds, e.g. ({kinds!r},), got {kinds!r}")
+    try:
+        chosen = frozenset(EventKind(kind) for kind in kinds)
+    except ValueError as exc:
+        raise ConfigurationError(f"kinds: {exc}; valid kinds are {[k.value for k in EventKind]}") from None
+    if not chosen:
+        raise ConfigurationError("kinds must name at least one event kind, or be None for all kinds")
+    return chosen
 
 
 def check_scheduler(scheduler: object, name: str = "scheduler") -> abc.SchedulerBase | None:

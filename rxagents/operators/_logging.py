@@ -17,7 +17,7 @@ from reactivex import Observable, abc
 from reactivex.disposable import Disposable, SerialDisposable
 
 from rxagents import _runtime
-from rxagents._validate import check_scheduler
+from rxagents._validate import check_kinds, check_scheduler
 from rxagents.events import EventKind, TokenEvent
 
 __all__ = ["DEFAULT_FILE_FORMAT", "DEFAULT_LOG_FORMAT", "format_event", "log_to", "log_to_file"]
@@ -219,20 +219,6 @@ def _formatter(fmt: Format, name: str) -> _Lines:
     return _Lines(template, chunk, _uses_time(fmt))
 
 
-def _kinds(kinds: Iterable[EventKind | str] | None) -> frozenset[EventKind] | None:
-    if kinds is None:
-        return None
-    if isinstance(kinds, str | EventKind):
-        raise TypeError(f"kinds must be a collection of event kinds, e.g. ({kinds!r},), got {kinds!r}")
-    try:
-        chosen = frozenset(EventKind(kind) for kind in kinds)
-    except ValueError as exc:
-        raise ValueError(f"kinds: {exc}; valid kinds are {[k.value for k in EventKind]}") from None
-    if not chosen:
-        raise ValueError("kinds must name at least one event kind, or be None for all kinds")
-    return chosen
-
-
 class _FileLog:
     """One subscription of ``log_to_file``: the open file, written and flushed per item, closed once."""
 
@@ -359,7 +345,7 @@ def log_to_file(
     except (LookupError, TypeError):
         raise ValueError(f"encoding must be a text encoding such as 'utf-8', got {encoding!r}") from None
     lines = _formatter(fmt, "fmt")
-    chosen = _kinds(kinds)
+    chosen = check_kinds(kinds)
     check_scheduler(scheduler)
     flags = _MODES[mode] | getattr(os, "O_CLOEXEC", 0)
 
@@ -487,7 +473,7 @@ def log_to(
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             raise ValueError(f"{name} must be a logging level such as logging.INFO, got {value!r}")
     lines = _formatter(fmt, "fmt")
-    chosen = _kinds(kinds)
+    chosen = check_kinds(kinds)
     check_scheduler(scheduler)
     target = logger
     event_line = lines.event
