@@ -21,7 +21,7 @@ from __future__ import annotations
 import difflib
 import math
 from collections.abc import Collection, Iterable
-from typing import NoReturn, overload
+from typing import NoReturn, TypeGuard, overload
 
 from reactivex import abc
 
@@ -114,6 +114,17 @@ def _number(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else repr(float(x))
 
 
+def _in_range(value: object, minimum: float, maximum: float | None, *, above: bool) -> TypeGuard[int | float]:
+    """Whether ``value`` is a number :func:`check_number` accepts (None aside)."""
+    return (
+        not isinstance(value, bool)
+        and isinstance(value, int | float)
+        and math.isfinite(value)
+        and (value > minimum if above else value >= minimum)
+        and (maximum is None or value <= maximum)
+    )
+
+
 def _bounds(minimum: float, maximum: float | None, *, above: bool = False) -> str:
     low = f"> {_number(minimum)}" if above else f">= {_number(minimum)}"
     return low if maximum is None else f"{low} and <= {_number(maximum)}"
@@ -172,13 +183,7 @@ def check_number(
     ``<= maximum``, as ``float``; or None when ``none`` says what None means."""
     if value is None and none is not None:
         return None
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or (value <= minimum if above else value < minimum)
-        or (maximum is not None and value > maximum)
-    ):
+    if not _in_range(value, minimum, maximum, above=above):
         expected = _or_none(f"a number {_bounds(minimum, maximum, above=above)}", none)
         fail(name, expected, value, hint=_unquote_hint(value, integer=False))
     return float(value)
@@ -198,13 +203,7 @@ def check_seconds(
     """A finite number of seconds ``> 0`` (``>= 0`` when ``zero``) and ``<= maximum``, as ``float``."""
     if value is None and none is not None:
         return None
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or (value < 0 if zero else value <= 0)
-        or (maximum is not None and value > maximum)
-    ):
+    if not _in_range(value, 0, maximum, above=not zero):
         unit = "a finite number of seconds" if maximum is None else "a number of seconds"
         expected = _or_none(f"{unit} {_bounds(0, maximum, above=not zero)}", none)
         fail(name, expected, value, hint=_unquote_hint(value, integer=False))
