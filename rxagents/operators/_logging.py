@@ -43,7 +43,7 @@ _MODES = {
 _second: tuple[int, str] = (0, "1970-01-01T00:00:00")  # the last whole second formatted (cheap cache)
 
 
-def _iso(seconds: float) -> str:
+def iso_time(seconds: float) -> str:
     """ISO-8601 UTC with microseconds, e.g. ``2025-06-01T12:00:00.250000+00:00``."""
     global _second
     whole = math.floor(seconds)
@@ -73,13 +73,13 @@ def _detail(event: TokenEvent) -> str:
     if kind is EventKind.FINISH:
         return f"finish_reason={event.finish_reason!r}"
     if kind is EventKind.ERROR and event.error is not None:
-        return _error_text(event.error)
+        return error_text(event.error)
     if kind is EventKind.START:
         return f"model={event.model!r}"
     return repr(event.text)
 
 
-def _error_text(error: BaseException) -> str:
+def error_text(error: BaseException) -> str:
     # Type name and message only: never an exception's repr/attributes (they may hold request details).
     return repr(f"{type(error).__name__}: {error}")
 
@@ -99,10 +99,10 @@ def format_event(event: TokenEvent, fmt: str = DEFAULT_FILE_FORMAT) -> str:
         "1970-01-01T00:00:01.500000+00:00 Writer run-1 #3 token 'Hi\\n'"
     """
     if fmt is DEFAULT_FILE_FORMAT or fmt == DEFAULT_FILE_FORMAT:  # the common case, without str.format
-        line = f"{_iso(event.time)} {event.agent} {event.run_id} #{event.seq} {event.kind.value} {_detail(event)}"
+        line = f"{iso_time(event.time)} {event.agent} {event.run_id} #{event.seq} {event.kind.value} {_detail(event)}"
         return _one_line(line)
     line = fmt.format(
-        time=_iso(event.time),
+        time=iso_time(event.time),
         timestamp=event.time,
         kind=event.kind.value,
         agent=event.agent,
@@ -144,12 +144,12 @@ def _format_chunk(item: object, time: float, fmt: str) -> str:
     """
     kind = "chunk" if type(item) is str else "item"
     if fmt is DEFAULT_FILE_FORMAT:
-        return _one_line(f"{_iso(time)} {kind} {item!r}")
+        return _one_line(f"{iso_time(time)} {kind} {item!r}")
     if fmt is DEFAULT_LOG_FORMAT:
         return _one_line(f"{kind} {item!r}")
     text = repr(item)
     line = fmt.format(
-        time=_iso(time),
+        time=iso_time(time),
         timestamp=time,
         kind=kind,
         agent=_BLANK,
@@ -163,7 +163,7 @@ def _format_chunk(item: object, time: float, fmt: str) -> str:
     return _one_line(line)
 
 
-class _Lines:
+class Lines:
     """How one operator formats its lines: ``event(e)`` for a TokenEvent, ``chunk(item, time)`` for anything
     else; ``timed`` is whether chunk lines show a time (then the operator reads the scheduler clock)."""
 
@@ -182,7 +182,7 @@ def _uses_time(fmt: str) -> bool:
     return False
 
 
-def _formatter(fmt: Format, name: str) -> _Lines:
+def line_formatter(fmt: Format, name: str) -> Lines:
     if callable(fmt):
         user = fmt
 
@@ -192,7 +192,7 @@ def _formatter(fmt: Format, name: str) -> _Lines:
         def call_chunk(item: object, time: float) -> str:
             return _one_line(str(user(item)))
 
-        return _Lines(call, call_chunk, timed=False)
+        return Lines(call, call_chunk, timed=False)
     if not isinstance(fmt, str):
         raise TypeError(f"{name} must be a template or a callable(event) -> str, not {type(fmt).__name__}")
     probe = TokenEvent(EventKind.TOKEN, "agent", "run", 0, text="x")
@@ -216,7 +216,7 @@ def _formatter(fmt: Format, name: str) -> _Lines:
     def chunk(item: object, time: float) -> str:
         return _format_chunk(item, time, template_)
 
-    return _Lines(template, chunk, _uses_time(fmt))
+    return Lines(template, chunk, _uses_time(fmt))
 
 
 class _FileLog:
@@ -227,7 +227,7 @@ class _FileLog:
         observer: abc.ObserverBase[Any],
         fd: int,
         encoding: str,
-        lines: _Lines,
+        lines: Lines,
         clock: abc.SchedulerBase | None,
     ) -> None:
         self.observer = observer
@@ -344,7 +344,7 @@ def log_to_file(
         "".encode(encoding)
     except (LookupError, TypeError):
         raise ValueError(f"encoding must be a text encoding such as 'utf-8', got {encoding!r}") from None
-    lines = _formatter(fmt, "fmt")
+    lines = line_formatter(fmt, "fmt")
     chosen = check_kinds(kinds)
     check_scheduler(scheduler)
     flags = _MODES[mode] | getattr(os, "O_CLOEXEC", 0)
@@ -393,7 +393,7 @@ def log_to_file(
                         return
                     if not state.logged_error and (chosen is None or EventKind.ERROR in chosen):
                         with contextlib.suppress(Exception):  # failing anyway: report the stream's own error
-                            state.write(f"{_iso(state.last_time)} on_error {_error_text(error)}")
+                            state.write(f"{iso_time(state.last_time)} on_error {error_text(error)}")
                     state.close()
                 observer.on_error(error)
 
@@ -472,7 +472,7 @@ def log_to(
     for name, value in (("level", level), ("error_level", error_level)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             raise ValueError(f"{name} must be a logging level such as logging.INFO, got {value!r}")
-    lines = _formatter(fmt, "fmt")
+    lines = line_formatter(fmt, "fmt")
     chosen = check_kinds(kinds)
     check_scheduler(scheduler)
     target = logger
