@@ -21,11 +21,12 @@ from __future__ import annotations
 import difflib
 import math
 from collections.abc import Collection, Iterable
-from typing import NoReturn, overload
+from typing import NoReturn, TypeGuard, overload
 
 from reactivex import abc
 
 from rxagents.errors import ConfigurationError
+from rxagents.events import EventKind
 
 __all__ = [
     "MAX_LOOPS",
@@ -36,6 +37,7 @@ __all__ = [
     "check_choice",
     "check_int",
     "check_keywords",
+    "check_kinds",
     "check_number",
     "check_scheduler",
     "check_seconds",
@@ -112,6 +114,17 @@ def _number(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else repr(float(x))
 
 
+def _in_range(value: object, minimum: float, maximum: float | None, *, above: bool) -> TypeGuard[int | float]:
+    """Whether ``value`` is a number :func:`check_number` accepts (None aside)."""
+    return (
+        not isinstance(value, bool)
+        and isinstance(value, int | float)
+        and math.isfinite(value)
+        and (value > minimum if above else value >= minimum)
+        and (maximum is None or value <= maximum)
+    )
+
+
 def _bounds(minimum: float, maximum: float | None, *, above: bool = False) -> str:
     low = f"> {_number(minimum)}" if above else f">= {_number(minimum)}"
     return low if maximum is None else f"{low} and <= {_number(maximum)}"
@@ -170,13 +183,7 @@ def check_number(
     ``<= maximum``, as ``float``; or None when ``none`` says what None means."""
     if value is None and none is not None:
         return None
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or (value <= minimum if above else value < minimum)
-        or (maximum is not None and value > maximum)
-    ):
+    if not _in_range(value, minimum, maximum, above=above):
         expected = _or_none(f"a number {_bounds(minimum, maximum, above=above)}", none)
         fail(name, expected, value, hint=_unquote_hint(value, integer=False))
     return float(value)
@@ -196,13 +203,7 @@ def check_seconds(
     """A finite number of seconds ``> 0`` (``>= 0`` when ``zero``) and ``<= maximum``, as ``float``."""
     if value is None and none is not None:
         return None
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or (value < 0 if zero else value <= 0)
-        or (maximum is not None and value > maximum)
-    ):
+    if not _in_range(value, 0, maximum, above=not zero):
         unit = "a finite number of seconds" if maximum is None else "a number of seconds"
         expected = _or_none(f"{unit} {_bounds(0, maximum, above=not zero)}", none)
         fail(name, expected, value, hint=_unquote_hint(value, integer=False))
@@ -214,6 +215,22 @@ def check_choice(name: str, value: object, choices: Collection[str]) -> str:
     if not isinstance(value, str) or value not in choices:
         fail(name, " or ".join(repr(c) for c in choices), value)
     return value
+
+
+def check_kinds(kinds: Iterable[EventKind | str] | None) -> frozenset[EventKind] | None:
+    """A non-empty collection of event kinds (members, or values such as ``"token"``) as a frozenset, or None for
+    all kinds. A lone kind is refused: ``kinds="token"`` would otherwise be read as its characters."""
+    if kinds is None:
+        return None
+    if isinstance(kinds, str | EventKind):
+        raise ConfigurationError(f"kinds must be a collection of event kinds, e.g. ({kinds!r},), got {kinds!r}")
+    try:
+        chosen = frozenset(EventKind(kind) for kind in kinds)
+    except ValueError as exc:
+        raise ConfigurationError(f"kinds: {exc}; valid kinds are {[k.value for k in EventKind]}") from None
+    if not chosen:
+        raise ConfigurationError("kinds must name at least one event kind, or be None for all kinds")
+    return chosen
 
 
 def check_scheduler(scheduler: object, name: str = "scheduler") -> abc.SchedulerBase | None:

@@ -14,6 +14,7 @@ from rxagents._validate import (
     check_choice,
     check_int,
     check_keywords,
+    check_kinds,
     check_number,
     check_scheduler,
     check_seconds,
@@ -21,6 +22,7 @@ from rxagents._validate import (
     check_task,
 )
 from rxagents.errors import ConfigurationError
+from rxagents.events import EventKind
 
 
 def test_configuration_error_is_both_a_value_error_and_a_type_error() -> None:
@@ -142,6 +144,17 @@ def test_check_choice() -> None:
     assert check_choice("on_callback_error", "raise", ("log", "raise")) == "raise"
     with pytest.raises(ConfigurationError, match=r"^on_callback_error must be 'log' or 'raise', got 'ignore'$"):
         check_choice("on_callback_error", "ignore", ("log", "raise"))
+
+
+def test_check_kinds() -> None:
+    assert check_kinds(None) is None
+    assert check_kinds(["token", EventKind.FINISH]) == frozenset({EventKind.TOKEN, EventKind.FINISH})
+    with pytest.raises(ConfigurationError, match=r"^kinds must be a collection of event kinds, e\.g\. \('token',\)"):
+        check_kinds("token")
+    with pytest.raises(ConfigurationError, match=r"^kinds: 'tokens' is not a valid EventKind; valid kinds are \["):
+        check_kinds(["tokens"])
+    with pytest.raises(ConfigurationError, match=r"^kinds must name at least one event kind, or be None for all"):
+        check_kinds([])
 
 
 def test_check_scheduler() -> None:

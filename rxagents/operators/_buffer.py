@@ -13,17 +13,14 @@ error — so the chunks always add up to the text that arrived (laws 6 and 7, do
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
-from functools import partial
 from typing import Any
 
 from reactivex import Observable, abc
-from reactivex.disposable import CompositeDisposable, Disposable
 
-from rxagents import _runtime
 from rxagents._validate import check_int, check_scheduler, check_seconds
 from rxagents.events import EventKind, TokenEvent
+from rxagents.operators._held import HeldTail, TimedEmitter, timed_operator
 
 __all__ = ["buffer_chars", "buffer_time", "buffer_time_or_count", "buffer_tokens"]
 
@@ -46,7 +43,6 @@ def _sized(count: int | None, chars: int | None) -> Operator:
             append = parts.append
             emit = observer.on_next
             size = 0
-            disposed = False
 
             if count is not None:
                 limit = count
@@ -80,23 +76,7 @@ def _sized(count: int | None, chars: int | None) -> Operator:
                     parts.clear()
                     emit(chunk)
 
-            def on_error(error: Exception) -> None:
-                flush()
-                if not disposed:  # the consumer may dispose from inside the flush
-                    observer.on_error(error)
-
-            def on_completed() -> None:
-                flush()
-                if not disposed:
-                    observer.on_completed()
-
-            def dispose() -> None:
-                nonlocal disposed
-                disposed = True
-                parts.clear()
-
-            upstream = source.subscribe(on_next, on_error, on_completed, scheduler=scheduler)
-            return CompositeDisposable(upstream, Disposable(dispose))
+            return HeldTail(observer, flush, parts.clear).subscribe(source, on_next, scheduler)
 
         return Observable(subscribe)
 
@@ -163,27 +143,14 @@ def buffer_chars(min_chars: int) -> Operator:
 # --- by time -----------------------------------------------------------------------------------------------
 
 
-class _TimedBuffer:
+class _TimedBuffer(TimedEmitter[TokenEvent, str]):
     """One subscription of ``buffer_time`` / ``buffer_time_or_count``.
 
     The clock of a chunk starts when its first text arrives; the chunk is emitted ``seconds`` later, or
-    sooner when ``count`` texts are buffered. Timer actions and upstream events are serialised by a
-    re-entrant lock held while emitting ``on_next``; terminal notifications and timer cancellation happen
-    outside the lock (so a thread-safe scheduler's cancel never waits on a thread blocked on this lock).
+    sooner when ``count`` texts are buffered.
     """
 
-    __slots__ = (
-        "count",
-        "disposed",
-        "ended",
-        "generation",
-        "lock",
-        "observer",
-        "parts",
-        "scheduler",
-        "seconds",
-        "timer",
-    )
+    __slots__ = ("count", "generation", "parts", "seconds")
 
     def __init__(
         self,
@@ -192,16 +159,11 @@ class _TimedBuffer:
         count: int | None,
         scheduler: abc.SchedulerBase,
     ) -> None:
-        self.observer = observer
+        super().__init__(observer, scheduler)
         self.seconds = seconds
         self.count = count
-        self.scheduler = scheduler
-        self.lock = threading.RLock()
         self.parts: list[str] = []
-        self.timer: abc.DisposableBase | None = None
         self.generation = 0  # identifies the chunk the pending timer belongs to
-        self.ended = False  # the upstream terminated
-        self.disposed = False
 
     def _take(self) -> tuple[str, abc.DisposableBase | None]:
         """The buffered chunk and the (now stale) timer; call with the lock held."""
@@ -237,53 +199,21 @@ class _TimedBuffer:
             chunk, _timer = self._take()  # _timer is the one firing now
             self.observer.on_next(chunk)
 
-    def _end(self, terminal: Callable[[], None]) -> None:
-        """Flush the tail, cancel the timer, then send ``terminal`` (unless disposed meanwhile)."""
-        timer = None
-        try:
-            with self.lock:
-                if self.ended or self.disposed:
-                    return
-                self.ended = True
-                chunk, timer = self._take()
-                if chunk:
-                    self.observer.on_next(chunk)
-                if self.disposed:  # the consumer disposed from inside the flush
-                    return
-        finally:
-            if timer is not None:
-                timer.dispose()
-        terminal()
+    def _flush(self) -> None:
+        """The tail, if any."""
+        chunk, _timer = self._take()  # _timer is None: the end took it
+        if chunk:
+            self.observer.on_next(chunk)
 
-    def on_error(self, error: Exception) -> None:
-        self._end(partial(self.observer.on_error, error))
-
-    def on_completed(self) -> None:
-        self._end(self.observer.on_completed)
-
-    def dispose(self) -> None:
-        with self.lock:
-            self.disposed = True
-            self.parts.clear()
-            timer, self.timer = self.timer, None
-        if timer is not None:
-            timer.dispose()
+    def _clear(self) -> None:
+        self.parts.clear()
 
 
 def _timed(seconds: float, count: int | None, scheduler: abc.SchedulerBase | None) -> Operator:
-    def operator(source: Observable[TokenEvent]) -> Observable[str]:
-        def subscribe(
-            observer: abc.ObserverBase[str], subscribe_scheduler: abc.SchedulerBase | None = None
-        ) -> abc.DisposableBase:
-            state = _TimedBuffer(observer, seconds, count, _runtime.default_scheduler(scheduler))
-            upstream = source.subscribe(
-                state.on_next, state.on_error, state.on_completed, scheduler=subscribe_scheduler
-            )
-            return CompositeDisposable(upstream, Disposable(state.dispose))
+    def buffer(observer: abc.ObserverBase[str], clock: abc.SchedulerBase) -> _TimedBuffer:
+        return _TimedBuffer(observer, seconds, count, clock)
 
-        return Observable(subscribe)
-
-    return operator
+    return timed_operator(buffer, scheduler)
 
 
 def buffer_time(seconds: float, *, scheduler: abc.SchedulerBase | None = None) -> Operator:

@@ -15,6 +15,7 @@ from reactivex import Observable, abc
 from reactivex.disposable import Disposable, SerialDisposable
 
 from rxagents import _runtime
+from rxagents._validate import check_kinds
 from rxagents.events import EventKind, TokenEvent
 from rxagents.operators._errors import CallbackError, Relay
 
@@ -452,17 +453,8 @@ def tap_safe(
     chosen: frozenset[EventKind] | None
     if isinstance(kinds, _Default):
         chosen = frozenset({EventKind.TOKEN}) if payload == "text" else None
-    elif kinds is None:
-        chosen = None
     else:
-        if isinstance(kinds, str | EventKind):
-            raise TypeError(f"kinds must be a collection of event kinds, e.g. ({kinds!r},), got {kinds!r}")
-        try:
-            chosen = frozenset(EventKind(kind) for kind in kinds)
-        except ValueError as exc:
-            raise ValueError(f"kinds: {exc}; valid kinds are {[k.value for k in EventKind]}") from None
-        if not chosen:
-            raise ValueError("kinds must name at least one event kind, or be None for all kinds")
+        chosen = check_kinds(kinds)
     if scheduler is not None and not isinstance(scheduler, abc.SchedulerBase):
         raise TypeError(f"scheduler must be a reactivex scheduler, got {type(scheduler).__name__}")
     config = _Config(fn, chosen, on_error, payload, scheduler, CallbackStats() if stats is None else stats)

@@ -12,9 +12,9 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from reactivex import Observable, abc
-from reactivex.disposable import CompositeDisposable, Disposable
 
 from rxagents.events import EventKind, TokenEvent
+from rxagents.operators._held import HeldTail
 
 __all__ = ["chunk_by"]
 
@@ -212,11 +212,10 @@ def chunk_by(unit: str | re.Pattern[str]) -> Callable[[Observable[TokenEvent]], 
         ) -> abc.DisposableBase:
             pending = _Pending(spec)
             emit = observer.on_next
-            disposed = False
 
             def send(units: list[str]) -> None:
                 for piece in units:
-                    if disposed:  # the consumer disposed from inside on_next
+                    if tail.disposed:  # the consumer disposed from inside on_next
                         return
                     emit(piece)
 
@@ -232,23 +231,8 @@ def chunk_by(unit: str | re.Pattern[str]) -> Callable[[Observable[TokenEvent]], 
             def flush() -> None:
                 send(pending.feed("", True))
 
-            def on_error(error: Exception) -> None:
-                flush()
-                if not disposed:
-                    observer.on_error(error)
-
-            def on_completed() -> None:
-                flush()
-                if not disposed:
-                    observer.on_completed()
-
-            def dispose() -> None:
-                nonlocal disposed
-                disposed = True
-                pending.clear()
-
-            upstream = source.subscribe(on_next, on_error, on_completed, scheduler=scheduler)
-            return CompositeDisposable(upstream, Disposable(dispose))
+            tail = HeldTail(observer, flush, pending.clear)
+            return tail.subscribe(source, on_next, scheduler)
 
         return Observable(subscribe)
 

@@ -8,19 +8,16 @@ the producer never waits: :func:`pace` queues what arrives early and releases it
 
 from __future__ import annotations
 
-import threading
 from collections import deque
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from functools import partial
 from typing import Any, TypeVar
 
 from reactivex import Observable, abc
-from reactivex.disposable import CompositeDisposable, Disposable
 
-from rxagents import _runtime
 from rxagents._validate import check_scheduler, check_seconds
 from rxagents.events import TokenEvent
+from rxagents.operators._held import TimedEmitter, timed_operator
 from rxagents.operators._text import running_text
 
 __all__ = ["pace", "throttle_text"]
@@ -35,39 +32,21 @@ def _identity(source: Observable[_T]) -> Observable[_T]:
 # --- pace --------------------------------------------------------------------------------------------------
 
 
-class _Pacer:
+class _Pacer(TimedEmitter[Any, Any]):
     """One subscription of ``pace``.
 
-    Invariant: the queue is non-empty exactly when a timer is pending. Upstream events and timer actions
-    are serialised by a re-entrant lock held while emitting ``on_next``; terminal notifications and timer
-    cancellation happen outside it. State is updated before each emission, so a consumer that disposes
-    (or raises) from inside ``on_next`` leaves it consistent.
+    Invariant: the queue is non-empty exactly when a timer is pending. A terminal notification that arrives
+    while items are queued is held until the queue drains.
     """
 
-    __slots__ = (
-        "disposed",
-        "ended",
-        "interval",
-        "lock",
-        "next_at",
-        "observer",
-        "queue",
-        "scheduler",
-        "terminal",
-        "timer",
-    )
+    __slots__ = ("interval", "next_at", "queue", "terminal")
 
     def __init__(self, observer: abc.ObserverBase[Any], interval: timedelta, scheduler: abc.SchedulerBase):
-        self.observer = observer
+        super().__init__(observer, scheduler)
         self.interval = interval
-        self.scheduler = scheduler
-        self.lock = threading.RLock()
         self.queue: deque[Any] = deque()
         self.next_at: datetime | None = None  # the earliest time the next item may go out
-        self.timer: abc.DisposableBase | None = None
         self.terminal: Callable[[], None] | None = None  # held until the queue drains
-        self.ended = False  # the upstream terminated
-        self.disposed = False
 
     def on_next(self, item: Any) -> None:
         with self.lock:
@@ -102,30 +81,15 @@ class _Pacer:
                 return
         terminal()
 
-    def _end(self, terminal: Callable[[], None]) -> None:
-        with self.lock:
-            if self.ended or self.disposed:
-                return
-            self.ended = True
-            if self.timer is not None:  # items are queued: the terminal goes out after them
-                self.terminal = terminal
-                return
-        terminal()
+    def _hold(self, terminal: Callable[[], None]) -> bool:
+        if self.timer is None:
+            return False
+        self.terminal = terminal  # items are queued: the terminal goes out after them
+        return True
 
-    def on_error(self, error: Exception) -> None:
-        self._end(partial(self.observer.on_error, error))
-
-    def on_completed(self) -> None:
-        self._end(self.observer.on_completed)
-
-    def dispose(self) -> None:
-        with self.lock:
-            self.disposed = True
-            self.queue.clear()
-            self.terminal = None
-            timer, self.timer = self.timer, None
-        if timer is not None:
-            timer.dispose()
+    def _clear(self) -> None:
+        self.queue.clear()
+        self.terminal = None
 
 
 def pace(
@@ -176,53 +140,30 @@ def pace(
         return _identity
     interval = timedelta(seconds=seconds)
 
-    def operator(source: Observable[_T]) -> Observable[_T]:
-        def subscribe(
-            observer: abc.ObserverBase[_T], subscribe_scheduler: abc.SchedulerBase | None = None
-        ) -> abc.DisposableBase:
-            pacer = _Pacer(observer, interval, _runtime.default_scheduler(scheduler))
-            upstream = source.subscribe(
-                pacer.on_next, pacer.on_error, pacer.on_completed, scheduler=subscribe_scheduler
-            )
-            return CompositeDisposable(upstream, Disposable(pacer.dispose))
+    def pacer(observer: abc.ObserverBase[Any], clock: abc.SchedulerBase) -> _Pacer:
+        return _Pacer(observer, interval, clock)
 
-        return Observable(subscribe)
-
-    return operator
+    return timed_operator(pacer, scheduler)
 
 
 # --- throttle_text ---------------------------------------------------------------------------------------
 
 
-class _Throttle:
+class _Throttle(TimedEmitter[str, str]):
     """One subscription of the latest-wins throttle behind ``throttle_text``.
 
     A change when no window is open goes out at once and opens a window of ``interval``; changes during
     the window are remembered (latest wins) and the latest goes out when it closes, opening a new one.
+    ``timer`` is the open window.
     """
 
-    __slots__ = (
-        "disposed",
-        "ended",
-        "interval",
-        "latest",
-        "lock",
-        "observer",
-        "pending",
-        "scheduler",
-        "timer",
-    )
+    __slots__ = ("interval", "latest", "pending")
 
     def __init__(self, observer: abc.ObserverBase[str], interval: float, scheduler: abc.SchedulerBase):
-        self.observer = observer
+        super().__init__(observer, scheduler)
         self.interval = interval
-        self.scheduler = scheduler
-        self.lock = threading.RLock()
         self.latest = ""
         self.pending = False  # ``latest`` has not gone out yet
-        self.timer: abc.DisposableBase | None = None  # the open window
-        self.ended = False
-        self.disposed = False
 
     def on_next(self, text: str) -> None:
         with self.lock:
@@ -246,37 +187,11 @@ class _Throttle:
             self.timer = self.scheduler.schedule_relative(self.interval, self._close)
             self.observer.on_next(self.latest)
 
-    def _end(self, terminal: Callable[[], None]) -> None:
-        """Send the latest text if not sent yet, close the window, then ``terminal`` (unless disposed)."""
-        timer = None
-        try:
-            with self.lock:
-                if self.ended or self.disposed:
-                    return
-                self.ended = True
-                timer, self.timer = self.timer, None
-                if self.pending:
-                    self.pending = False
-                    self.observer.on_next(self.latest)
-                if self.disposed:  # the consumer disposed from inside the last frame
-                    return
-        finally:
-            if timer is not None:
-                timer.dispose()
-        terminal()
-
-    def on_error(self, error: Exception) -> None:
-        self._end(partial(self.observer.on_error, error))
-
-    def on_completed(self) -> None:
-        self._end(self.observer.on_completed)
-
-    def dispose(self) -> None:
-        with self.lock:
-            self.disposed = True
-            timer, self.timer = self.timer, None
-        if timer is not None:
-            timer.dispose()
+    def _flush(self) -> None:
+        """The latest text, if not sent yet (at the end, even inside a window)."""
+        if self.pending:
+            self.pending = False
+            self.observer.on_next(self.latest)
 
 
 def throttle_text(
@@ -324,17 +239,10 @@ def throttle_text(
     if seconds == 0:
         return texts
 
-    def throttle(source: Observable[str]) -> Observable[str]:
-        def subscribe(
-            observer: abc.ObserverBase[str], subscribe_scheduler: abc.SchedulerBase | None = None
-        ) -> abc.DisposableBase:
-            state = _Throttle(observer, seconds, _runtime.default_scheduler(scheduler))
-            upstream = source.subscribe(
-                state.on_next, state.on_error, state.on_completed, scheduler=subscribe_scheduler
-            )
-            return CompositeDisposable(upstream, Disposable(state.dispose))
+    def window(observer: abc.ObserverBase[str], clock: abc.SchedulerBase) -> _Throttle:
+        return _Throttle(observer, seconds, clock)
 
-        return Observable(subscribe)
+    throttle = timed_operator(window, scheduler)
 
     def operator(source: Observable[TokenEvent]) -> Observable[str]:
         return throttle(texts(source))

@@ -119,6 +119,9 @@ class WebSocketStats:
 
 @dataclass(slots=True)
 class _Counters:
+    """The live counters behind :class:`WebSocketStats`, mutable (server's loop only). A frozen dataclass has no
+    typed mutable twin, so both declare the fields; tests/sinks/test_websocket.py keeps them the same."""
+
     connections: int = 0
     active: int = 0
     runs_started: int = 0

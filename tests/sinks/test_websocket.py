@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import json
 import socket
@@ -24,7 +25,7 @@ from rxagents.events import EventKind, TokenEvent
 from rxagents.models import OfflineModel
 from rxagents.models._litellm import import_litellm
 from rxagents.models._offline import tokenize
-from rxagents.sinks._websocket import WebSocketServer, serve_websocket
+from rxagents.sinks._websocket import WebSocketServer, WebSocketStats, _Counters, serve_websocket
 from rxagents.testing._faults import DropAfter, Reply, StallAfter, words
 from rxagents.testing._server import LocalModelServer
 
@@ -696,3 +697,8 @@ def test_bad_arguments_are_refused_at_construction(kwargs: dict[str, Any], messa
 def test_the_factory_must_be_callable() -> None:
     with pytest.raises(TypeError, match="factory must be a callable"):
         serve_websocket("agent")  # type: ignore[arg-type]
+
+
+def test_the_live_counters_have_exactly_the_fields_of_the_stats() -> None:
+    live = [(f.name, f.type, f.default) for f in dataclasses.fields(_Counters)]
+    assert live == [(f.name, f.type, f.default) for f in dataclasses.fields(WebSocketStats)]
