@@ -5,6 +5,7 @@ from __future__ import annotations
 from rxagents.models._base import Delta, ModelBackend, ModelRequest
 from rxagents.models._litellm import LiteLLMModel
 from rxagents.models._offline import STALL, OfflineModel, Step, ToolCallSpec, tokenize
+from rxagents.models._openai_compat import OpenAICompatibleModel
 from rxagents.models._resolve import Resolved, resolve_model
 
 __all__ = [
@@ -14,6 +15,7 @@ __all__ = [
     "ModelBackend",
     "ModelRequest",
     "OfflineModel",
+    "OpenAICompatibleModel",
     "Resolved",
     "Step",
     "ToolCallSpec",

@@ -12,7 +12,6 @@ import socket
 import ssl
 import sys
 from collections.abc import Mapping
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 from rxagents._urls import safe_url
@@ -118,8 +117,9 @@ class _Scrubber:
                 del response._text  # httpx caches the decoded text: decode the scrubbed body next time
         stream = getattr(response, "stream", None)
         body = getattr(stream, "_stream", None)  # a read body is kept as a replayable ByteStream too
-        if isinstance(stream, self.httpx.ByteStream) and isinstance(body, bytes) and self.raw in body:
-            response.stream = self.httpx.ByteStream(body.replace(self.raw, b"***"))
+        httpx = self.httpx
+        if httpx is not None and isinstance(stream, httpx.ByteStream) and isinstance(body, bytes) and self.raw in body:
+            response.stream = httpx.ByteStream(body.replace(self.raw, b"***"))
         self(response.headers, depth + 1)
         request = getattr(response, "_request", None)
         if request is not None:
@@ -184,6 +184,7 @@ def retry_after(headers: Any) -> float | None:
         date = _header(headers, "date")
         if not isinstance(value, str) or not isinstance(date, str):
             return None
+        from email.utils import parsedate_to_datetime  # here: email.utils costs milliseconds to import
         return max(0.0, (parsedate_to_datetime(value) - parsedate_to_datetime(date)).total_seconds())
     except (TypeError, ValueError, AttributeError, OverflowError, IndexError):
         return None
