@@ -71,7 +71,10 @@ def sse_bodies(draw: st.DrawFn) -> tuple[bytes, list[bytes]]:
     end = draw(_line_ends) if draw(st.booleans()) else None  # one line end for the whole body, or any per line
 
     def line(content: bytes) -> None:
-        body.append(content + (end if end is not None else draw(_line_ends)))
+        ending = end if end is not None else draw(_line_ends)
+        if not content and ending == b"\n" and body and body[-1].endswith(b"\r"):
+            ending = b"\r\n"  # CR then an empty line ended by LF would read as one CRLF line end
+        body.append(content + ending)
 
     for _ in range(draw(st.integers(0, 6))):
         data: list[bytes] = []
