@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from rxagents._validate import MAX_TIMEOUT, check_int, check_seconds
 from rxagents.errors import EmptyStreamError, StreamCutError
@@ -102,7 +102,7 @@ class OpenAICompatibleModel:
     async def _stream(self, request: ModelRequest) -> AsyncIterator[Delta]:
         import aiohttp
 
-        url = (request.api_base or OPENAI_API_BASE).rstrip("/") + "/chat/completions"
+        url = _endpoint_url(request.api_base or OPENAI_API_BASE)
         host = urlsplit(url).hostname or ""
         headers = {
             "Content-Type": "application/json",
@@ -223,6 +223,12 @@ class OpenAICompatibleModel:
                 response.close()  # closes the connection: never back to the pool half-read
             if own:
                 await session.close()
+
+
+def _endpoint_url(api_base: str) -> str:
+    """``{api_base}/chat/completions``; a query string in ``api_base`` stays at the end."""
+    parts = urlsplit(api_base)
+    return urlunsplit(parts._replace(path=parts.path.rstrip("/") + "/chat/completions"))
 
 
 def _drained(content: Any) -> bool:

@@ -266,6 +266,12 @@ def test_the_key_goes_in_the_header_only(model_server: LocalModelServer) -> None
     assert SECRET not in repr(OpenAICompatibleModel()) and SECRET not in repr(request)
 
 
+def test_a_query_in_api_base_stays_at_the_end_of_the_url(model_server: LocalModelServer) -> None:
+    request = _setup(model_server, Reply(tokens=("ok",)))
+    queried = ModelRequest(**{**_fields(request), "api_base": model_server.url + "/?api-version=2024-10-21"})
+    assert [d.text for d in run(_collect(queried)) if d.kind is EventKind.TOKEN] == ["ok"]
+
+
 def test_openais_own_api_gets_max_completion_tokens() -> None:
     request = ModelRequest(model="gpt-4o", messages=[], max_tokens=9)
     assert json.loads(OpenAICompatibleModel()._body(request, "api.openai.com"))["max_completion_tokens"] == 9
