@@ -313,6 +313,30 @@ def test_a_loop_that_ends_closes_its_pooled_connections(model_server: LocalModel
     assert model_server.wait_until(lambda: model_server.open_connections <= before, 5)
 
 
+def test_a_loop_that_takes_no_cleanup_gets_a_session_per_request(
+    model_server: LocalModelServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """uvloop's loops take no attributes, so no pooled session could be closed at their shutdown: each request
+    then opens a session of its own and closes it with its stream (nothing left open, no ResourceWarning)."""
+    import gc
+
+    from rxagents.models import _http_pool
+
+    async def refused(name: str, cleanup: Any) -> bool:
+        return False
+
+    monkeypatch.setattr(_http_pool, "at_loop_shutdown", refused)
+    before = model_server.open_connections
+
+    async def two() -> list[list[Delta]]:
+        return [await _collect(_setup(model_server, Reply(tokens=("a",)))) for _ in range(2)]
+
+    results = asyncio.run(two())
+    gc.collect()  # an unclosed session or connector would warn here (warnings are errors in this suite)
+    assert [[d.text for d in r if d.kind is EventKind.TOKEN] for r in results] == [["a"], ["a"]]
+    assert model_server.wait_until(lambda: model_server.open_connections <= before, 5)
+
+
 @pytest.mark.parametrize(
     ("env", "url", "proxy"),
     [
