@@ -1,22 +1,26 @@
 #!/usr/bin/env python
-"""CPU cost per streamed token: raw httpx vs bare litellm vs ``rxagents.Agent.run``.
+"""Client CPU per streamed token, and time to first token: the raw floor vs rxagents' backends and entry points.
 
-One :class:`rxagents.testing.LocalModelServer` on 127.0.0.1 serves the same N-token SSE stream to three
-clients, and the script reports the CPU time (``time.process_time()``: all threads of this process) each
-spends per token, median of ``--repeat`` runs after one unmeasured warm-up:
+``rxagents serve-test-model`` runs in a **separate process** (its CPU is not counted) and serves the same N-token
+SSE stream to every client. Each variant reads it once per run; the figure is this process's CPU time
+(``time.process_time()``: all its threads) per token, median of ``--repeat`` runs after one unmeasured warm-up:
 
-(a) httpx: a streaming POST, ``aiter_lines()``, ``json.loads`` per ``data:`` line (the baseline);
-(b) litellm: ``litellm.acompletion(..., stream=True)``, concatenating ``delta.content``;
-(c) rxagents: ``Agent(...).run(task, streaming_callback=no_op)``.
+* **raw httpx (floor)**: a streaming POST, ``aiter_lines()``, ``json.loads`` per ``data:`` line;
+* **raw aiohttp**: the same with an ``aiohttp.ClientSession``, reading lines with ``response.content``;
+* **direct backend alone**: ``OpenAICompatibleModel().stream(request)``, no Agent;
+* **direct Agent.run + callback**: ``Agent(model_name=..., api_base=...).run(task, streaming_callback=append)``;
+* **direct astream**: ``async for event in agent.astream(task)``;
+* **direct stream().subscribe**: ``agent.stream(task).subscribe(on_next, ...)`` from a plain thread;
+* **litellm Agent.run + callback**: the same Agent with ``model_name="litellm/..."``;
+* **bare litellm.acompletion**: ``litellm.acompletion(..., stream=True)``, concatenating ``delta.content``.
 
-The server runs in this process too, so its CPU time is in every figure; on Linux it is also measured
-separately (the server thread's own CPU clock) and subtracted to give the client-side cost. Every run checks
-that the text it received equals the text served, so a broken variant cannot look fast. Finally the cost of
-``import rxagents`` is measured in fresh subprocesses, and whether it imported litellm (it must not).
+Every run checks that the text it received is the text served, so a broken variant cannot look fast. Then the
+cost of ``import rxagents`` is measured in fresh subprocesses, and whether it imported litellm (it must not).
+``--profile VARIANT`` runs one variant under cProfile and prints where its time goes.
 
 Usage::
 
-    python bench/bench_tokens.py [--tokens 2000] [--repeat 5]
+    python bench/bench_tokens.py [--tokens 2000] [--repeat 5] [--profile "direct Agent.run + callback"]
 
 Nothing leaves 127.0.0.1; see bench/README.md for what the figures mean.
 """
@@ -25,15 +29,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import gc
 import json
 import os
+import pstats
 import statistics
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,48 +57,51 @@ if str(REPO) not in sys.path:
 
 MODEL = "bench-model"
 API_KEY = "sk-bench"
-TASK = "Benchmark: stream the scripted reply."
+TASK = "Benchmark: stream the default reply."
+FLOOR = "raw httpx (floor)"
 
 
 @dataclass(frozen=True, slots=True)
 class Sample:
-    cpu: float  # process CPU seconds (all threads)
-    server_cpu: float | None  # CPU seconds of the server thread, if measurable
+    cpu: float  # process CPU seconds (all threads of this process)
     wall: float
+    ttft: float  # seconds from the start of the run to the first token in the client's hands
 
 
 @dataclass(frozen=True, slots=True)
 class Figures:
     name: str
     cpu: float
-    client_cpu: float | None
     wall: float
-    spread: float  # (max - min) / median of the process CPU samples: how noisy this machine was
+    ttft: float
+    spread: float  # (max - min) / median of the CPU samples: how noisy this machine was
 
 
-def _thread_clock(thread_id: int | None) -> Callable[[], float] | None:
-    """A CPU clock for another thread of this process (Linux/most POSIX), else None."""
-    if thread_id is None or not hasattr(time, "pthread_getcpuclockid"):
-        return None
-    try:
-        clock_id = time.pthread_getcpuclockid(thread_id)
-        time.clock_gettime(clock_id)
-    except (OSError, AttributeError):
-        return None
-    return lambda: time.clock_gettime(clock_id)
+class First:
+    """Notes when the first token arrived (perf_counter), relative to :meth:`start`."""
+
+    def __init__(self) -> None:
+        self.started = self.at = 0.0
+
+    def start(self) -> None:
+        self.started, self.at = time.perf_counter(), 0.0
+
+    def token(self) -> None:
+        if not self.at:
+            self.at = time.perf_counter()
+
+    @property
+    def ttft(self) -> float:
+        return self.at - self.started
 
 
-# --- the three variants -------------------------------------------------------------------------------------
+# --- the variants -------------------------------------------------------------------------------------------
 
 
-async def raw_httpx(client: Any, url: str) -> str:
-    """(a) Baseline: read the SSE stream with httpx and json.loads each data line."""
-    body = {
-        "model": MODEL,
-        "messages": [{"role": "user", "content": TASK}],
-        "stream": True,
-        "stream_options": {"include_usage": True},
-    }
+async def raw_httpx(client: Any, url: str, first: First) -> str:
+    """The floor: read the SSE stream with httpx and json.loads each data line."""
+    body = {"model": MODEL, "messages": [{"role": "user", "content": TASK}], "stream": True,
+            "stream_options": {"include_usage": True}}  # fmt: skip
     parts: list[str] = []
     headers = {"Authorization": f"Bearer {API_KEY}"}
     async with client.stream("POST", f"{url}/chat/completions", json=body, headers=headers) as response:
@@ -102,76 +112,161 @@ async def raw_httpx(client: Any, url: str) -> str:
             data = line[5:].strip()
             if data == "[DONE]":
                 break
-            chunk = json.loads(data)
-            for choice in chunk.get("choices") or ():
+            for choice in json.loads(data).get("choices") or ():
                 content = (choice.get("delta") or {}).get("content")
                 if content:
+                    first.token()
                     parts.append(content)
     return "".join(parts)
 
 
-async def bare_litellm(litellm: Any, url: str) -> str:
-    """(b) litellm.acompletion streaming, concatenating delta.content."""
+async def raw_aiohttp(session: Any, url: str, first: First) -> str:
+    """The floor's loop over aiohttp (the client the direct backend uses): lines, json.loads."""
+    body = {"model": MODEL, "messages": [{"role": "user", "content": TASK}], "stream": True,
+            "stream_options": {"include_usage": True}}  # fmt: skip
+    parts: list[str] = []
+    headers = {"Authorization": f"Bearer {API_KEY}"}
+    async with session.post(f"{url}/chat/completions", json=body, headers=headers) as response:
+        response.raise_for_status()
+        async for raw in response.content:
+            line = raw.decode().strip()
+            if not line.startswith("data:"):
+                continue
+            data = line[5:].strip()
+            if data == "[DONE]":
+                break
+            for choice in json.loads(data).get("choices") or ():
+                content = (choice.get("delta") or {}).get("content")
+                if content:
+                    first.token()
+                    parts.append(content)
+    return "".join(parts)
+
+
+async def direct_alone(url: str, first: First) -> str:
+    from rxagents.events import EventKind
+    from rxagents.models import ModelRequest, OpenAICompatibleModel
+
+    request = ModelRequest(model=MODEL, messages=[{"role": "user", "content": TASK}], api_base=url, api_key=API_KEY)
+    parts: list[str] = []
+    async for delta in OpenAICompatibleModel().stream(request):
+        if delta.kind is EventKind.TOKEN:
+            first.token()
+            parts.append(delta.text)
+    return "".join(parts)
+
+
+def agent_run(agent: Any, first: First) -> str:
+    received: list[str] = []
+
+    def callback(text: str) -> None:
+        first.token()
+        received.append(text)
+
+    answer: str = agent.run(TASK, streaming_callback=callback)
+    if "".join(received) != answer:
+        raise AssertionError("streaming_callback text differs from the returned answer")
+    return answer
+
+
+async def agent_astream(agent: Any, first: First) -> str:
+    from rxagents.events import EventKind
+
+    parts: list[str] = []
+    async for event in agent.astream(TASK):
+        if event.kind is EventKind.TOKEN:
+            first.token()
+            parts.append(event.text)
+    return "".join(parts)
+
+
+def agent_subscribe(agent: Any, first: First) -> str:
+    from rxagents.events import EventKind
+
+    parts: list[str] = []
+    errors: list[Exception] = []
+    done = threading.Event()
+
+    def on_next(event: Any) -> None:
+        if event.kind is EventKind.TOKEN:
+            first.token()
+            parts.append(event.text)
+
+    def on_error(error: Exception) -> None:
+        errors.append(error)
+        done.set()
+
+    agent.stream(TASK).subscribe(on_next, on_error, done.set)
+    if not done.wait(120):
+        raise AssertionError("stream().subscribe: the run never ended")
+    if errors:
+        raise errors[0]
+    return "".join(parts)
+
+
+async def bare_litellm(litellm: Any, url: str, first: First) -> str:
     response = await litellm.acompletion(
-        model=f"openai/{MODEL}",
-        messages=[{"role": "user", "content": TASK}],
-        api_base=url,
-        api_key=API_KEY,
-        stream=True,
-        stream_options={"include_usage": True},
-        max_retries=0,
-    )
+        model=f"openai/{MODEL}", messages=[{"role": "user", "content": TASK}], api_base=url, api_key=API_KEY,
+        stream=True, stream_options={"include_usage": True}, max_retries=0,
+    )  # fmt: skip
     parts: list[str] = []
     async for chunk in response:
         if chunk.choices:
             content = chunk.choices[0].delta.content
             if content:
+                first.token()
                 parts.append(content)
     return "".join(parts)
-
-
-def rxagents_run(url: str) -> str:
-    """(c) Agent.run with a no-op streaming callback (events cross to this thread through its queue)."""
-    from rxagents import Agent
-
-    received: list[str] = []
-    agent = Agent(model_name=MODEL, api_base=url, api_key=API_KEY, print_on=False)
-    answer = agent.run(TASK, streaming_callback=received.append)
-    # The callback only appends (the cheapest thing a callback can do); check it saw every token too.
-    if "".join(received) != answer:
-        raise AssertionError("rxagents: streaming_callback text differs from the returned answer")
-    return answer
 
 
 # --- measuring ----------------------------------------------------------------------------------------------
 
 
-def measure(run: Callable[[], str], expected: str, server_clock: Callable[[], float] | None, name: str) -> Sample:
+def measure(run: Callable[[First], str], expected: str, name: str) -> Sample:
     gc.collect()
-    server0 = server_clock() if server_clock else 0.0
-    wall0 = time.perf_counter()
+    first = First()
     cpu0 = time.process_time()
-    text = run()
+    first.start()
+    text = run(first)
+    wall = time.perf_counter() - first.started
     cpu = time.process_time() - cpu0
-    wall = time.perf_counter() - wall0
-    server_cpu = server_clock() - server0 if server_clock else None
     if text != expected:
         common = min(len(text), len(expected))
-        first = next((i for i in range(common) if text[i] != expected[i]), common)
+        at = next((i for i in range(common) if text[i] != expected[i]), common)
         raise AssertionError(
-            f"{name}: received {len(text)} chars, expected {len(expected)}; they differ from char {first}: "
-            f"got {text[first : first + 40]!r}, expected {expected[first : first + 40]!r}"
+            f"{name}: received {len(text)} chars, expected {len(expected)}; they differ from char {at}: "
+            f"got {text[at : at + 40]!r}, expected {expected[at : at + 40]!r}"
         )
-    return Sample(cpu, server_cpu, wall)
+    return Sample(cpu, wall, first.ttft)
 
 
 def summarise(name: str, samples: list[Sample]) -> Figures:
-    client = None
-    if all(s.server_cpu is not None for s in samples):
-        client = statistics.median(s.cpu - (s.server_cpu or 0.0) for s in samples)
     cpu = statistics.median(s.cpu for s in samples)
     spread = (max(s.cpu for s in samples) - min(s.cpu for s in samples)) / cpu if cpu else 0.0
-    return Figures(name, cpu, client, statistics.median(s.wall for s in samples), spread)
+    return Figures(name, cpu, statistics.median(s.wall for s in samples), statistics.median(s.ttft for s in samples),
+                   spread)  # fmt: skip
+
+
+@contextmanager
+def server_process(tokens: int) -> Iterator[str]:
+    """``rxagents serve-test-model`` in a child process; yields its base URL."""
+    code = "import sys; from rxagents.cli import main; sys.exit(main(sys.argv[1:]))"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    process = subprocess.Popen(
+        [sys.executable, "-c", code, "serve-test-model", "--port", "0", "--tokens", str(tokens)],
+        stdout=subprocess.PIPE, text=True, env=env, cwd=REPO,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        if " at http://127.0.0.1:" not in line:
+            raise RuntimeError(f"the test model server did not start: {line!r}")
+        yield line.rsplit(" ", 1)[1].strip()
+    finally:
+        process.terminate()
+        process.wait(30)
+        if process.stdout is not None:
+            process.stdout.close()
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,13 +327,29 @@ def import_cost(repeat: int = 5) -> ImportCost:
     )
 
 
+def profile(run: Callable[[First], str], runs: int, name: str) -> None:
+    """``run`` ``runs`` times under cProfile (this thread only); the top functions by own time."""
+    profiler = cProfile.Profile(time.process_time)
+    profiler.enable()
+    for _ in range(runs):
+        run(First())
+    profiler.disable()
+    print(f"\ncProfile of {runs} runs of {name!r} (process CPU clock; own time, then cumulative):")
+    stats = pstats.Stats(profiler).strip_dirs()
+    stats.sort_stats("tottime").print_stats(25)
+    stats.sort_stats("cumulative").print_stats(25)
+
+
+def _verdict(value: float, target: float) -> str:
+    return f"target <= {target:g}: {'met' if value <= target else 'NOT met'}"
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description="CPU time per streamed token: raw httpx vs bare litellm vs rxagents Agent.run "
-        "(see bench/README.md)."
-    )
+    parser = argparse.ArgumentParser(description="Client CPU per streamed token and time to first token, "
+                                     "floor vs rxagents (see bench/README.md).")  # fmt: skip
     parser.add_argument("--tokens", type=int, default=2000, help="tokens (SSE chunks) in the stream (default 2000)")
     parser.add_argument("--repeat", type=int, default=5, help="measured runs per variant; the median is shown")
+    parser.add_argument("--profile", metavar="VARIANT", help="cProfile this variant instead of measuring")
     args = parser.parse_args(argv)
     if args.tokens < 1:
         parser.error(f"--tokens must be >= 1, got {args.tokens}")
@@ -246,75 +357,79 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--repeat must be >= 1, got {args.repeat}")
 
     started = time.perf_counter()
-    # Measure the import first, before this process has anything cached that a subprocess could not.
-    imports = import_cost()
+    imports = None if args.profile else import_cost()  # before this process has anything cached
 
+    import aiohttp
     import httpx
 
+    from rxagents import Agent
     from rxagents.models._litellm import import_litellm
-    from rxagents.testing._faults import Reply
-    from rxagents.testing._server import LocalModelServer
+    from rxagents.testing._faults import default_text
 
     litellm = import_litellm()  # the same configured import rxagents uses
-    tokens = tuple(f" t{i}" for i in range(args.tokens))
-    expected = "".join(tokens)
-
-    loop = asyncio.new_event_loop()  # one persistent loop: litellm caches its HTTP clients per loop
-    server = LocalModelServer("127.0.0.1", default_tokens=args.tokens)
-    before = set(threading.enumerate())
-    with server:
-        # The one thread start() added is the server's: its CPU clock lets us subtract the server's share.
-        started_threads = [t for t in threading.enumerate() if t not in before]
-        server_clock = _thread_clock(started_threads[0].ident if len(started_threads) == 1 else None)
-        server.set_default(Reply(tokens=tokens))
-        url = server.url
+    expected = "".join(default_text(TASK, args.tokens))
+    loop = asyncio.new_event_loop()  # one persistent loop for the async variants (litellm caches clients per loop)
+    with server_process(args.tokens) as url:
         client = httpx.AsyncClient(trust_env=False, timeout=30.0)
-        variants: dict[str, Callable[[], str]] = {
-            "a httpx": lambda: loop.run_until_complete(raw_httpx(client, url)),
-            "b litellm": lambda: loop.run_until_complete(bare_litellm(litellm, url)),
-            "c rxagents": lambda: rxagents_run(url),
+
+        async def new_session() -> aiohttp.ClientSession:
+            return aiohttp.ClientSession()
+
+        session = loop.run_until_complete(new_session())
+        direct = Agent(model_name=MODEL, api_base=url, api_key=API_KEY, print_on=False)
+        via_litellm = Agent(model_name=f"litellm/{MODEL}", api_base=url, api_key=API_KEY, print_on=False)
+        assert (direct.llm.name, via_litellm.llm.name) == ("direct", "litellm")
+        variants: dict[str, Callable[[First], str]] = {
+            FLOOR: lambda f: loop.run_until_complete(raw_httpx(client, url, f)),
+            "raw aiohttp": lambda f: loop.run_until_complete(raw_aiohttp(session, url, f)),
+            "direct backend alone": lambda f: loop.run_until_complete(direct_alone(url, f)),
+            "direct Agent.run + callback": lambda f: agent_run(direct, f),
+            "direct astream": lambda f: loop.run_until_complete(agent_astream(direct, f)),
+            "direct stream().subscribe": lambda f: agent_subscribe(direct, f),
+            "litellm Agent.run + callback": lambda f: agent_run(via_litellm, f),
+            "bare litellm.acompletion": lambda f: loop.run_until_complete(bare_litellm(litellm, url, f)),
         }
-        samples: dict[str, list[Sample]] = {name: [] for name in variants}
         try:
+            if args.profile:
+                if args.profile not in variants:
+                    parser.error(f"--profile must be one of {sorted(variants)}, got {args.profile!r}")
+                variants[args.profile](First())  # warm-up
+                profile(variants[args.profile], args.repeat, args.profile)
+                return 0
+            samples: dict[str, list[Sample]] = {name: [] for name in variants}
             for name, run in variants.items():  # warm-up, not measured
-                measure(run, expected, server_clock, name)
+                measure(run, expected, name)
             for _ in range(args.repeat):  # interleaved, so drift affects all variants alike
                 for name, run in variants.items():
-                    samples[name].append(measure(run, expected, server_clock, name))
+                    samples[name].append(measure(run, expected, name))
         finally:
             loop.run_until_complete(client.aclose())
+            loop.run_until_complete(session.close())
+            loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()
-        requests = len(server.requests)
 
     figures = {name: summarise(name, s) for name, s in samples.items()}
-    n = args.tokens
-    us = 1e6 / n
-    has_client = all(f.client_cpu is not None for f in figures.values())
-
-    print(f"{n} tokens per stream, median of {args.repeat} runs (+1 warm-up each), {requests} requests served")
-    print(
-        f"python {sys.version.split()[0]}, litellm {_version('litellm')}, httpx {httpx.__version__}, "
-        f"{os.cpu_count()} CPUs"
-    )
+    n, floor = args.tokens, figures[FLOOR]
+    print(f"{n} tokens per stream, median of {args.repeat} runs (+1 warm-up each), interleaved; the server runs in "
+          f"another process (its CPU is not counted)")  # fmt: skip
+    print(f"python {sys.version.split()[0]}, litellm {_version('litellm')}, httpx {httpx.__version__}, "
+          f"aiohttp {_version('aiohttp')}, {os.cpu_count()} CPUs")  # fmt: skip
     print()
-    header = f"{'variant':<12} {'CPU µs/token':>13}"
-    if has_client:
-        header += f" {'client µs/token':>16}"
-    header += f" {'spread':>7} {'wall ms/run':>12}"
-    print(header)
+    print(f"{'variant':<30} {'CPU µs/token':>12} {'x floor':>8} {'spread':>7} {'TTFT ms':>8} {'TTFT - floor':>13}")
     for f in figures.values():
-        row = f"{f.name:<12} {f.cpu * us:>13.1f}"
-        if has_client:
-            row += f" {(f.client_cpu or 0.0) * us:>16.1f}"
-        row += f" {f.spread:>7.0%} {f.wall * 1e3:>12.1f}"
-        print(row)
-    a, b, c = figures["a httpx"], figures["b litellm"], figures["c rxagents"]
+        print(f"{f.name:<30} {f.cpu * 1e6 / n:>12.2f} {f.cpu / floor.cpu:>7.2f}x {f.spread:>7.0%} "
+              f"{f.ttft * 1e3:>8.2f} {(f.ttft - floor.ttft) * 1e3:>+10.2f} ms")  # fmt: skip
+    run_ratio = figures["direct Agent.run + callback"].cpu / floor.cpu
+    astream_ratio = figures["direct astream"].cpu / floor.cpu
+    lite_ratio = figures["litellm Agent.run + callback"].cpu / figures["bare litellm.acompletion"].cpu
     print()
-    print(f"c/a = {c.cpu / a.cpu:.2f}x   c/b = {c.cpu / b.cpu:.2f}x   (process CPU)")
-    if has_client:
-        ca = (c.client_cpu or 0.0) / (a.client_cpu or 1.0)
-        cb = (c.client_cpu or 0.0) / (b.client_cpu or 1.0)
-        print(f"c/a = {ca:.2f}x   c/b = {cb:.2f}x   (client CPU: process minus server thread)")
+    print(f"{'direct Agent.run + callback / floor':<42} = {run_ratio:5.2f}x    ({_verdict(run_ratio, 2)})")
+    print(f"{'direct astream / floor':<42} = {astream_ratio:5.2f}x    ({_verdict(astream_ratio, 1.5)})")
+    for name in ("direct astream", "direct stream().subscribe", "direct Agent.run + callback"):
+        over = (figures[name].ttft - floor.ttft) * 1e3
+        print(f"{name + ' TTFT - floor':<42} = {over:+5.2f} ms ({_verdict(over, 1)})")
+    print(f"{'litellm Agent.run / bare litellm':<42} = {lite_ratio:5.2f}x    ({_verdict(lite_ratio, 1.05)})")
+    assert imports is not None
     print()
     cpu = "" if imports.cpu is None else f"{imports.cpu * 1e3:.0f} ms CPU, "
     extra = "" if imports.importtime is None else f", -X importtime cumulative {imports.importtime * 1e3:.0f} ms"

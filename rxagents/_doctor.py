@@ -159,11 +159,20 @@ def check_model(model: str | None, *, api_base: str | None, env: Mapping[str, st
         why = f"because {source} is set; {key}"
         where = f" to {safe_url(base)}"
     else:
-        provider = provider_of(resolved.model) or "?"
+        provider = provider_of(_requested(model) or resolved.model) or "?"
         var = provider_key_variables().get(provider, "")
         why = f"because {var} is set" if var else f"provider {provider!r} needs no key"
-        where = ""
-    return Check("ok", "model", f"{shown} -> litellm, sent as {resolved.model!r}{where} ({why})")
+        where = f" to {safe_url(resolved.api_base)}" if resolved.api_base else ""
+    if resolved.backend_name == "direct":
+        backend = "the direct backend (OpenAI's chat-completions protocol, read by rxagents)"
+    else:
+        backend = resolved.backend_name
+    return Check("ok", "model", f"{shown} -> {backend}, sent as {resolved.model!r}{where} ({why})")
+
+
+def _requested(model: str | None) -> str:
+    """The model name asked for, without a ``litellm/`` backend prefix."""
+    return (model or "").strip().removeprefix("litellm/")
 
 
 def check_streaming(model: str | None, *, api_base: str | None, env: Mapping[str, str]) -> Check:
@@ -177,7 +186,8 @@ def check_streaming(model: str | None, *, api_base: str | None, env: Mapping[str
     fallback = isinstance(resolved.backend, OfflineModel)
     if fallback and (not model or _is_offline(model.strip())):
         return Check("ok", "streaming", "the offline model streams token by token")
-    target = model.strip() if fallback and model else resolved.model
+    # litellm's model map knows a model by litellm's name: the requested one, except for names litellm is sent
+    target = _requested(model) if model and resolved.backend_name != "litellm" else resolved.model
     version = _installed("litellm")
     if version is None or version in KNOWN_BAD_LITELLM:
         return Check("skip", "streaming", "litellm is missing or unsafe (see below), so it was not asked")

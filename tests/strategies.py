@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from hypothesis import strategies as st
 
 from rxagents.events import EventKind, ToolCallDelta, Usage
@@ -25,6 +27,8 @@ __all__ = [
     "junk_values",
     "model_requests",
     "multi_agent_runs",
+    "splits",
+    "sse_bodies",
     "texts_split",
     "timed_runs",
     "token_runs",
@@ -78,3 +82,55 @@ def model_requests() -> st.SearchStrategy[tuple[list[Delta], str]]:
     ).map(lambda parts: [*parts[0], *parts[1], *parts[2]])
     wild = st.lists(st.one_of(_BODY_DELTAS, _USAGE, _FINISH), max_size=5)
     return st.tuples(st.one_of(tidy, tidy, wild), st.sampled_from(REQUEST_ENDINGS))
+
+
+#: Bytes an SSE line may hold: anything but CR and LF (invalid UTF-8 included; the reader hands data on as bytes).
+_line_bytes = st.binary(max_size=12).map(lambda b: b.replace(b"\r", b"").replace(b"\n", b""))
+_line_ends = st.sampled_from([b"\n", b"\r\n", b"\r"])
+
+
+@st.composite
+def sse_bodies(draw: st.DrawFn) -> tuple[bytes, list[bytes]]:
+    """A valid SSE body and the data of the events it carries, in order.
+
+    Events have one or more ``data`` lines (``data: x``, ``data:x``, a bare ``data``), mixed with comments, ``id``,
+    ``retry``, ``event`` and unknown fields; lines end with LF, CRLF or CR at random; blank lines (and events with
+    no data) between events dispatch nothing.
+    """
+    body: list[bytes] = []
+    expected: list[bytes] = []
+    end = draw(_line_ends) if draw(st.booleans()) else None  # one line end for the whole body, or any per line
+
+    def line(content: bytes) -> None:
+        ending = end if end is not None else draw(_line_ends)
+        if not content and ending == b"\n" and body and body[-1].endswith(b"\r"):
+            ending = b"\r\n"  # CR then an empty line ended by LF would read as one CRLF line end
+        body.append(content + ending)
+
+    for _ in range(draw(st.integers(0, 6))):
+        data: list[bytes] = []
+        for _ in range(draw(st.integers(0, 3))):
+            kind = draw(st.sampled_from(["data: ", "data:", "bare", "comment", "id", "retry", "event", "other"]))
+            value = draw(_line_bytes)
+            if kind in ("data: ", "data:"):
+                line(kind.encode() + value)
+                data.append(value[1:] if kind == "data:" and value[:1] == b" " else value)
+            elif kind == "bare":
+                line(b"data")
+                data.append(b"")
+            elif kind == "comment":
+                line(b":" + value)
+            else:
+                line(kind.encode() + b": " + value.replace(b":", b""))
+        line(b"")  # the blank line that dispatches it
+        if data:
+            expected.append(b"\n".join(data))
+    return b"".join(body), expected
+
+
+@st.composite
+def splits(draw: st.DrawFn, body: bytes) -> list[bytes]:
+    """``body`` cut at arbitrary byte positions (between CR and LF, inside a field name...), empty chunks included."""
+    cuts = draw(st.lists(st.integers(0, len(body)), max_size=10)) if body else []
+    bounds = [0, *sorted(cuts), len(body)]
+    return [body[a:b] for a, b in itertools.pairwise(bounds)]

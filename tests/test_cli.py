@@ -253,7 +253,7 @@ def test_a_failed_run_is_reported_once_and_exits_1(
     assert code == 1
     assert "Partial answer that" in out and "[error]" not in out and out.endswith("\n")
     first, second = err.splitlines()  # the failure once, then a note on the partial answer
-    assert first.startswith("rxagents: run failed: StreamCutError: model 'openai/cli-cut-text'")
+    assert first.startswith("rxagents: run failed: StreamCutError: model 'cli-cut-text'")
     assert second == f"rxagents: the answer above is incomplete ({len('Partial answer that')} characters)"
 
 
@@ -297,10 +297,14 @@ def test_a_real_backend_is_named_in_the_header_and_start_event(
     model_server.enqueue(Reply(tokens=words("Served over HTTP.")), model="cli-ok")
     assert main(["run", "task", "--model", "cli-ok", "--api-base", model_server.url]) == 0
     out = capsys.readouterr().out
-    assert out.splitlines()[0] == "🤖 Agent: Agent | Loops: 1 | model: openai/cli-ok"
+    assert out.splitlines()[0] == "🤖 Agent: Agent | Loops: 1 | model: cli-ok"
     assert "Served over HTTP." in out and "offline" not in out
     model_server.enqueue(Reply(tokens=words("Served over HTTP.")), model="cli-ok")
     assert main(["run", "task", "--model", "cli-ok", "--api-base", model_server.url, "--json"]) == 0
+    start = json.loads(capsys.readouterr().out.splitlines()[0])
+    assert start["backend"] == "direct" and start["model"] == "cli-ok"
+    model_server.enqueue(Reply(tokens=words("Served over HTTP.")), model="cli-ok")
+    assert main(["run", "task", "--model", "litellm/cli-ok", "--api-base", model_server.url, "--json"]) == 0
     start = json.loads(capsys.readouterr().out.splitlines()[0])
     assert start["backend"] == "litellm" and start["model"] == "openai/cli-ok"
 

@@ -4,8 +4,9 @@ One test case per block, named ``FILE:LINE`` (the line of its opening fence). Th
 (tests/doc_runner.py: one process per page, forked from one that imported litellm once), with:
 
 - no provider key (every key variable set empty) and ``OPENAI_BASE_URL`` at a local OpenAI-compatible server
-  (:class:`LocalModelServer`), so model names such as ``gpt-4o-mini`` stream over real HTTP through litellm - the
-  slow path, on which a script that subscribes and returns at once ends before its first token;
+  (:class:`LocalModelServer`), so model names such as ``gpt-4o-mini`` stream over real HTTP (through the direct
+  backend; ``litellm/...`` names through litellm), on which a script that subscribes and returns at once ends before
+  its first token;
 - a network guard: any connection to, or name lookup of, a non-loopback address fails the block;
 - a timeout per block, stdin at /dev/null, a fresh working directory per page.
 

@@ -98,17 +98,30 @@ def test_model_without_key_falls_back_with_a_warning_naming_the_variable() -> No
     assert "offline model" in check.detail and "OPENAI_API_KEY" in check.detail
 
 
-def test_model_with_key_goes_to_litellm() -> None:
+def test_openai_model_with_key_goes_to_the_direct_backend() -> None:
     check = check_model("gpt-4o-mini", api_base=None, env={"OPENAI_API_KEY": FAKE_KEY})
     assert check.status == "ok"
-    assert "litellm" in check.detail and "OPENAI_API_KEY is set" in check.detail
-    assert FAKE_KEY not in check.detail
+    assert "the direct backend" in check.detail and "https://api.openai.com/v1" in check.detail
+    assert "OPENAI_API_KEY is set" in check.detail and FAKE_KEY not in check.detail
 
 
-def test_model_with_endpoint_is_sent_with_openai_prefix() -> None:
+def test_a_direct_provider_names_its_variable() -> None:
+    check = check_model("groq/llama-3.1-8b-instant", api_base=None, env={"GROQ_API_KEY": FAKE_KEY})
+    assert check.status == "ok" and "the direct backend" in check.detail and "GROQ_API_KEY is set" in check.detail
+    assert "'llama-3.1-8b-instant'" in check.detail and FAKE_KEY not in check.detail
+
+
+def test_other_providers_and_the_litellm_prefix_go_to_litellm() -> None:
+    check = check_model("anthropic/claude-3-5-haiku-latest", api_base=None, env={"ANTHROPIC_API_KEY": FAKE_KEY})
+    assert check.status == "ok" and "-> litellm" in check.detail and "ANTHROPIC_API_KEY is set" in check.detail
+    check = check_model("litellm/gpt-4o-mini", api_base=None, env={"OPENAI_API_KEY": FAKE_KEY})
+    assert check.status == "ok" and "-> litellm" in check.detail and "OPENAI_API_KEY is set" in check.detail
+
+
+def test_model_with_endpoint_is_sent_as_given_to_the_direct_backend() -> None:
     check = check_model("my-model", api_base=None, env={"OPENAI_BASE_URL": "http://127.0.0.1:9/v1"})
-    assert check.status == "ok"
-    assert "'openai/my-model'" in check.detail and "OPENAI_BASE_URL" in check.detail
+    assert check.status == "ok" and "the direct backend" in check.detail
+    assert "'my-model'" in check.detail and "OPENAI_BASE_URL" in check.detail
 
 
 def test_unknown_model_fails() -> None:
@@ -123,7 +136,7 @@ def test_streaming_check_asks_about_the_requested_model_when_falling_back() -> N
 
 def test_streaming_of_an_endpoint_model_unknown_to_litellm_is_not_checked() -> None:
     check = check_streaming("my-model", api_base="http://127.0.0.1:9/v1", env={})
-    assert check.status == "skip" and "'openai/my-model'" in check.detail
+    assert check.status == "skip" and "'my-model'" in check.detail
 
 
 def test_streaming_check_of_offline_model_is_ok() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from rxagents.models._base import Delta, ModelBackend, ModelRequest
 from rxagents.models._litellm import LiteLLMModel
 from rxagents.models._offline import STALL, OfflineModel, Step, tokenize
+from rxagents.models._openai_compat import OpenAICompatibleModel
 from rxagents.models._resolve import Resolved, provider_key_variables, provider_of, resolve_model
 from rxagents.models._tool_calls import ToolCallSpec
 
@@ -15,6 +16,7 @@ __all__ = [
     "ModelBackend",
     "ModelRequest",
     "OfflineModel",
+    "OpenAICompatibleModel",
     "Resolved",
     "Step",
     "ToolCallSpec",

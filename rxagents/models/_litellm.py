@@ -31,13 +31,12 @@ from typing import Any
 from rxagents.errors import ConfigurationError, EmptyStreamError, StreamCutError
 from rxagents.events import EventKind, ToolCallDelta, Usage
 from rxagents.models._base import Delta, ModelRequest
+from rxagents.models._http_pool import DEFAULT_CONNECT_TIMEOUT
 from rxagents.models._litellm_errors import wrap_error
 from rxagents.models._litellm_loops import close_clients_at_loop_shutdown
 
 __all__ = ["DEFAULT_CONNECT_TIMEOUT", "LiteLLMModel", "import_litellm"]
 
-#: Seconds to establish a connection (TCP and TLS) before :class:`~rxagents.errors.ProviderUnreachable`.
-DEFAULT_CONNECT_TIMEOUT = 10.0
 _READ_TIMEOUT = 600.0  # litellm's own default; rxagents' first_token/stall timeouts are the real bound
 
 _litellm: ModuleType | None = None

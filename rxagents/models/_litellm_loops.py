@@ -4,13 +4,9 @@ litellm caches one HTTP client per event loop (its client cache key ends with th
 closes it: a loop that ends - every ``asyncio.run(agent.arun(...))`` - leaves that client's pooled
 connection open, and Python reports ``ResourceWarning: unclosed transport`` when the socket is collected.
 
-:func:`close_clients_at_loop_shutdown` is called by the litellm backend on the loop that runs a request.
-The first time on each loop it starts a tiny async generator there and parks it at its first ``yield``.
-The loop tracks it like any other async generator, and ``loop.shutdown_asyncgens()`` - which
-``asyncio.run`` and the rxagents runtime loop call before they close the loop - closes it: its
-``finally`` closes that loop's clients (and only that loop's) while the loop can still run their close.
-Unlike a task, a parked generator is not in ``asyncio.all_tasks()``, so it never looks like work left behind.
-A loop closed without ``shutdown_asyncgens()`` (``loop.close()`` alone) gets no such cleanup.
+:func:`close_clients_at_loop_shutdown` is called by the litellm backend on the loop that runs a request; it
+registers :func:`close_loop_clients` with :func:`rxagents.models._loop_shutdown.at_loop_shutdown`, which runs
+it when that loop shuts down (``asyncio.run`` and the rxagents runtime loop included).
 """
 
 from __future__ import annotations
@@ -18,13 +14,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
-from collections.abc import AsyncGenerator
 from typing import Any
 
-__all__ = ["close_clients_at_loop_shutdown", "close_loop_clients"]
+from rxagents.models._loop_shutdown import at_loop_shutdown
 
-_ATTRIBUTE = "_rxagents_litellm_watch"
-_CLOSE_TIMEOUT = 5.0  # seconds one loop's clients may take to close at shutdown
+__all__ = ["close_clients_at_loop_shutdown", "close_loop_clients"]
 
 
 def _cache() -> Any:
@@ -62,23 +56,6 @@ async def close_loop_clients() -> int:
     return closed
 
 
-async def _watch() -> AsyncGenerator[None, None]:
-    try:
-        yield
-    finally:
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(close_loop_clients(), _CLOSE_TIMEOUT)
-
-
 async def close_clients_at_loop_shutdown() -> None:
     """Arrange (once per loop) for litellm's clients on the running loop to be closed when it shuts down."""
-    loop = asyncio.get_running_loop()
-    if getattr(loop, _ATTRIBUTE, None) is not None:
-        return
-    watcher = _watch()
-    try:
-        # The loop holds its async generators weakly: the loop itself keeps this one alive, as long as it lives.
-        setattr(loop, _ATTRIBUTE, watcher)
-    except AttributeError:  # a loop class without a __dict__ (uvloop): no cleanup, as before
-        return
-    await watcher.asend(None)  # parked at its yield; the loop's asyncgen hooks have registered it
+    await at_loop_shutdown("litellm", close_loop_clients)

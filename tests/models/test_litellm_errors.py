@@ -10,7 +10,8 @@ Every endpoint here is on loopback or fails before any packet leaves the machine
   looks like - until the connect timeout. No traffic goes anywhere but 127.0.0.1.
 
 Attempts are counted where the connection is made (the event loop's ``sock_connect`` and ``getaddrinfo``),
-so a retry hidden inside litellm or the openai SDK would show up as a second attempt.
+so a retry hidden inside litellm, the openai SDK or aiohttp would show up as a second attempt. Every case runs
+against both HTTP backends: litellm and the direct OpenAI-compatible backend.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import socket
 import time
 from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeAlias, TypeVar
 
 import pytest
 
@@ -30,7 +31,7 @@ from rxagents import _runtime
 from rxagents._run import RetryPolicy
 from rxagents.agent import Agent
 from rxagents.errors import ProviderUnreachable, RunError
-from rxagents.models import LiteLLMModel, ModelRequest
+from rxagents.models import LiteLLMModel, ModelRequest, OpenAICompatibleModel
 from rxagents.models._litellm import import_litellm
 from rxagents.operators import is_transient
 from rxagents.testing._server import LocalModelServer
@@ -105,12 +106,23 @@ def attempts(monkeypatch: pytest.MonkeyPatch) -> Attempts:
     return seen
 
 
-def _request(api_base: str) -> ModelRequest:
-    return ModelRequest(model=f"openai/connect-{next(_names)}", messages=[{"role": "user", "content": "hi"}],
+Backend: TypeAlias = LiteLLMModel | OpenAICompatibleModel
+BACKENDS = {"litellm": LiteLLMModel, "direct": OpenAICompatibleModel}
+
+
+@pytest.fixture(params=list(BACKENDS))
+def backend(request: pytest.FixtureRequest) -> type[Backend]:
+    """Each test runs once per HTTP backend."""
+    return BACKENDS[request.param]
+
+
+def _request(api_base: str, backend: type[Backend] = LiteLLMModel) -> ModelRequest:
+    prefix = "openai/" if backend is LiteLLMModel else ""  # litellm's name for "OpenAI's protocol at api_base"
+    return ModelRequest(model=f"{prefix}connect-{next(_names)}", messages=[{"role": "user", "content": "hi"}],
                         api_base=api_base, api_key=KEY)  # fmt: skip
 
 
-def _fail(model: LiteLLMModel, request: ModelRequest) -> tuple[ProviderUnreachable, float]:
+def _fail(model: Backend, request: ModelRequest) -> tuple[ProviderUnreachable, float]:
     """Stream ``request`` and return the error it must fail with, and the seconds it took."""
 
     async def consume() -> None:
@@ -134,55 +146,58 @@ def _assert_unreachable(error: ProviderUnreachable, reason: str, url: str) -> No
     assert is_transient(error)  # the run's own retry policy may retry it
 
 
-def test_connection_refused_fails_at_once_with_one_attempt(attempts: Attempts) -> None:
+def test_connection_refused_fails_at_once_with_one_attempt(attempts: Attempts, backend: type[Backend]) -> None:
     with refusing_port() as port:
         url = f"http://127.0.0.1:{port}/v1"
-        error, seconds = _fail(LiteLLMModel(), _request(url))
+        error, seconds = _fail(backend(), _request(url, backend))
     _assert_unreachable(error, "refused", url)
     assert "refused" in str(error)
     assert attempts.connects.count(("127.0.0.1", port)) == 1  # no retry behind our back
     assert seconds < 3.0  # it was 4-5 s (hidden retries, HTTP 500); now one refused connect
 
 
-def test_dns_failure_fails_at_once_with_one_lookup(attempts: Attempts) -> None:
+def test_dns_failure_fails_at_once_with_one_lookup(attempts: Attempts, backend: type[Backend]) -> None:
     url = "http://nohost.invalid/v1"
-    error, seconds = _fail(LiteLLMModel(), _request(url))
+    error, seconds = _fail(backend(), _request(url, backend))
     _assert_unreachable(error, "dns", url)
     assert "nohost.invalid" in str(error) and "DNS" in str(error)
     assert attempts.lookups.count("nohost.invalid") == 1
     assert seconds < 10.0
 
 
-def test_a_host_that_never_answers_fails_at_the_connect_timeout(attempts: Attempts) -> None:
+def test_a_host_that_never_answers_fails_at_the_connect_timeout(attempts: Attempts, backend: type[Backend]) -> None:
     with black_hole() as port:
         url = f"http://127.0.0.1:{port}/v1"
-        error, seconds = _fail(LiteLLMModel(connect_timeout=0.5), _request(url))
+        error, seconds = _fail(backend(connect_timeout=0.5), _request(url, backend))
     _assert_unreachable(error, "timeout", url)
     assert "0.5 s connect timeout" in str(error)
     assert attempts.connects.count(("127.0.0.1", port)) == 1
     assert 0.5 <= seconds < 10.0  # waited for the connect timeout, not litellm's 600 s
 
 
-def test_tls_handshake_failure_is_unreachable_and_sends_nothing(model_server: LocalModelServer) -> None:
+def test_tls_handshake_failure_is_unreachable_and_sends_nothing(
+    model_server: LocalModelServer, backend: type[Backend]
+) -> None:
     before = len(model_server.request_records)
     url = model_server.url.replace("http://", "https://")  # the local server speaks plain HTTP
-    error, _ = _fail(LiteLLMModel(), _request(url))
+    error, _ = _fail(backend(), _request(url, backend))
     _assert_unreachable(error, "tls", url)
     assert "TLS" in str(error)
     assert len(model_server.request_records) == before  # the server saw no request
 
 
-def test_the_url_shown_has_no_credentials() -> None:
+def test_the_url_shown_has_no_credentials(backend: type[Backend]) -> None:
     with refusing_port() as port:
-        request = _request(f"http://127.0.0.1:{port}/v1?api-key={KEY}&deployment=d1")
-        error, _ = _fail(LiteLLMModel(), request)
+        request = _request(f"http://127.0.0.1:{port}/v1?api-key={KEY}&deployment=d1", backend)
+        error, _ = _fail(backend(), request)
     assert error.url is not None and KEY not in error.url and KEY not in str(error)
     assert "api-key=***" in error.url and f"127.0.0.1:{port}" in error.url
 
 
-def test_the_agent_retries_it_visibly_per_retries(attempts: Attempts) -> None:
+@pytest.mark.parametrize("model_name", ["m", "litellm/m"])
+def test_the_agent_retries_it_visibly_per_retries(attempts: Attempts, model_name: str) -> None:
     with refusing_port() as port:
-        agent = Agent(agent_name="Unreachable", model_name="m", api_base=f"http://127.0.0.1:{port}/v1",
+        agent = Agent(agent_name="Unreachable", model_name=model_name, api_base=f"http://127.0.0.1:{port}/v1",
                       api_key=KEY, print_on=False, retries=RetryPolicy(retries=2, backoff=0.01))  # fmt: skip
         with pytest.raises(RunError) as caught:
             agent.run("task")
@@ -193,9 +208,9 @@ def test_the_agent_retries_it_visibly_per_retries(attempts: Attempts) -> None:
 
 
 @pytest.mark.parametrize("bad", [0, -1, float("nan"), float("inf"), True, "10"])
-def test_a_bad_connect_timeout_is_refused(bad: Any) -> None:
-    with pytest.raises(ValueError, match="connect_timeout must be seconds > 0"):
-        LiteLLMModel(connect_timeout=bad)
+def test_a_bad_connect_timeout_is_refused(bad: Any, backend: type[Backend]) -> None:
+    with pytest.raises(ValueError, match="connect_timeout must be"):
+        backend(connect_timeout=bad)
 
 
 def test_without_api_base_the_fix_is_about_the_network() -> None:

@@ -1,6 +1,7 @@
 """Cancelling a run closes its HTTP stream at once, whichever way it is cancelled.
 
-Each test streams from the local server (real HTTP through litellm) a reply that stalls after three tokens
+Each test streams from the local server (real HTTP, on both backends: the direct OpenAI-compatible backend and
+litellm) a reply that stalls after three tokens
 (``StallAfter(3)``), waits until the consumer has the three tokens, then cancels: by disposing the Observable (from a
 plain thread and on a running loop, and from inside ``on_next`` via ``take``), by leaving ``async for`` over
 ``astream``, by cancelling the task awaiting ``arun``, by Ctrl-C (SIGINT) during ``run()`` in a child process, and by
@@ -55,9 +56,21 @@ def _name(prefix: str) -> str:
     return f"{prefix}-{os.getpid()}-{next(_names)}"
 
 
-def _agent(server: LocalModelServer, model: str, agent_name: str = "Agent") -> Agent:
+#: The backends every test runs on, and the model-name prefix that chooses each.
+BACKENDS = {"direct": "", "litellm": "litellm/"}
+
+
+@pytest.fixture(params=list(BACKENDS))
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def _agent(server: LocalModelServer, model: str, backend: str, agent_name: str = "Agent") -> Agent:
     server.enqueue(STALLED, model=model)
-    return Agent(agent_name=agent_name, model_name=model, api_base=server.url, api_key="sk-test", print_on=False)
+    agent = Agent(agent_name=agent_name, model_name=BACKENDS[backend] + model, api_base=server.url, api_key="sk-test",
+                  print_on=False)  # fmt: skip
+    assert agent.llm.name == backend
+    return agent
 
 
 def _record(server: LocalModelServer, model: str) -> StreamRecord | None:
@@ -118,12 +131,14 @@ class _Tokens:
 
 
 # --- disposing the Observable ---------------------------------------------------------------------------------
-def test_dispose_from_a_plain_thread_closes_the_connection(model_server: LocalModelServer) -> None:
+def test_dispose_from_a_plain_thread_closes_the_connection(model_server: LocalModelServer, backend: str) -> None:
     latencies = []
     for _ in range(TRIES):
         model = _name("dispose-thread")
         seen = _Tokens()
-        subscription = _agent(model_server, model).stream("task").subscribe(seen.on_next, seen.on_end, seen.on_end)
+        subscription = (
+            _agent(model_server, model, backend).stream("task").subscribe(seen.on_next, seen.on_end, seen.on_end)
+        )
         assert seen.ready.wait(WAIT)
         t_cancel = time.monotonic()
         subscription.dispose()
@@ -131,26 +146,28 @@ def test_dispose_from_a_plain_thread_closes_the_connection(model_server: LocalMo
         subscription.dispose()  # idempotent
         assert seen.text() == THREE
         assert not seen.terminated  # disposing is not completion: no terminal notification after it
-    _check("dispose (runtime loop)", latencies)
+    _check(f"dispose (runtime loop) ({backend})", latencies)
 
 
 @pytest.mark.asyncio
-async def test_dispose_on_the_running_loop_closes_the_connection(model_server: LocalModelServer) -> None:
+async def test_dispose_on_the_running_loop_closes_the_connection(model_server: LocalModelServer, backend: str) -> None:
     latencies = []
     for _ in range(TRIES):
         model = _name("dispose-loop")
         seen = _Tokens()
-        subscription = _agent(model_server, model).stream("task").subscribe(seen.on_next, seen.on_end, seen.on_end)
+        subscription = (
+            _agent(model_server, model, backend).stream("task").subscribe(seen.on_next, seen.on_end, seen.on_end)
+        )
         assert await model_server.await_until(seen.ready.is_set, WAIT)
         t_cancel = time.monotonic()
         subscription.dispose()
         latencies.append(await _aclosed(model_server, model, t_cancel))
         assert seen.text() == THREE
         assert not seen.terminated
-    _check("dispose (running loop)", latencies)
+    _check(f"dispose (running loop) ({backend})", latencies)
 
 
-def test_dispose_from_inside_on_next_closes_the_connection(model_server: LocalModelServer) -> None:
+def test_dispose_from_inside_on_next_closes_the_connection(model_server: LocalModelServer, backend: str) -> None:
     """``take(3)`` disposes its upstream from inside the run's own ``on_next`` (on the runtime loop)."""
     model = _name("dispose-take")
     done = threading.Event()
@@ -164,9 +181,9 @@ def test_dispose_from_inside_on_next_closes_the_connection(model_server: LocalMo
     def is_token(event: TokenEvent) -> bool:
         return event.kind is EventKind.TOKEN
 
-    _agent(model_server, model).stream("task").pipe(ops.do_action(stamp), ops.filter(is_token), ops.take(3)).subscribe(
-        got.append, lambda _: done.set(), done.set
-    )
+    _agent(model_server, model, backend).stream("task").pipe(
+        ops.do_action(stamp), ops.filter(is_token), ops.take(3)
+    ).subscribe(got.append, lambda _: done.set(), done.set)
     assert done.wait(WAIT)
     assert "".join(e.text for e in got) == THREE
     latency = _closed(model_server, model, stamps[0])
@@ -175,13 +192,15 @@ def test_dispose_from_inside_on_next_closes_the_connection(model_server: LocalMo
 
 # --- leaving async for / cancelling the task ------------------------------------------------------------------
 @pytest.mark.asyncio
-async def test_leaving_async_for_over_astream_closes_the_connection(model_server: LocalModelServer) -> None:
+async def test_leaving_async_for_over_astream_closes_the_connection(
+    model_server: LocalModelServer, backend: str
+) -> None:
     latencies = []
     for _ in range(TRIES):
         model = _name("astream-break")
         tokens: list[str] = []
         t_cancel = 0.0
-        async for event in _agent(model_server, model).astream("task"):
+        async for event in _agent(model_server, model, backend).astream("task"):
             if event.kind is EventKind.TOKEN:
                 tokens.append(event.text)
                 if len(tokens) == 3:
@@ -189,14 +208,16 @@ async def test_leaving_async_for_over_astream_closes_the_connection(model_server
                     break  # the generator is dropped here; the loop closes it (asyncgen finalizer)
         latencies.append(await _aclosed(model_server, model, t_cancel))
         assert "".join(tokens) == THREE
-    _check("leaving async for (astream)", latencies)
+    _check(f"leaving async for (astream) ({backend})", latencies)
 
 
 @pytest.mark.asyncio
-async def test_aclose_of_astream_closes_the_connection_before_it_returns(model_server: LocalModelServer) -> None:
+async def test_aclose_of_astream_closes_the_connection_before_it_returns(
+    model_server: LocalModelServer, backend: str
+) -> None:
     """The deterministic form (``contextlib.aclosing``): when ``aclose()`` returns, the server saw the close."""
     model = _name("astream-aclose")
-    stream = cast(AsyncGenerator[TokenEvent, None], _agent(model_server, model).astream("task"))
+    stream = cast(AsyncGenerator[TokenEvent, None], _agent(model_server, model, backend).astream("task"))
     async with contextlib.aclosing(stream) as events:
         tokens = []
         async for event in events:
@@ -214,7 +235,9 @@ async def test_aclose_of_astream_closes_the_connection_before_it_returns(model_s
 
 
 @pytest.mark.asyncio
-async def test_cancelling_the_task_awaiting_arun_closes_the_connection(model_server: LocalModelServer) -> None:
+async def test_cancelling_the_task_awaiting_arun_closes_the_connection(
+    model_server: LocalModelServer, backend: str
+) -> None:
     latencies = []
     for _ in range(TRIES):
         model = _name("arun-cancel")
@@ -226,7 +249,7 @@ async def test_cancelling_the_task_awaiting_arun_closes_the_connection(model_ser
             if len(seen) == 3:
                 three.set()
 
-        task = asyncio.ensure_future(_agent(model_server, model).arun("task", streaming_callback=callback))
+        task = asyncio.ensure_future(_agent(model_server, model, backend).arun("task", streaming_callback=callback))
         assert await model_server.await_until(three.is_set, WAIT)
         t_cancel = time.monotonic()
         task.cancel()
@@ -234,17 +257,19 @@ async def test_cancelling_the_task_awaiting_arun_closes_the_connection(model_ser
             await task
         latencies.append(await _aclosed(model_server, model, t_cancel))
         assert "".join(seen) == THREE
-    _check("cancelling the arun task", latencies)
+    _check(f"cancelling the arun task ({backend})", latencies)
 
 
 @pytest.mark.asyncio
-async def test_cancelling_a_task_iterating_astream_closes_the_connection(model_server: LocalModelServer) -> None:
+async def test_cancelling_a_task_iterating_astream_closes_the_connection(
+    model_server: LocalModelServer, backend: str
+) -> None:
     model = _name("astream-task")
     three = asyncio.Event()
 
     async def consume() -> None:
         count = 0
-        async for event in _agent(model_server, model).astream("task"):
+        async for event in _agent(model_server, model, backend).astream("task"):
             count += event.kind is EventKind.TOKEN
             if count == 3:
                 three.set()
@@ -259,9 +284,11 @@ async def test_cancelling_a_task_iterating_astream_closes_the_connection(model_s
 
 
 # --- workflows ------------------------------------------------------------------------------------------------
-def _workflow(server: LocalModelServer, prefix: str, lanes: int = 3) -> tuple[ConcurrentWorkflow, list[str]]:
+def _workflow(
+    server: LocalModelServer, prefix: str, backend: str, lanes: int = 3
+) -> tuple[ConcurrentWorkflow, list[str]]:
     models = [_name(prefix) for _ in range(lanes)]
-    agents = [_agent(server, model, agent_name=f"lane-{i}") for i, model in enumerate(models)]
+    agents = [_agent(server, model, backend, agent_name=f"lane-{i}") for i, model in enumerate(models)]
     return ConcurrentWorkflow(name=prefix, agents=agents), models
 
 
@@ -269,10 +296,10 @@ def _all_closed(server: LocalModelServer, models: list[str], t_cancel: float) ->
     return max(_closed(server, model, t_cancel) for model in models)
 
 
-def test_disposing_a_concurrent_workflow_closes_every_lane(model_server: LocalModelServer) -> None:
+def test_disposing_a_concurrent_workflow_closes_every_lane(model_server: LocalModelServer, backend: str) -> None:
     latencies = []
     for _ in range(TRIES):
-        workflow, models = _workflow(model_server, "workflow-dispose")
+        workflow, models = _workflow(model_server, "workflow-dispose", backend)
         seen = _Tokens(want=3 * len(models))  # every lane has its three tokens: all three streams are stalled
         subscription = workflow.stream("task").subscribe(seen.on_next, seen.on_end, seen.on_end)
         assert seen.ready.wait(WAIT)
@@ -283,12 +310,14 @@ def test_disposing_a_concurrent_workflow_closes_every_lane(model_server: LocalMo
         assert sorted(e.agent for e in seen.events if e.kind is EventKind.TOKEN) == sorted(
             f"lane-{i}" for i in range(len(models)) for _ in range(3)
         )
-    _check("disposing a ConcurrentWorkflow (slowest of 3 lanes)", latencies)
+    _check(f"disposing a ConcurrentWorkflow (slowest of 3 lanes) ({backend})", latencies)
 
 
 @pytest.mark.asyncio
-async def test_cancelling_the_task_awaiting_workflow_arun_closes_every_lane(model_server: LocalModelServer) -> None:
-    workflow, models = _workflow(model_server, "workflow-arun")
+async def test_cancelling_the_task_awaiting_workflow_arun_closes_every_lane(
+    model_server: LocalModelServer, backend: str
+) -> None:
+    workflow, models = _workflow(model_server, "workflow-arun", backend)
     tokens: list[str] = []
     nine = threading.Event()
 
@@ -316,7 +345,7 @@ from rxagents.models._litellm import import_litellm
 from rxagents.workflows import ConcurrentWorkflow
 
 import_litellm()
-url, kind = sys.argv[1], sys.argv[2]
+url, kind, prefix = sys.argv[1], sys.argv[2], sys.argv[3]
 print("ready", flush=True)
 for line in sys.stdin:
     command, *models = line.split()
@@ -324,7 +353,7 @@ for line in sys.stdin:
         break
     def token(text):
         print("token", flush=True)
-    agents = [Agent(agent_name=f"lane-{i}", model_name=m, api_base=url, api_key="sk-test", print_on=False)
+    agents = [Agent(agent_name=f"lane-{i}", model_name=prefix + m, api_base=url, api_key="sk-test", print_on=False)
               for i, m in enumerate(models)]
     try:
         if kind == "agent":
@@ -343,12 +372,12 @@ raise caught  # leave as an uncaught KeyboardInterrupt does
 class _Child:
     """A child process running ``Agent.run`` / ``ConcurrentWorkflow.run`` in its main thread, line protocol."""
 
-    def __init__(self, server: LocalModelServer, kind: str, stderr: IO[str]) -> None:
+    def __init__(self, server: LocalModelServer, kind: str, backend: str, stderr: IO[str]) -> None:
         env = {**os.environ, "PYTHONPATH": str(REPO), "LITELLM_LOCAL_MODEL_COST_MAP": "True",
                "LITELLM_MODE": "PRODUCTION"}  # fmt: skip
         self.stderr = stderr  # a file, not a pipe: a chatty child can never block on it
         self.process = subprocess.Popen(
-            [sys.executable, "-c", CHILD, server.url, kind],
+            [sys.executable, "-c", CHILD, server.url, kind, BACKENDS[backend]],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr, text=True, env=env, cwd=REPO,
         )  # fmt: skip
         self.lines: queue.Queue[str] = queue.Queue()
@@ -384,9 +413,9 @@ class _Child:
 
 
 @contextlib.contextmanager
-def _child(server: LocalModelServer, kind: str) -> Iterator[_Child]:
+def _child(server: LocalModelServer, kind: str, backend: str) -> Iterator[_Child]:
     with tempfile.TemporaryFile(mode="w+") as stderr:
-        child = _Child(server, kind, stderr)
+        child = _Child(server, kind, backend, stderr)
         try:
             child.expect("ready", timeout=120)  # importing litellm takes seconds on a busy machine
             yield child
@@ -411,10 +440,10 @@ def _interrupt(child: _Child, server: LocalModelServer, models: list[str]) -> tu
 
 @pytest.mark.parametrize(("kind", "lanes"), [("agent", 1), ("workflow", 3)])
 def test_ctrl_c_during_run_cancels_and_closes_the_connection(
-    model_server: LocalModelServer, kind: str, lanes: int
+    model_server: LocalModelServer, backend: str, kind: str, lanes: int
 ) -> None:
     latencies, interrupts = [], []
-    with _child(model_server, kind) as child:
+    with _child(model_server, kind, backend) as child:
         for _ in range(TRIES):
             latency, interrupted = _interrupt(child, model_server, [_name(f"ctrl-c-{kind}") for _ in range(lanes)])
             latencies.append(latency)
@@ -428,14 +457,15 @@ def test_ctrl_c_during_run_cancels_and_closes_the_connection(
     assert "KeyboardInterrupt" in stderr
     assert exit_after < 10.0, f"the child took {exit_after:.1f} s to exit after KeyboardInterrupt"
     assert statistics.median(interrupts) <= 0.5, f"SIGINT -> KeyboardInterrupt took {interrupts} s"
-    print(f"Ctrl-C during {kind} run(): SIGINT -> KeyboardInterrupt (ms): {[round(1000 * i, 2) for i in interrupts]}")
-    _check(f"Ctrl-C during {kind} run()", latencies)
+    shown = [round(1000 * i, 2) for i in interrupts]
+    print(f"Ctrl-C during {kind} run() ({backend}): SIGINT -> KeyboardInterrupt (ms): {shown}")
+    _check(f"Ctrl-C during {kind} run() ({backend})", latencies)
 
 
 # --- after the cancels ------------------------------------------------------------------------------------------
-def test_a_cancelled_run_does_not_disturb_the_next_one(model_server: LocalModelServer) -> None:
+def test_a_cancelled_run_does_not_disturb_the_next_one(model_server: LocalModelServer, backend: str) -> None:
     model = _name("after-cancel")
-    agent = _agent(model_server, model)
+    agent = _agent(model_server, model, backend)
     seen = _Tokens()
     subscription = agent.stream("task").subscribe(seen.on_next)
     assert seen.ready.wait(WAIT)

@@ -1,8 +1,9 @@
 """The fault matrix: every fault the local server injects × every way to consume a run.
 
-Rows are faults (real HTTP through litellm to :class:`LocalModelServer`), columns are the consumers:
-``Agent.run``, ``Agent.astream``, ``Agent.stream()`` (the Observable) and a ``ConcurrentWorkflow`` lane. Each
-cell checks the same things: the event grammar, ``seq`` contiguous from 0 (nothing lost or duplicated), the text
+Rows are faults (real HTTP to :class:`LocalModelServer`), columns are the consumers: ``Agent.run``,
+``Agent.astream``, ``Agent.stream()`` (the Observable) and a ``ConcurrentWorkflow`` lane, and the whole matrix runs
+once per backend: the direct OpenAI-compatible backend and litellm (``model_name="litellm/..."``). Each cell checks
+the same things: the event grammar, ``seq`` contiguous from 0 (nothing lost or duplicated), the text
 delivered is never repeated, the typed error (in-band ``error`` event and raised exception, with the provider's
 exception as ``__cause__``) with ``partial_text`` equal to what was delivered, and the retry policy honoured: the
 server counts exactly the requests the policy allows, waits respect ``Retry-After``, and no connection is left
@@ -12,13 +13,17 @@ open. docs/reliability.md has the table.
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import itertools
+import json
 import socket
 import threading
+import time
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import aiohttp
 import pytest
 from reactivex.testing import TestScheduler
 
@@ -80,7 +85,7 @@ class Cell:
     text: str  # the answer on success, the partial text on failure
     requests: int  # requests the server receives: 1 + retries
     agent: Mapping[str, Any] = field(default_factory=dict)
-    wraps_provider: bool = True  # the error's __cause__ is the provider (litellm) exception
+    wraps_provider: bool = True  # the error's __cause__ is the provider's (litellm's, or the HTTP client's) exception
     min_gap: float = 0.0  # seconds between consecutive requests (Retry-After)
     restarts: int = 0  # retry events (after_tokens="restart")
     status: int | None = None
@@ -273,27 +278,43 @@ CONSUMERS: dict[str, Callable[[Agent, LocalModelServer], Outcome]] = {
 }
 
 
-def _agent(server: LocalModelServer, replies: tuple[Reply, ...], **options: Any) -> Agent:
+#: The backends every row runs on, and the model-name prefix that chooses each.
+BACKENDS = {"direct": "", "litellm": "litellm/"}
+
+
+def _agent(server: LocalModelServer, replies: tuple[Reply, ...], backend: str = "direct", **options: Any) -> Agent:
+    """An agent whose requests get ``replies`` in turn; the server sees its ``agent_name`` as the model."""
     name = f"matrix-{next(_names)}"
     for reply in replies:
         server.enqueue(reply, model=name)
     settings: dict[str, Any] = {"retries": FAST_RETRIES, **CALM, **options}
-    return Agent(agent_name=name, model_name=name, api_base=server.url, api_key=KEY, print_on=False, stream=True,
-                 **settings)  # fmt: skip
+    agent = Agent(agent_name=name, model_name=BACKENDS[backend] + name, api_base=server.url, api_key=KEY,
+                  print_on=False, stream=True, **settings)  # fmt: skip
+    assert agent.llm.name == backend
+    return agent
+
+
+def _from_provider(backend: str, cause: BaseException) -> bool:
+    """Whether ``cause`` is the provider side's own exception: litellm's, or the HTTP client's (aiohttp) and the
+    decoders' (invalid JSON or UTF-8) for the direct backend."""
+    if backend == "litellm":
+        return type(cause).__module__.startswith("litellm")
+    return isinstance(cause, aiohttp.ClientError | json.JSONDecodeError | UnicodeDecodeError)
 
 
 def _params() -> list[Any]:
     params = []
-    for row in CELLS:
-        for column in CONSUMERS:
-            params.append(pytest.param(row, column, id=f"{row}-{column}"))
+    for backend in BACKENDS:
+        for row in CELLS:
+            for column in CONSUMERS:
+                params.append(pytest.param(backend, row, column, id=f"{backend}-{row}-{column}"))
     return params
 
 
-@pytest.mark.parametrize(("row", "column"), _params())
-def test_fault_matrix(row: str, column: str, model_server: LocalModelServer) -> None:
+@pytest.mark.parametrize(("backend", "row", "column"), _params())
+def test_fault_matrix(backend: str, row: str, column: str, model_server: LocalModelServer) -> None:
     cell = CELLS[row]
-    agent = _agent(model_server, cell.replies, **cell.agent)
+    agent = _agent(model_server, cell.replies, backend, **cell.agent)
     got = CONSUMERS[column](agent, model_server)
 
     # grammar, and nothing lost or duplicated: one start, seq 0..n-1, exactly one terminal event, last
@@ -318,7 +339,7 @@ def test_fault_matrix(row: str, column: str, model_server: LocalModelServer) -> 
         assert got.error.retries == cell.requests - 1
         if cell.wraps_provider:
             assert got.error.__cause__ is not None
-            assert type(got.error.__cause__).__module__.startswith("litellm")
+            assert _from_provider(backend, got.error.__cause__), repr(got.error.__cause__)
         assert KEY not in str(got.error)
         # nor anywhere in the exception chain: args, messages, bodies, responses' text, requests' headers
         assert secret_paths(got.error, KEY) == []
@@ -326,7 +347,7 @@ def test_fault_matrix(row: str, column: str, model_server: LocalModelServer) -> 
             assert secret_paths(got.run_error, KEY) == []
 
     # the retry policy, as the server saw it
-    records = [r for r in model_server.request_records if r.body["model"] == agent.model_name.split("/", 1)[1]]
+    records = [r for r in model_server.request_records if r.body["model"] == agent.agent_name]
     assert len(records) == cell.requests
     for before, after in itertools.pairwise(records):
         assert after.received_at - before.received_at >= cell.min_gap - 0.005
@@ -337,14 +358,17 @@ def test_fault_matrix(row: str, column: str, model_server: LocalModelServer) -> 
     )
 
 
+@pytest.mark.parametrize("backend", list(BACKENDS))
 @pytest.mark.parametrize("column", list(CONSUMERS))
-def test_connection_refused_is_unreachable_in_every_consumer(column: str, model_server: LocalModelServer) -> None:
+def test_connection_refused_is_unreachable_in_every_consumer(
+    backend: str, column: str, model_server: LocalModelServer
+) -> None:
     """No server on the port: no HTTP status, no hidden retry - the policy's own retries, then the typed error."""
     with socket.socket() as refusing:  # bound, not listening: the kernel refuses connections
         refusing.bind(("127.0.0.1", 0))
         url = f"http://127.0.0.1:{refusing.getsockname()[1]}/v1"
-        agent = Agent(agent_name=f"matrix-{next(_names)}", model_name="unreachable", api_base=url, api_key=KEY,
-                      print_on=False, stream=True, retries=FAST_RETRIES, **CALM)  # fmt: skip
+        agent = Agent(agent_name=f"matrix-{next(_names)}", model_name=BACKENDS[backend] + "unreachable",
+                      api_base=url, api_key=KEY, print_on=False, stream=True, retries=FAST_RETRIES, **CALM)  # fmt: skip
         got = CONSUMERS[column](agent, model_server)
     assert got.kinds[0] == "start" and got.kinds[-1] == "error" and got.kinds.count("error") == 1
     assert got.seqs == list(range(len(got.seqs))) and delivered(got) == ""
@@ -354,16 +378,33 @@ def test_connection_refused_is_unreachable_in_every_consumer(column: str, model_
     assert not any(r.body["model"] == "unreachable" for r in model_server.request_records)
 
 
-def test_stalled_stream_is_closed_on_the_server(model_server: LocalModelServer) -> None:
-    agent = _agent(model_server, (Reply(tokens=TEXT, fault=StallAfter(3)),), stall_timeout=0.5)
+@pytest.mark.parametrize("backend", list(BACKENDS))
+def test_stalled_stream_is_closed_on_the_server(backend: str, model_server: LocalModelServer) -> None:
+    agent = _agent(model_server, (Reply(tokens=TEXT, fault=StallAfter(3)),), backend, stall_timeout=0.5)
     with pytest.raises(RunError) as info:
         agent.run("task")
     stall = info.value.__cause__
     assert isinstance(stall, StallTimeout) and stall.phase == "stall" and stall.seconds == 0.5
-    model = agent.model_name.split("/", 1)[1]
+    model = agent.agent_name
     assert model_server.wait_until(
         lambda: any(s.model == model and s.outcome == "client_disconnected" for s in model_server.closed_streams), 5
     )
+
+
+@pytest.mark.parametrize("backend", list(BACKENDS))
+def test_retry_after_as_an_http_date_is_honoured(backend: str, model_server: LocalModelServer) -> None:
+    """``Retry-After: <HTTP-date>``, read against the response's ``Date``: the retry waits until then (HTTP-dates
+    have whole seconds, so the wait asked for here, 2 s, is between 1 and 3 s)."""
+    later = email.utils.formatdate(time.time() + 2, usegmt=True)
+    agent = _agent(model_server, (Reply(fault=HttpError(429, retry_after=later)), GOOD), backend)
+    assert agent.run("task") == FULL
+    first, second = [r for r in model_server.request_records if r.body["model"] == agent.agent_name]
+    assert second.received_at - first.received_at >= 0.9  # not the policy's 0.01 s backoff
+    failing = _agent(model_server, (Reply(fault=HttpError(429, retry_after=later)),), backend, retries=0)
+    with pytest.raises(RunError) as info:
+        failing.run("task")
+    error = info.value.__cause__
+    assert isinstance(error, RateLimitError) and error.retry_after is not None and 0 <= error.retry_after <= 3
 
 
 # --- the same policy in virtual time (the offline model) -----------------------------------------------------------

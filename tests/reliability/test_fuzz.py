@@ -1,4 +1,5 @@
-"""Fuzzing: hostile SSE bodies from the local server, through litellm and real HTTP, into an Agent.
+"""Fuzzing: hostile SSE bodies from the local server, through real HTTP into an Agent, on both backends (the direct
+OpenAI-compatible backend, and litellm).
 
 Whatever bytes the provider sends - split anywhere (through multi-byte characters and CRLF pairs), invalid
 UTF-8, huge chunks, garbage and prefix-less lines, comments, stray SSE fields, duplicate ``[DONE]``, events
@@ -10,7 +11,8 @@ after ``[DONE]``, wrongly shaped JSON - a run:
 * leaves no response open on the server.
 
 And noise the SSE format allows (comments, blank lines, CR/LF/CRLF, arbitrary splits, anything after ``[DONE]``)
-never changes the answer. All examples run on the session's event loop: litellm caches HTTP clients per loop.
+never changes the answer. All examples run on the session's event loop: litellm caches HTTP clients per loop (and
+the direct backend pools its connections per loop).
 """
 
 from __future__ import annotations
@@ -52,9 +54,20 @@ def server() -> Iterator[LocalModelServer]:
         yield started
 
 
-def _agent(server: LocalModelServer, model: str, retry: RetryPolicy | None = None) -> Agent:
-    return Agent(agent_name="Fuzzed", model_name=model, api_base=server.url, api_key="sk-fuzz", print_on=False,
-                 retries=retry or RetryPolicy(retries=0))  # fmt: skip
+#: The backends every example runs on, and the model-name prefix that chooses each.
+BACKENDS = {"direct": "", "litellm": "litellm/"}
+
+
+@pytest.fixture(params=list(BACKENDS))
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def _agent(server: LocalModelServer, model: str, backend: str, retry: RetryPolicy | None = None) -> Agent:
+    agent = Agent(agent_name="Fuzzed", model_name=BACKENDS[backend] + model, api_base=server.url, api_key="sk-fuzz",
+                  print_on=False, retries=retry or RetryPolicy(retries=0))  # fmt: skip
+    assert agent.llm.name == backend
+    return agent
 
 
 # --- SSE building blocks ------------------------------------------------------------------------------------
@@ -191,14 +204,14 @@ async def _collect(agent: Agent) -> tuple[list[TokenEvent], RxAgentsError | None
 
 
 async def _run_example(
-    server: LocalModelServer, bodies: list[tuple[bytes, ...]], retry: RetryPolicy | None = None
+    server: LocalModelServer, bodies: list[tuple[bytes, ...]], backend: str, retry: RetryPolicy | None = None
 ) -> tuple[list[TokenEvent], RxAgentsError | None]:
     """One run of a fresh agent whose requests get ``bodies`` in turn (later requests: the default reply)."""
     model = f"fuzz-{next(_models)}"
     for chunks in bodies:
         server.enqueue(Reply(fault=RawBody(chunks)), model=model)
     try:
-        events, error = await asyncio.wait_for(_collect(_agent(server, model, retry)), HANG_LIMIT)
+        events, error = await asyncio.wait_for(_collect(_agent(server, model, backend, retry)), HANG_LIMIT)
     except TimeoutError:
         shown = [b"".join(chunks)[:300] for chunks in bodies]
         pytest.fail(f"the run hung for {HANG_LIMIT}s on bodies starting {shown!r}")
@@ -216,9 +229,9 @@ def _answer(events: list[TokenEvent]) -> str:
 @FUZZ
 @given(bodies=st.lists(hostile_bodies(), min_size=1, max_size=3), retry=_policies)
 async def test_hostile_sse_never_hangs_never_leaks_foreign_exceptions_and_stays_well_formed(
-    server: LocalModelServer, bodies: list[tuple[bytes, ...]], retry: RetryPolicy
+    server: LocalModelServer, backend: str, bodies: list[tuple[bytes, ...]], retry: RetryPolicy
 ) -> None:
-    events, error = await _run_example(server, bodies, retry)
+    events, error = await _run_example(server, bodies, backend, retry)
 
     assert_well_formed_run(events)
     last = events[-1]
@@ -237,10 +250,10 @@ async def test_hostile_sse_never_hangs_never_leaks_foreign_exceptions_and_stays_
 @FUZZ
 @given(case=noisy_valid_bodies())
 async def test_noise_sse_allows_never_changes_the_answer(
-    server: LocalModelServer, case: tuple[tuple[bytes, ...], str]
+    server: LocalModelServer, backend: str, case: tuple[tuple[bytes, ...], str]
 ) -> None:
     chunks, expected = case
-    events, error = await _run_example(server, [chunks])
+    events, error = await _run_example(server, [chunks], backend)
 
     assert error is None, f"a valid stream failed: {error!r}"
     assert_well_formed_run(events)
@@ -274,10 +287,10 @@ def invalid_utf8_bodies(draw: st.DrawFn) -> tuple[tuple[bytes, ...], str]:
 @FUZZ
 @given(case=invalid_utf8_bodies())
 async def test_invalid_utf8_is_a_malformed_stream_that_keeps_the_text_before_it(
-    server: LocalModelServer, case: tuple[tuple[bytes, ...], str]
+    server: LocalModelServer, backend: str, case: tuple[tuple[bytes, ...], str]
 ) -> None:
     chunks, before = case
-    events, error = await _run_example(server, [chunks])
+    events, error = await _run_example(server, [chunks], backend)
 
     assert_well_formed_run(events)
     assert type(error) is MalformedStreamError, f"{type(error).__name__}: {error}"  # not a cut connection
@@ -286,13 +299,13 @@ async def test_invalid_utf8_is_a_malformed_stream_that_keeps_the_text_before_it(
 
 
 @pytest.mark.asyncio
-async def test_raw_body_is_written_byte_for_byte(server: LocalModelServer) -> None:
+async def test_raw_body_is_written_byte_for_byte(server: LocalModelServer, backend: str) -> None:
     """The fuzzer's premise: RawBody chunks reach the client unchanged (here a character split in two)."""
     euro = "€".encode()
     body = _data(_chunk({"content": "€"}))
     cut = body.index(euro) + 1
     chunks = (body[:cut], body[cut:] + b"\n\n", _data(_chunk({}, "stop")) + b"\n\n", b"data: [DONE]\n\n")
-    events, error = await _run_example(server, [chunks])
+    events, error = await _run_example(server, [chunks], backend)
 
     assert error is None
     assert [e.text for e in events if e.kind is EventKind.TOKEN] == ["€"]

@@ -1,6 +1,7 @@
-"""Nothing survives a run: no asyncio task, thread, file descriptor, connection or memory.
+"""Nothing survives a run: no asyncio task, thread, file descriptor, connection or memory - on both backends (the
+direct OpenAI-compatible backend, and litellm) wherever a run goes through the local server.
 
-Counts are measured after a warm-up, because some things stay on purpose: litellm's pooled keep-alive connection
+Counts are measured after a warm-up, because some things stay on purpose: a pooled keep-alive connection
 (two fds here: the client's socket and the in-process server's) and the workers of each loop's default executor (a
 bounded pool: litellm runs part of every request's set-up on one; ``arun`` holds none). While a run
 finishes, litellm also runs an AnyIO worker thread that stops when the run's task ends. So each check waits (on the
@@ -139,9 +140,23 @@ class _Counts:
 
 
 # --- helpers for runs -----------------------------------------------------------------------------------------
-def _served(server: LocalModelServer, model: str, reply: Reply = STALLED, agent_name: str = "Agent") -> Agent:
+#: The backends the served tests run on, and the model-name prefix that chooses each.
+BACKENDS = {"direct": "", "litellm": "litellm/"}
+
+
+@pytest.fixture(params=list(BACKENDS))
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def _served(
+    server: LocalModelServer, model: str, backend: str, reply: Reply = STALLED, agent_name: str = "Agent"
+) -> Agent:
     server.enqueue(reply, model=model)
-    return Agent(agent_name=agent_name, model_name=model, api_base=server.url, api_key="sk-test", print_on=False)
+    agent = Agent(agent_name=agent_name, model_name=BACKENDS[backend] + model, api_base=server.url, api_key="sk-test",
+                  print_on=False)  # fmt: skip
+    assert agent.llm.name == backend
+    return agent
 
 
 def _closed(server: LocalModelServer, *models: str) -> None:
@@ -152,7 +167,7 @@ def _closed(server: LocalModelServer, *models: str) -> None:
     assert server.wait_until(done, WAIT), f"still streaming: {models}"
 
 
-def _dispose_after_three(server: LocalModelServer) -> None:
+def _dispose_after_three(server: LocalModelServer, backend: str) -> None:
     model = _name("leak-dispose")
     three = threading.Event()
     tokens: list[TokenEvent] = []
@@ -163,15 +178,15 @@ def _dispose_after_three(server: LocalModelServer) -> None:
             if len(tokens) == 3:
                 three.set()
 
-    subscription = _served(server, model).stream("task").subscribe(on_next)
+    subscription = _served(server, model, backend).stream("task").subscribe(on_next)
     assert three.wait(WAIT)
     subscription.dispose()
     _closed(server, model)
 
 
-def _workflow_dispose(server: LocalModelServer) -> None:
+def _workflow_dispose(server: LocalModelServer, backend: str) -> None:
     models = [_name("leak-workflow") for _ in range(3)]
-    agents = [_served(server, m, agent_name=f"lane-{i}") for i, m in enumerate(models)]
+    agents = [_served(server, m, backend, agent_name=f"lane-{i}") for i, m in enumerate(models)]
     nine = threading.Event()
     tokens: list[TokenEvent] = []
 
@@ -187,7 +202,7 @@ def _workflow_dispose(server: LocalModelServer) -> None:
     _closed(server, *models)
 
 
-def _interrupted_run(server: LocalModelServer) -> None:
+def _interrupted_run(server: LocalModelServer, backend: str) -> None:
     """``run()`` left by KeyboardInterrupt from its own thread (as Ctrl-C does: raised in the thread in ``run``)."""
     model = _name("leak-interrupt")
     count = itertools.count(1)
@@ -197,37 +212,41 @@ def _interrupted_run(server: LocalModelServer) -> None:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        _served(server, model).run("task", streaming_callback=callback)
+        _served(server, model, backend).run("task", streaming_callback=callback)
     _closed(server, model)
 
 
-def _completed_run(server: LocalModelServer) -> None:
+def _completed_run(server: LocalModelServer, backend: str) -> None:
     model = _name("leak-complete")
-    assert _served(server, model, Reply(tokens=TEXT)).run("task") == "".join(TEXT)
+    assert _served(server, model, backend, Reply(tokens=TEXT)).run("task") == "".join(TEXT)
 
 
 # --- cancels --------------------------------------------------------------------------------------------------
-def test_cancelled_sync_runs_leave_no_task_thread_fd_or_connection(model_server: LocalModelServer) -> None:
+def test_cancelled_sync_runs_leave_no_task_thread_fd_or_connection(
+    model_server: LocalModelServer, backend: str
+) -> None:
     cancels = (_dispose_after_three, _workflow_dispose, _interrupted_run)
-    for cancel in (*cancels, _completed_run):  # warm-up: litellm's client, pools and worker threads exist
-        cancel(model_server)
+    for cancel in (*cancels, _completed_run):  # warm-up: the HTTP clients, pools and worker threads exist
+        cancel(model_server, backend)
     baseline, connections = _Counts(), model_server.open_connections
     for _ in range(CYCLES):
         for cancel in cancels:
-            cancel(model_server)
+            cancel(model_server, backend)
     assert model_server.active_streams == 0
     baseline.settled()
     assert model_server.wait_until(lambda: model_server.open_connections <= connections, WAIT)
-    _completed_run(model_server)  # and the next run works, reusing the same pools
+    _completed_run(model_server, backend)  # and the next run works, reusing the same pools
     baseline.settled()
 
 
 @pytest.mark.asyncio
-async def test_cancelled_async_runs_leave_no_task_thread_fd_or_connection(model_server: LocalModelServer) -> None:
+async def test_cancelled_async_runs_leave_no_task_thread_fd_or_connection(
+    model_server: LocalModelServer, backend: str
+) -> None:
     async def leave_async_for() -> None:
         model = _name("leak-astream")
         count = 0
-        async for event in _served(model_server, model).astream("task"):
+        async for event in _served(model_server, model, backend).astream("task"):
             count += event.kind is EventKind.TOKEN
             if count == 3:
                 break
@@ -242,7 +261,7 @@ async def test_cancelled_async_runs_leave_no_task_thread_fd_or_connection(model_
             if next(count) == 3:
                 three.set()
 
-        task = asyncio.ensure_future(_served(model_server, model).arun("task", streaming_callback=callback))
+        task = asyncio.ensure_future(_served(model_server, model, backend).arun("task", streaming_callback=callback))
         assert await model_server.await_until(three.is_set, WAIT)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -253,7 +272,7 @@ async def test_cancelled_async_runs_leave_no_task_thread_fd_or_connection(model_
         model = _name("leak-loop")
         tokens: list[TokenEvent] = []
         subscription = (
-            _served(model_server, model)
+            _served(model_server, model, backend)
             .stream("task")
             .subscribe(lambda e: tokens.append(e) if e.kind is EventKind.TOKEN else None)
         )
@@ -263,7 +282,7 @@ async def test_cancelled_async_runs_leave_no_task_thread_fd_or_connection(model_
 
     async def cancel_workflow_arun() -> None:
         models = [_name("leak-wf-arun") for _ in range(3)]
-        agents = [_served(model_server, m, agent_name=f"lane-{i}") for i, m in enumerate(models)]
+        agents = [_served(model_server, m, backend, agent_name=f"lane-{i}") for i, m in enumerate(models)]
         count = itertools.count(1)
         nine = threading.Event()
         workflow = ConcurrentWorkflow(name="leaks", agents=agents)
@@ -282,7 +301,7 @@ async def test_cancelled_async_runs_leave_no_task_thread_fd_or_connection(model_
 
     async def complete() -> None:
         model = _name("leak-acomplete")
-        assert await _served(model_server, model, Reply(tokens=TEXT)).arun("task") == "".join(TEXT)
+        assert await _served(model_server, model, backend, Reply(tokens=TEXT)).arun("task") == "".join(TEXT)
 
     cancels = (leave_async_for, cancel_arun, dispose_on_loop, cancel_workflow_arun)
     for cancel in (*cancels, complete):
@@ -370,14 +389,14 @@ async def test_a_thousand_offline_astreams_and_cancels_leave_no_task() -> None:
     assert await _aeventually(lambda: _fds() <= fds), (_fds(), fds)
 
 
-def test_a_failed_run_leaves_nothing_either(model_server: LocalModelServer) -> None:
+def test_a_failed_run_leaves_nothing_either(model_server: LocalModelServer, backend: str) -> None:
     """A run that fails mid-stream (its error raised by ``run``) releases the same things a completed one does."""
-    _completed_run(model_server)
+    _completed_run(model_server, backend)
     baseline = _Counts()
     for _ in range(CYCLES):
         model = _name("leak-failed")
-        agent = Agent(model_name=model, api_base=model_server.url, api_key="sk-test", print_on=False,
-                      stall_timeout=0.05)  # fmt: skip
+        agent = Agent(model_name=BACKENDS[backend] + model, api_base=model_server.url, api_key="sk-test",
+                      print_on=False, stall_timeout=0.05)  # fmt: skip
         model_server.enqueue(STALLED, model=model)
         with pytest.raises(RunError):
             agent.run("task")
@@ -417,9 +436,10 @@ SERVED_RUNS = 250  # 100 to warm up, then 150 measured (tracemalloc makes litell
 
 
 @pytest.mark.slow
-def test_consecutive_served_runs_leave_counts_and_memory_where_they_were() -> None:
+def test_consecutive_served_runs_leave_counts_and_memory_where_they_were(backend: str) -> None:
     with _server_process() as url:
-        agent = Agent(model_name=_name("leak-served"), api_base=url, api_key="sk-test", print_on=False)
+        agent = Agent(model_name=BACKENDS[backend] + _name("leak-served"), api_base=url, api_key="sk-test",
+                      print_on=False)  # fmt: skip
         expected = agent.run("task")
         assert len(expected.split()) >= 10
         for _ in range(99):
@@ -433,6 +453,7 @@ def test_consecutive_served_runs_leave_counts_and_memory_where_they_were() -> No
     runs = SERVED_RUNS - 100
     grown, top = _growth(at_100, at_end)
     ours, our_top = _growth(at_100, at_end, only=str(REPO / "rxagents" / "*"))
-    print(f"served runs 100 -> {SERVED_RUNS}: memory {grown:+d} B ({grown / runs:+.1f} B/run), by rxagents {ours:+d} B")
+    print(f"served runs 100 -> {SERVED_RUNS} ({backend}): memory {grown:+d} B ({grown / runs:+.1f} B/run), "
+          f"by rxagents {ours:+d} B")  # fmt: skip
     assert ours < RXAGENTS_GROWTH, f"rxagents' own allocations grew {ours} B over {runs} runs:\n{our_top}"
     assert grown < SERVED_GROWTH_PER_RUN * runs, f"memory grew {grown} B over {runs} runs:\n{top}"

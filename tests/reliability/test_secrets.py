@@ -1,12 +1,13 @@
 """Secrets: a recognisable fake API key never shows up where users or logs can see it.
 
 The key is given both ways users give it (``OPENAI_API_KEY`` and ``api_key=``) and used for real HTTP requests to
-the local server through litellm, with every logger (root, ``rxagents``, litellm's ``LiteLLM*``, ``httpx``,
-``httpcore``, ``openai``) at DEBUG. It must appear in no event (repr, ``to_dict``, JSON), no log record, nothing
-written to stdout/stderr, no repr of the objects that hold it, no exception in a failed run's chain (rxagents' own
-and the provider's wrapped ones: messages, args, bodies, responses, request headers) - even when the provider
-echoes the key back in its error - and no ``log_to_file`` output. Also: no ``.env`` file is loaded
-implicitly, servers bind loopback by default, and log files are created with mode 0600.
+the local server through both backends (the direct OpenAI-compatible backend, and litellm), with every logger (root,
+``rxagents``, litellm's ``LiteLLM*``, ``httpx``, ``httpcore``, ``openai``, ``aiohttp``) at DEBUG. It must appear in
+no event (repr, ``to_dict``, JSON), no log record, nothing written to stdout/stderr, no repr of the objects that
+hold it, no exception in a failed run's chain (rxagents' own and the provider's wrapped ones: messages, args,
+bodies, responses, request headers) - even when the provider echoes the key back in its error - and no
+``log_to_file`` output. Also: no ``.env`` file is loaded implicitly, servers bind loopback by default, and log
+files are created with mode 0600.
 """
 
 from __future__ import annotations
@@ -89,8 +90,24 @@ def server() -> Iterator[LocalModelServer]:
         yield started
 
 
+#: The backends every served test runs on, and the model-name prefix that chooses each.
+BACKENDS = {"direct": "", "litellm": "litellm/"}
+
+
+@pytest.fixture(params=list(BACKENDS))
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def _from_provider(backend: str, exc: BaseException) -> bool:
+    """Whether ``exc`` is the provider side's own exception: litellm's, or the HTTP client's (aiohttp)."""
+    return type(exc).__module__.startswith("litellm" if backend == "litellm" else "aiohttp")
+
+
 @pytest.fixture(params=["api_key", "env"])
-def keyed_agent(request: pytest.FixtureRequest, server: LocalModelServer, monkeypatch: pytest.MonkeyPatch) -> Agent:
+def keyed_agent(
+    request: pytest.FixtureRequest, backend: str, server: LocalModelServer, monkeypatch: pytest.MonkeyPatch
+) -> Agent:
     """An agent on the local server whose key comes from ``api_key=`` or from ``OPENAI_API_KEY``."""
     # retries=0: each scripted failure is the run's outcome (a retry would fetch the server's default reply).
     options: dict[str, Any] = {"api_base": server.url, "print_on": False, "verbose": True, "retries": 0}
@@ -98,7 +115,9 @@ def keyed_agent(request: pytest.FixtureRequest, server: LocalModelServer, monkey
         monkeypatch.setenv("OPENAI_API_KEY", KEY)
     else:
         options["api_key"] = KEY
-    return Agent(agent_name="Keeper", model_name=f"secret-{request.param}", **options)
+    agent = Agent(agent_name="Keeper", model_name=f"{BACKENDS[backend]}secret-{request.param}", **options)
+    assert agent.llm.name == backend
+    return agent
 
 
 def _event_views(event: TokenEvent) -> list[str]:
@@ -174,10 +193,12 @@ async def test_key_appears_in_no_event_log_output_repr_error_or_file(
     # The key really was in use: every request carried one (the server never stores it).
     records = server.request_records[before:]
     assert len(records) == 9 and all(record.api_key_present for record in records)
-    # The capture was live, at DEBUG, for rxagents and for litellm.
+    # The capture was live, at DEBUG, for rxagents (and for litellm, when it serves).
     names = {record.name for record in debug_logs.records}
-    assert {"rxagents", "LiteLLM", "rxagents.secret-test"} <= names
-    assert any(record.levelno == logging.DEBUG and record.name == "LiteLLM" for record in debug_logs.records)
+    assert {"rxagents", "rxagents.secret-test"} <= names
+    if keyed_agent.llm.name == "litellm":
+        assert "LiteLLM" in names
+        assert any(record.levelno == logging.DEBUG and record.name == "LiteLLM" for record in debug_logs.records)
     assert len(errors) == 6
 
     spec = keyed_agent._spec()
@@ -198,9 +219,9 @@ async def test_key_appears_in_no_event_log_output_repr_error_or_file(
 
 
 @pytest.mark.asyncio
-async def test_traceback_of_a_failed_run_does_not_quote_an_echoed_key(server: LocalModelServer) -> None:
-    agent = Agent(agent_name="Keeper", model_name="secret-tb", api_base=server.url, api_key=KEY, print_on=False,
-                  retries=0)  # fmt: skip
+async def test_traceback_of_a_failed_run_does_not_quote_an_echoed_key(server: LocalModelServer, backend: str) -> None:
+    agent = Agent(agent_name="Keeper", model_name=BACKENDS[backend] + "secret-tb", api_base=server.url, api_key=KEY,
+                  print_on=False, retries=0)  # fmt: skip
     server.enqueue(Reply(fault=HttpError(401, f"Incorrect API key provided: {KEY}")), model="secret-tb")
     with pytest.raises(RunError) as caught:
         await agent.arun("Fail")
@@ -211,29 +232,33 @@ async def test_traceback_of_a_failed_run_does_not_quote_an_echoed_key(server: Lo
 
 @pytest.mark.asyncio
 @pytest.mark.parametrize("status", [401, 429, 500])
-async def test_no_exception_in_the_chain_holds_an_echoed_key(server: LocalModelServer, status: int) -> None:
+async def test_no_exception_in_the_chain_holds_an_echoed_key(
+    server: LocalModelServer, backend: str, status: int
+) -> None:
     """Not the provider's exceptions either: their ``args``, ``message``, ``body``, the response's text and the
     request's headers, through every ``__cause__``/``__context__`` link (what a debugger or error reporter reads)."""
-    model = f"secret-chain-{status}"
-    agent = Agent(agent_name="Keeper", model_name=model, api_base=server.url, api_key=KEY, print_on=False, retries=0)
+    model = f"secret-chain-{status}-{backend}"
+    agent = Agent(agent_name="Keeper", model_name=BACKENDS[backend] + model, api_base=server.url, api_key=KEY,
+                  print_on=False, retries=0)  # fmt: skip
     server.enqueue(Reply(fault=HttpError(status, f"Incorrect API key provided: {KEY}")), model=model)
     with pytest.raises(RunError) as caught:
         await agent.arun("Fail")
-    provider = caught.value.__cause__.__cause__ if caught.value.__cause__ else None
-    assert provider is not None and type(provider).__module__.startswith("litellm")
-    assert "Incorrect API key provided: ***" in str(provider)  # the provider's message is kept, key scrubbed
+    error = caught.value.__cause__
+    provider = error.__cause__ if error else None
+    assert provider is not None and _from_provider(backend, provider), repr(provider)
+    assert "Incorrect API key provided: ***" in str(error)  # the provider's message is kept, key scrubbed
     assert secret_paths(caught.value, *FRAGMENTS) == []
 
 
 @pytest.mark.asyncio
-async def test_no_exception_in_the_chain_of_a_connection_error_holds_the_key() -> None:
+async def test_no_exception_in_the_chain_of_a_connection_error_holds_the_key(backend: str) -> None:
     """A refused connection: the request (with its Authorization header) is in the chain; the key is not."""
     import socket
 
     with socket.socket() as refusing:
         refusing.bind(("127.0.0.1", 0))
-        agent = Agent(agent_name="Keeper", model_name="secret-refused", print_on=False, retries=0, api_key=KEY,
-                      api_base=f"http://127.0.0.1:{refusing.getsockname()[1]}/v1")  # fmt: skip
+        agent = Agent(agent_name="Keeper", model_name=BACKENDS[backend] + "secret-refused", print_on=False,
+                      retries=0, api_key=KEY, api_base=f"http://127.0.0.1:{refusing.getsockname()[1]}/v1")  # fmt: skip
         with pytest.raises(RunError) as caught:
             await agent.arun("Fail")
     assert secret_paths(caught.value, *FRAGMENTS) == []
@@ -259,9 +284,14 @@ DOTENV_PROBE = textwrap.dedent(
     from rxagents.testing import LocalModelServer
 
     answers = [Agent(agent_name="Offline", model_name="offline", print_on=False).run("offline task")]
-    with LocalModelServer() as server:  # through litellm: this imports it, the way rxagents does
-        answers.append(Agent(agent_name="Served", model_name="m", api_base=server.url, print_on=False).run("hi"))
+    with LocalModelServer() as server:
+        answers.append(Agent(agent_name="Direct", model_name="m", api_base=server.url, print_on=False).run("hi"))
+        imported_by_direct = "litellm" in sys.modules
+        # through litellm: this imports it, the way rxagents does
+        answers.append(Agent(agent_name="Served", model_name="litellm/m", api_base=server.url,
+                             print_on=False).run("hi"))
     print(json.dumps({
+        "litellm_imported_by_direct": imported_by_direct,
         "answers": [bool(a) for a in answers],
         "litellm_imported": "litellm" in sys.modules,
         "OPENAI_API_KEY set": "OPENAI_API_KEY" in os.environ,
@@ -291,7 +321,8 @@ def _run_dotenv_probe(cwd: Path, **env: str) -> dict[str, Any]:
 
 def test_no_dotenv_is_loaded_implicitly(tmp_path: Path) -> None:
     probe = _run_dotenv_probe(tmp_path)
-    assert probe["answers"] == [True, True] and probe["litellm_imported"]
+    assert probe["answers"] == [True, True, True] and probe["litellm_imported"]
+    assert probe["litellm_imported_by_direct"] is False
     assert probe["OPENAI_API_KEY set"] is False
     assert probe["RXAGENTS_DOTENV_PROBE"] is None
 

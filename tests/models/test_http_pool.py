@@ -1,0 +1,115 @@
+"""One pooled session per event loop, closed when the loop shuts down: no ``unclosed transport``, no fd left.
+
+Each ``asyncio.run(agent.arun(...))`` is a new loop, so a new session; the loop's shutdown must close it (and
+its keep-alive connection) or Python warns ``ResourceWarning: unclosed transport`` and the fd stays open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import rxagents
+from rxagents import _runtime
+from rxagents.agent import Agent
+from rxagents.models._http_pool import loop_session
+from rxagents.testing._faults import Reply, words
+from rxagents.testing._server import LocalModelServer
+
+ROOT = Path(rxagents.__file__).resolve().parents[1]
+
+
+def _child(code: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_MODE": "PRODUCTION"}
+    return subprocess.run(
+        [sys.executable, "-X", "dev", "-W", "error::ResourceWarning", "-c", textwrap.dedent(code), *args],
+        capture_output=True, text=True, timeout=300, env=env,
+    )  # fmt: skip
+
+
+def _clean(result: subprocess.CompletedProcess[str]) -> None:
+    assert result.returncode == 0, result.stderr[-3000:]
+    for word in ("ResourceWarning", "nclosed", "Exception ignored"):
+        assert word not in result.stderr, result.stderr[-3000:]
+
+
+RUNS = """
+    import asyncio, gc, json, os, sys
+    from rxagents import Agent
+
+    def fds():
+        gc.collect()
+        return len(os.listdir("/proc/self/fd"))
+
+    agent = Agent(agent_name="Looped", model_name="loops", api_base=sys.argv[1], print_on=False)
+    assert agent.llm.name == "direct"
+    answers, counts = [], []
+    for _ in range(20):
+        answers.append(asyncio.run(agent.arun("hello")))
+        counts.append(fds())
+    print(json.dumps({"answers": len([a for a in answers if a]), "fds": counts, "litellm": "litellm" in sys.modules}))
+"""
+
+
+def test_twenty_asyncio_runs_leave_no_transport_no_fd_and_no_litellm(model_server: LocalModelServer) -> None:
+    result = _child(RUNS, model_server.url)
+    _clean(result)
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["answers"] == 20
+    fds = report["fds"]
+    assert fds[-1] == fds[0], f"open fds grew run after run: {fds}"
+    assert report["litellm"] is False  # the direct backend never imports it
+
+
+EXIT = """
+    import sys, threading
+    from rxagents import Agent
+
+    agent = Agent(agent_name="Exiting", model_name="exit", api_base=sys.argv[1], print_on=False)
+    done = threading.Event()
+    tokens = []
+    agent.stream("hello").subscribe(tokens.append, lambda e: done.set(), done.set)  # on the runtime loop
+    assert done.wait(60) and tokens
+    print("ok", flush=True)
+"""
+
+
+def test_the_runtime_loops_session_is_closed_at_interpreter_exit(model_server: LocalModelServer) -> None:
+    before = model_server.open_connections
+    result = _child(EXIT, model_server.url)
+    _clean(result)
+    assert result.stdout.strip() == "ok"
+    assert model_server.wait_until(lambda: model_server.open_connections <= before, 5)
+
+
+def test_one_session_per_loop_shared_by_its_runs() -> None:
+    async def twice() -> tuple[object, object]:
+        return await loop_session(), await loop_session()
+
+    first, again = asyncio.run(twice())
+    assert first is again and first is not None
+    assert first.closed  # type: ignore[attr-defined]  # the loop that made it closed it when it shut down
+    second, _ = asyncio.run(twice())
+    assert second is not first
+
+
+def test_a_loop_shutting_down_closes_only_its_own_session(model_server: LocalModelServer) -> None:
+    """The runtime loop's pooled session survives another loop's shutdown and serves the next request."""
+    agent = Agent(agent_name="Both", model_name="both-loops-direct", api_base=model_server.url, print_on=False,
+                  retries=0)  # fmt: skip
+    for _ in range(3):
+        model_server.enqueue(Reply(tokens=words("still served")), model="both-loops-direct")
+
+    def on_runtime() -> str:
+        return asyncio.run_coroutine_threadsafe(agent.arun("t"), _runtime.runtime_loop()).result(timeout=60)
+
+    assert on_runtime() == "still served"  # a session pooled on the runtime loop
+    assert asyncio.run(agent.arun("t")) == "still served"  # another loop: its session closes when it ends
+    assert on_runtime() == "still served"  # the runtime loop's session was not closed with it
+    session = asyncio.run_coroutine_threadsafe(loop_session(), _runtime.runtime_loop()).result(timeout=10)
+    assert session is not None and not session.closed
