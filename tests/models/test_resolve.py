@@ -272,4 +272,5 @@ def test_provider_key_variables_name_each_known_providers_key_and_resolution_use
     assert provider_key_variables()["openai"] == "OPENAI_API_KEY"
     for provider, variable in provider_key_variables().items():
         if variable:
-            assert isinstance(resolve_model(f"{provider}/m", env={variable: "sk-x"}).backend, LiteLLMModel)
+            served = resolve_model(f"{provider}/m", env={variable: "sk-x"}).backend
+            assert isinstance(served, OpenAICompatibleModel if provider in DIRECT_PROVIDERS else LiteLLMModel)
