@@ -35,7 +35,7 @@ from rxagents._validate import (
 )
 from rxagents._validate import check_task as _check_task
 from rxagents.events import TokenEvent
-from rxagents.models import ModelBackend, resolve_model
+from rxagents.models import BACKENDS, ModelBackend, resolve_model
 from rxagents.sinks import ConsolePrinter
 
 __all__ = ["Agent", "StreamingCallback"]
@@ -52,8 +52,9 @@ class Agent:
 
     Args:
         agent_name: name shown in headers and carried by every event.
-        model_name: a litellm model name (``"gpt-4o-mini"``, ``"anthropic/..."``), ``"offline"``
-            for the embedded offline model, or any name served by ``api_base``. With no key
+        model_name: a model name (``"gpt-4o-mini"``, ``"groq/llama-3.1-8b-instant"``,
+            ``"anthropic/..."``, any name litellm knows), ``"offline"`` for the embedded offline model,
+            or any name served by ``api_base``. With no key
             configured for a known provider, the offline model is used (with a warning).
         system_prompt: the system message.
         max_loops: how many times the agent answers, each loop seeing the conversation so far.
@@ -65,6 +66,9 @@ class Agent:
         temperature, max_tokens: sampling settings sent to the model.
         api_base, api_key: an OpenAI-compatible endpoint and its key (key never logged or shown).
         llm: a model backend instance (e.g. ``OfflineModel(pace=0.02)``) instead of ``model_name``.
+        backend: ``"direct"`` (rxagents reads the OpenAI-compatible stream itself) or ``"litellm"``;
+            ``None`` (default): direct for OpenAI-compatible targets (any ``api_base``, OpenAI, Groq, ...),
+            litellm for the rest (see ``docs/models.md``).
         on_callback_error: ``"log"`` (default): a raising callback is counted and logged once per
             run and the stream continues; ``"raise"``: the run stops and raises ``RunError``.
         retries: how a failed model request is retried: an int (retries per run, transient errors
@@ -105,6 +109,7 @@ class Agent:
         api_base: str | None = None,
         api_key: str | None = None,
         llm: ModelBackend | None = None,
+        backend: Literal["direct", "litellm"] | None = None,
         on_callback_error: Literal["log", "raise"] = "log",
         retries: int | RetryPolicy = 2,
         first_token_timeout: float | None = 60.0,
@@ -127,6 +132,10 @@ class Agent:
         api_base = check_str("api_base", api_base, empty=True, none="for the provider's endpoint")
         api_key = check_str("api_key", api_key, empty=True, secret=True, none="to read it from the environment")
         check_choice("on_callback_error", on_callback_error, ("log", "raise"))
+        if backend is not None:
+            check_choice("backend", backend, BACKENDS)
+            if llm is not None:
+                fail("backend", "None when llm= is given (llm= is the backend)", backend)
         check_callback("streaming_callback", streaming_callback)
         self.retry_policy = _check_retries(retries)
         self.first_token_timeout = check_seconds(
@@ -150,10 +159,11 @@ class Agent:
             self.model_name = model_name or llm.name
             self._api_base, self._api_key = api_base, api_key
         else:
-            resolved = resolve_model(model_name, api_base=api_base, api_key=api_key)
+            resolved = resolve_model(model_name, api_base=api_base, api_key=api_key, backend=backend)
             self.llm = resolved.backend
             self.model_name = resolved.model
             self._api_base, self._api_key = resolved.api_base, resolved.api_key
+        self.backend = backend
         self.temperature = temperature
         self.max_tokens = max_tokens
 

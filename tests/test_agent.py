@@ -349,3 +349,16 @@ def test_run_and_arun_refuse_what_they_do_not_understand_before_running(
         else:
             asyncio.run(agent.arun("task", None, *args, **kwargs))
     assert requests == [] and capsys.readouterr().out == ""
+
+
+def test_backend_chooses_litellm_or_direct_for_the_same_endpoint() -> None:
+    base = "http://127.0.0.1:9/v1"
+    assert Agent(model_name="m", api_base=base, print_on=False).llm.name == "direct"
+    assert Agent(model_name="m", api_base=base, backend="litellm", print_on=False).llm.name == "litellm"
+    assert Agent(model_name="m", api_base=base, backend="direct", print_on=False).backend == "direct"
+
+
+@pytest.mark.parametrize("options", [{"backend": "httpx"}, {"backend": "direct", "llm": OfflineModel()}])
+def test_a_bad_backend_choice_names_the_parameter(options: dict[str, object]) -> None:
+    with pytest.raises(ConfigurationError, match="backend"):
+        Agent(print_on=False, **options)  # type: ignore[arg-type]

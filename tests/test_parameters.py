@@ -59,6 +59,7 @@ AGENT_PARAMETERS: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "api_base": ("_api_base", _optional(_text)),
     "api_key": ("_api_key", _optional(_text)),
     "llm": ("llm", lambda v: isinstance(v, ModelBackend)),
+    "backend": ("backend", lambda v: v is None),  # with llm= given (as here), only None is valid
     "on_callback_error": ("on_callback_error", lambda v: v in ("log", "raise")),
     "retries": ("retry_policy", lambda v: isinstance(v, RetryPolicy) and _int_in(0)(v.retries)),
     "retry_attempts": ("retry_policy", lambda v: isinstance(v, RetryPolicy) and _int_in(0)(v.retries)),
