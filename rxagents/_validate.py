@@ -219,22 +219,29 @@ def check_number(
 
 @overload
 def check_seconds(
-    name: str, value: object, *, zero: bool = ..., maximum: float | None = ..., none: None = ...
+    name: str, value: object, *, zero: bool = ..., maximum: float | None = ..., hint: str = ..., none: None = ...
 ) -> float: ...
 @overload
 def check_seconds(
-    name: str, value: object, *, zero: bool = ..., maximum: float | None = ..., none: str
+    name: str, value: object, *, zero: bool = ..., maximum: float | None = ..., hint: str = ..., none: str
 ) -> float | None: ...
 def check_seconds(
-    name: str, value: object, *, zero: bool = False, maximum: float | None = None, none: str | None = None
+    name: str,
+    value: object,
+    *,
+    zero: bool = False,
+    maximum: float | None = None,
+    hint: str = "",
+    none: str | None = None,
 ) -> float | None:
-    """A finite number of seconds ``> 0`` (``>= 0`` when ``zero``) and ``<= maximum``, as ``float``."""
+    """A finite number of seconds ``> 0`` (``>= 0`` when ``zero``) and ``<= maximum``, as ``float``. ``hint`` is
+    added to the message."""
     if value is None and none is not None:
         return None
     if not _in_range(value, 0, maximum, above=not zero):
         unit = "a finite number of seconds" if maximum is None else "a number of seconds"
         expected = _or_none(f"{unit} {_bounds(0, maximum, above=not zero)}", none)
-        fail(name, expected, value, hint=_unquote_hint(value, integer=False))
+        fail(name, expected, value, hint="; ".join(h for h in (_unquote_hint(value, integer=False), hint) if h))
     return float(value)
 
 
