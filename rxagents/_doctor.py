@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Literal
 
 from rxagents._urls import api_base_problem, safe_url
+from rxagents._validate import check_str
 from rxagents.errors import ConfigurationError
 from rxagents.models import OfflineModel, provider_key_variables, provider_of, resolve_model
 from rxagents.models._litellm import import_litellm
@@ -83,18 +84,15 @@ def supports_streaming(model_name: str) -> bool:
     machine where an :class:`~rxagents.Agent` would fall back to the offline model for lack of a key.
 
     Raises:
-        ValueError: ``model_name`` is not a non-empty string.
-        ConfigurationError: the installed litellm is a known-malicious release (1.82.7, 1.82.8); it is not
-            imported.
+        ConfigurationError: ``model_name`` is not a non-empty string; or the installed litellm is a
+            known-malicious release (1.82.7, 1.82.8), which is not imported.
 
     Example::
 
         >>> supports_streaming("offline")
         True
     """
-    if not isinstance(model_name, str) or not model_name.strip():
-        raise ValueError(f"model_name must be a non-empty string such as 'gpt-4o-mini', got {model_name!r}")
-    name = model_name.strip()
+    name = check_str("model_name", model_name, hint="e.g. 'gpt-4o-mini'").strip()
     if _is_offline(name):
         return True
     return _native_streaming(name) is True

@@ -27,6 +27,7 @@ from reactivex import abc
 from reactivex.scheduler.eventloop import AsyncIOScheduler, AsyncIOThreadSafeScheduler
 
 from rxagents._loop_thread import LoopThread
+from rxagents._validate import check_int
 
 __all__ = [
     "Gate",
@@ -135,9 +136,7 @@ class Gate:
     __slots__ = ("_room", "handed", "size", "taken")
 
     def __init__(self, size: int) -> None:
-        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-            raise ValueError(f"size must be an int >= 1, got {size!r}")
-        self.size = size
+        self.size = check_int("size", size)
         self.handed = 0
         self.taken = 0
         self._room: asyncio.Event | None = None

@@ -88,25 +88,38 @@ def _unquote_hint(value: object, *, integer: bool) -> str:
     return f"pass {number!r} without quotes"
 
 
-def check_bool(name: str, value: object) -> bool:
-    """``True`` or ``False`` only: a string such as ``"no"`` would be truthy, so it is an error."""
+@overload
+def check_bool(name: str, value: object, *, none: None = ...) -> bool: ...
+@overload
+def check_bool(name: str, value: object, *, none: str) -> bool | None: ...
+def check_bool(name: str, value: object, *, none: str | None = None) -> bool | None:
+    """``True`` or ``False`` only: a string such as ``"no"`` would be truthy, so it is an error. None is accepted
+    when ``none`` says what None means."""
+    if value is None and none is not None:
+        return None
     if not isinstance(value, bool):
-        fail(name, "True or False", value)
+        fail(name, "True or False" if none is None else f"True, False or None {none}".rstrip(), value)
     return value
 
 
 @overload
-def check_str(name: str, value: object, *, empty: bool = ..., secret: bool = ..., none: None = ...) -> str: ...
-@overload
-def check_str(name: str, value: object, *, empty: bool = ..., secret: bool = ..., none: str) -> str | None: ...
 def check_str(
-    name: str, value: object, *, empty: bool = False, secret: bool = False, none: str | None = None
+    name: str, value: object, *, empty: bool = ..., secret: bool = ..., hint: str = ..., none: None = ...
+) -> str: ...
+@overload
+def check_str(
+    name: str, value: object, *, empty: bool = ..., secret: bool = ..., hint: str = ..., none: str
+) -> str | None: ...
+def check_str(
+    name: str, value: object, *, empty: bool = False, secret: bool = False, hint: str = "", none: str | None = None
 ) -> str | None:
-    """A string (non-empty unless ``empty``), or None when ``none`` says what None means."""
+    """A string (non-empty unless ``empty``), or None when ``none`` says what None means. ``hint`` is added to the
+    message (e.g. an example of a good value)."""
     if value is None and none is not None:
         return None
     if not isinstance(value, str) or (not empty and not value.strip()):
-        fail(name, _or_none("a string" if empty else "a non-empty string", none), value, secret=secret)
+        expected = _or_none("a string" if empty else "a non-empty string", none)
+        fail(name, expected, value, hint=hint, secret=secret)
     return value
 
 
@@ -164,11 +177,25 @@ def check_int(
 
 @overload
 def check_number(
-    name: str, value: object, *, minimum: float, maximum: float | None = ..., above: bool = ..., none: None = ...
+    name: str,
+    value: object,
+    *,
+    minimum: float,
+    maximum: float | None = ...,
+    above: bool = ...,
+    hint: str = ...,
+    none: None = ...,
 ) -> float: ...
 @overload
 def check_number(
-    name: str, value: object, *, minimum: float, maximum: float | None = ..., above: bool = ..., none: str
+    name: str,
+    value: object,
+    *,
+    minimum: float,
+    maximum: float | None = ...,
+    above: bool = ...,
+    hint: str = ...,
+    none: str,
 ) -> float | None: ...
 def check_number(
     name: str,
@@ -177,36 +204,44 @@ def check_number(
     minimum: float,
     maximum: float | None = None,
     above: bool = False,
+    hint: str = "",
     none: str | None = None,
 ) -> float | None:
     """A finite ``int`` or ``float`` (not ``bool``, not NaN) ``>= minimum`` (``> minimum`` when ``above``) and
-    ``<= maximum``, as ``float``; or None when ``none`` says what None means."""
+    ``<= maximum``, as ``float``; or None when ``none`` says what None means. ``hint`` is added to the message."""
     if value is None and none is not None:
         return None
     if not _in_range(value, minimum, maximum, above=above):
         expected = _or_none(f"a number {_bounds(minimum, maximum, above=above)}", none)
-        fail(name, expected, value, hint=_unquote_hint(value, integer=False))
+        fail(name, expected, value, hint="; ".join(h for h in (_unquote_hint(value, integer=False), hint) if h))
     return float(value)
 
 
 @overload
 def check_seconds(
-    name: str, value: object, *, zero: bool = ..., maximum: float | None = ..., none: None = ...
+    name: str, value: object, *, zero: bool = ..., maximum: float | None = ..., hint: str = ..., none: None = ...
 ) -> float: ...
 @overload
 def check_seconds(
-    name: str, value: object, *, zero: bool = ..., maximum: float | None = ..., none: str
+    name: str, value: object, *, zero: bool = ..., maximum: float | None = ..., hint: str = ..., none: str
 ) -> float | None: ...
 def check_seconds(
-    name: str, value: object, *, zero: bool = False, maximum: float | None = None, none: str | None = None
+    name: str,
+    value: object,
+    *,
+    zero: bool = False,
+    maximum: float | None = None,
+    hint: str = "",
+    none: str | None = None,
 ) -> float | None:
-    """A finite number of seconds ``> 0`` (``>= 0`` when ``zero``) and ``<= maximum``, as ``float``."""
+    """A finite number of seconds ``> 0`` (``>= 0`` when ``zero``) and ``<= maximum``, as ``float``. ``hint`` is
+    added to the message."""
     if value is None and none is not None:
         return None
     if not _in_range(value, 0, maximum, above=not zero):
         unit = "a finite number of seconds" if maximum is None else "a number of seconds"
         expected = _or_none(f"{unit} {_bounds(0, maximum, above=not zero)}", none)
-        fail(name, expected, value, hint=_unquote_hint(value, integer=False))
+        fail(name, expected, value, hint="; ".join(h for h in (_unquote_hint(value, integer=False), hint) if h))
     return float(value)
 
 

@@ -113,6 +113,30 @@ def test_check_bool_refuses_truthy_stand_ins() -> None:
             check_bool("print_on", value)
 
 
+def test_check_bool_none_is_allowed_only_when_its_meaning_is_given() -> None:
+    assert check_bool("wrap", None, none="(wrap on a terminal)") is None
+    assert check_bool("wrap", True, none="(wrap on a terminal)") is True
+    with pytest.raises(
+        ConfigurationError, match=r"^wrap must be True, False or None \(wrap on a terminal\), got 'no'$"
+    ):
+        check_bool("wrap", "no", none="(wrap on a terminal)")
+    with pytest.raises(ConfigurationError, match=r"^wrap must be True or False, got None$"):
+        check_bool("wrap", None)
+
+
+def test_the_hint_follows_the_unquote_hint() -> None:
+    with pytest.raises(
+        ConfigurationError, match=r"^growth must be a number > 1, got '2'; pass 2.0 without quotes; e.g. 1.5$"
+    ):
+        check_number("growth", "2", minimum=1, above=True, hint="e.g. 1.5")
+    with pytest.raises(
+        ConfigurationError, match=r"^backoff must be a finite number of seconds >= 0, got -1; or a function$"
+    ):
+        check_seconds("backoff", -1, zero=True, hint="or a function")
+    with pytest.raises(ConfigurationError, match=r"^host must be a non-empty string, got ''; e.g. '127.0.0.1'$"):
+        check_str("host", "", hint="e.g. '127.0.0.1'")
+
+
 def test_check_str() -> None:
     assert check_str("agent_name", "A") == "A"
     assert check_str("system_prompt", "", empty=True) == ""

@@ -11,7 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from rxagents.errors import ConfigurationError, ModelError, SilenceTimeout
+from rxagents._validate import check_choice, check_int, check_number, check_seconds, fail
+from rxagents.errors import ModelError, SilenceTimeout
 
 __all__ = [
     "NO_RETRY",
@@ -66,14 +67,9 @@ class ExponentialBackoff:
     maximum: float = 30.0
 
     def __post_init__(self) -> None:
-        for name in ("initial", "factor", "maximum"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-                raise ValueError(f"{name} must be a finite number, got {value!r}")
-        if self.initial < 0 or self.maximum < 0:
-            raise ValueError(f"initial and maximum must be >= 0, got {self.initial!r} and {self.maximum!r}")
-        if self.factor < 1:
-            raise ValueError(f"factor must be >= 1, got {self.factor!r}")
+        check_seconds("initial", self.initial, zero=True)
+        check_number("factor", self.factor, minimum=1, hint="1 waits the same each time, 2 doubles the wait")
+        check_seconds("maximum", self.maximum, zero=True)
 
     def __call__(self, failures: int) -> float:
         return float(min(self.maximum, self.initial * self.factor ** max(0, failures - 1)))
@@ -152,18 +148,13 @@ class RetryPolicy:
     after_tokens: Literal["fail", "restart"] = "fail"
 
     def __post_init__(self) -> None:
-        if isinstance(self.retries, bool) or not isinstance(self.retries, int) or self.retries < 0:
-            raise ConfigurationError(f"retries must be an int >= 0 (0: never retry), got {self.retries!r}")
-        if not callable(self.backoff) and _seconds(self.backoff) is None:
-            raise ConfigurationError(
-                f"backoff must be seconds >= 0 or a function (retry number) -> seconds, got {self.backoff!r}"
-            )
-        if self.max_wait is not None and _seconds(self.max_wait) is None:
-            raise ConfigurationError(f"max_wait must be seconds >= 0 (None: no limit), got {self.max_wait!r}")
+        check_int("retries", self.retries, minimum=0, hint="0: never retry")
+        if not callable(self.backoff):
+            check_seconds("backoff", self.backoff, zero=True, hint="or pass a function (retry number) -> seconds")
+        check_seconds("max_wait", self.max_wait, zero=True, none="(no limit)")
         if not callable(self.retry_on):
-            raise ConfigurationError(f"retry_on must be a predicate (error) -> bool, got {self.retry_on!r}")
-        if self.after_tokens not in ("fail", "restart"):
-            raise ConfigurationError(f"after_tokens must be 'fail' or 'restart', got {self.after_tokens!r}")
+            fail("retry_on", "a predicate (error) -> bool", self.retry_on, hint="e.g. is_transient")
+        check_choice("after_tokens", self.after_tokens, ("fail", "restart"))
 
     @property
     def max_attempts(self) -> int:

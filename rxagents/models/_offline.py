@@ -17,7 +17,8 @@ import asyncio
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, Final
 
-from rxagents.errors import ConfigurationError, ModelError
+from rxagents._validate import check_int, check_seconds, check_str, fail
+from rxagents.errors import ModelError
 from rxagents.events import EventKind, ToolCallDelta, Usage
 from rxagents.models._base import Delta, ModelRequest
 from rxagents.models._offline_answer import answer
@@ -80,14 +81,17 @@ class OfflineModel:
         retry_after: float | None = None,
         text: str | None = None,
     ) -> None:
-        for name, value in (("pace", pace), ("first_token_delay", first_token_delay)):
-            if value is not None and value < 0:
-                raise ConfigurationError(f"{name} must be >= 0 seconds, got {value!r}")
-        if length < 1:
-            raise ConfigurationError(f"length must be >= 1 token, got {length!r}")
+        check_seconds("pace", pace, zero=True)
+        check_seconds("first_token_delay", first_token_delay, zero=True, none="(the pace)")
+        check_int("length", length, hint="the number of tokens to answer")
         for name, count in (("fail_after", fail_after), ("stall_after", stall_after), ("fail_times", fail_times)):
-            if count is not None and count < 0:
-                raise ConfigurationError(f"{name} must be >= 0 or None, got {count!r}")
+            check_int(name, count, minimum=0, none="(never)" if name != "fail_times" else "(every request)")
+        for name, steps, kind in (("reasoning", reasoning, str), ("tool_calls", tool_calls, ToolCallSpec)):
+            if isinstance(steps, str) or not isinstance(steps, Sequence) or not all(isinstance(s, kind) for s in steps):
+                fail(name, f"a sequence of {kind.__name__}", steps, hint="put a single one in a tuple: (item,)")
+        check_int("error_status", error_status, minimum=100, maximum=599, none="(no status)")
+        check_seconds("retry_after", retry_after, zero=True, none="(not reported)")
+        check_str("text", text, empty=True, none="(the generated answer)")
         self.pace = pace
         self.first_token_delay = pace if first_token_delay is None else first_token_delay
         self.length = length

@@ -15,7 +15,7 @@ from reactivex import Observable, abc
 from reactivex.disposable import Disposable, SerialDisposable
 
 from rxagents import _runtime
-from rxagents._validate import check_kinds
+from rxagents._validate import check_bool, check_choice, check_kinds, check_scheduler, fail
 from rxagents.events import EventKind, TokenEvent
 from rxagents.operators._errors import CallbackError, Relay
 
@@ -441,22 +441,24 @@ def tap_safe(
         agent.stream(task).pipe(buffer_tokens(20), tap_safe(websocket_send), collect_text())
     """
     if not callable(fn):
-        raise TypeError(f"fn must be callable, got {type(fn).__name__}")
+        fail("fn", "a callable", fn, hint="pass the function to call with each item")
     if not (on_error in ("log", "raise") or callable(on_error)):
-        raise ValueError(f"on_error must be 'log', 'raise' or a callable(exception, event), got {on_error!r}")
+        fail("on_error", "'log', 'raise' or a callable(exception, event)", on_error)
+    check_bool("detailed", detailed)
     if payload is None:
         payload = "dict" if detailed else "text"
-    elif payload not in ("text", "dict", "event"):
-        raise ValueError(f"payload must be 'text', 'dict' or 'event', got {payload!r}")
-    elif detailed and payload != "dict":
-        raise ValueError(f"detailed=True means payload='dict' but payload={payload!r}; pass only one of them")
+    else:
+        payload = check_choice("payload", payload, ("text", "dict", "event"))  # type: ignore[assignment]
+        if detailed and payload != "dict":
+            fail("payload", "'dict' (or None) with detailed=True", payload, hint="pass only one of them")
     chosen: frozenset[EventKind] | None
     if isinstance(kinds, _Default):
         chosen = frozenset({EventKind.TOKEN}) if payload == "text" else None
     else:
         chosen = check_kinds(kinds)
-    if scheduler is not None and not isinstance(scheduler, abc.SchedulerBase):
-        raise TypeError(f"scheduler must be a reactivex scheduler, got {type(scheduler).__name__}")
+    check_scheduler(scheduler)
+    if stats is not None and not isinstance(stats, CallbackStats):
+        fail("stats", "a CallbackStats or None", stats, hint="create one with CallbackStats()")
     config = _Config(fn, chosen, on_error, payload, scheduler, CallbackStats() if stats is None else stats)
 
     def operator(source: Observable[_T]) -> Observable[_T]:

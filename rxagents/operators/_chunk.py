@@ -13,6 +13,7 @@ from typing import NamedTuple
 
 from reactivex import Observable, abc
 
+from rxagents._validate import fail
 from rxagents.events import EventKind, TokenEvent
 from rxagents.operators._held import HeldTail
 
@@ -133,29 +134,27 @@ class _Pending:
         self.scan = ""
 
 
+_UNIT = "'word', 'line', 'sentence', a regular expression (str) or an re.Pattern"
+
+
 def _unit(unit: str | re.Pattern[str]) -> _Unit:
     if isinstance(unit, re.Pattern):
         if not isinstance(unit.pattern, str):
-            raise TypeError(f"unit must be a str pattern, got a bytes pattern {unit.pattern!r}")
+            fail("unit", "an re.Pattern of str", unit, hint="compile a str pattern, not bytes")
         return _Unit(unit, False, None, None)
     if not isinstance(unit, str):
-        raise TypeError(
-            f"unit must be 'word', 'line', 'sentence', a regex string or re.Pattern, got {type(unit).__name__}"
-        )
+        fail("unit", _UNIT, unit)
     builtin = _UNITS.get(unit)
     if builtin is not None:
         return builtin
     if re.fullmatch(r"[a-z]+", unit):
-        raise ValueError(
-            f"unit must be 'word', 'line' or 'sentence' (or a regular expression), got {unit!r}; "
-            f"to split after the literal text {unit!r}, pass re.compile({unit!r})"
-        )
+        fail("unit", _UNIT, unit, hint=f"to split after the literal text {unit!r}, pass re.compile({unit!r})")
     if not unit:
-        raise ValueError("unit must not be empty: use 'word', 'line', 'sentence' or a regular expression")
+        fail("unit", _UNIT, unit, hint="an empty pattern would match everywhere")
     try:
         return _Unit(re.compile(unit), False, None, None)
     except re.error as exc:
-        raise ValueError(f"unit {unit!r} is not a valid regular expression: {exc}") from None
+        fail("unit", _UNIT, unit, hint=f"it is not a valid regular expression: {exc}")
 
 
 def chunk_by(unit: str | re.Pattern[str]) -> Callable[[Observable[TokenEvent]], Observable[str]]:

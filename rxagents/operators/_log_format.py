@@ -8,6 +8,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeAlias
 
+from rxagents._validate import fail
 from rxagents.events import EventKind, TokenEvent
 
 __all__ = [
@@ -186,15 +187,18 @@ def line_formatter(fmt: Format, name: str) -> Lines:
 
         return Lines(call, call_chunk, timed=False)
     if not isinstance(fmt, str):
-        raise TypeError(f"{name} must be a template or a callable(event) -> str, not {type(fmt).__name__}")
+        fail(name, "a template or a callable(event) -> str", fmt, hint="e.g. '{agent}: {text}'")
     probe = TokenEvent(EventKind.TOKEN, "agent", "run", 0, text="x")
     try:
         format_event(probe, fmt)
     except (KeyError, IndexError, ValueError, AttributeError) as exc:
-        raise ValueError(
-            f"{name}={fmt!r} is not a valid template ({type(exc).__name__}: {exc}); "
-            f"use named fields among {', '.join('{' + f + '}' for f in _FIELDS)}"
-        ) from None
+        fields = ", ".join("{" + f + "}" for f in _FIELDS)
+        fail(
+            name,
+            "a valid template",
+            fmt,
+            hint=f"{type(exc).__name__}: {exc}; use named fields among {fields}",
+        )
 
     if fmt == DEFAULT_FILE_FORMAT:
         fmt = DEFAULT_FILE_FORMAT  # the constant itself: the fast paths test identity

@@ -14,7 +14,7 @@ from reactivex import Observable, abc
 from reactivex.disposable import Disposable, SerialDisposable
 
 from rxagents import _runtime
-from rxagents._validate import check_kinds, check_scheduler
+from rxagents._validate import check_int, check_kinds, check_scheduler, fail
 from rxagents.events import EventKind, TokenEvent
 from rxagents.operators._log_format import (
     DEFAULT_FILE_FORMAT,
@@ -154,15 +154,16 @@ def log_to_file(
         # the chunks a client receives, one line each:
         agent.stream(task).pipe(buffer_tokens(20), log_to_file("chunks.log"), collect_text())
     """
-    path = os.fspath(path)
+    if isinstance(path, os.PathLike):
+        path = os.fspath(path)
     if not isinstance(path, str) or not path:
-        raise ValueError(f"path must be a non-empty file path, got {path!r}")
-    if mode not in _MODES:
-        raise ValueError(f"mode must be 'a' (append), 'w' (truncate) or 'x' (new file), got {mode!r}")
+        fail("path", "a non-empty file path", path, hint="e.g. 'agent_stream.log' or a pathlib.Path")
+    if not isinstance(mode, str) or mode not in _MODES:
+        fail("mode", "'a' (append), 'w' (truncate) or 'x' (new file)", mode)
     try:
         "".encode(encoding)
     except (LookupError, TypeError):
-        raise ValueError(f"encoding must be a text encoding such as 'utf-8', got {encoding!r}") from None
+        fail("encoding", "a text encoding", encoding, hint="e.g. 'utf-8'")
     lines = line_formatter(fmt, "fmt")
     chosen = check_kinds(kinds)
     check_scheduler(scheduler)
@@ -287,10 +288,9 @@ def log_to(
     if isinstance(logger, str):
         logger = logging.getLogger(logger)
     if not isinstance(logger, logging.Logger | logging.LoggerAdapter):
-        raise TypeError(f"logger must be a logging.Logger or a logger name, got {type(logger).__name__}")
+        fail("logger", "a logging.Logger or a logger name", logger, hint="e.g. 'myapp.agents'")
     for name, value in (("level", level), ("error_level", error_level)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise ValueError(f"{name} must be a logging level such as logging.INFO, got {value!r}")
+        check_int(name, value, minimum=0, hint="pass a logging level such as logging.INFO")
     lines = line_formatter(fmt, "fmt")
     chosen = check_kinds(kinds)
     check_scheduler(scheduler)

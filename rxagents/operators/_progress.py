@@ -12,6 +12,7 @@ import reactivex
 from reactivex import Observable, abc
 from reactivex.disposable import Disposable, SerialDisposable
 
+from rxagents._validate import check_int, check_number, check_str, fail
 from rxagents.events import EventKind, TokenEvent
 
 if TYPE_CHECKING:
@@ -205,15 +206,11 @@ def track_progress(
                 pass
     """
     if not callable(getattr(progress, "add_task", None)) or not callable(getattr(progress, "update", None)):
-        raise TypeError(f"progress must be a rich.progress.Progress, got {type(progress).__name__}")
-    if total is not None and (not isinstance(total, int) or isinstance(total, bool) or total < 1):
-        raise ValueError(f"total must be a positive int (e.g. max_tokens) or None to estimate, got {total!r}")
-    if not isinstance(estimate, int) or isinstance(estimate, bool) or estimate < 1:
-        raise ValueError(f"estimate must be a positive int, got {estimate!r}")
-    if not isinstance(growth, int | float) or isinstance(growth, bool) or not growth > 1:
-        raise ValueError(f"growth must be a number > 1 (e.g. 1.5), got {growth!r}")
-    if description is not None and not isinstance(description, str):
-        raise TypeError(f"description must be a str, got {type(description).__name__}")
+        fail("progress", "a rich.progress.Progress", progress, hint="create one with Progress(*progress_columns())")
+    check_int("total", total, hint="e.g. max_tokens", none="to estimate")
+    check_int("estimate", estimate)
+    check_number("growth", growth, minimum=1, above=True, hint="e.g. 1.5")
+    check_str("description", description, empty=True, none="(the agent's name)")
 
     def operator(source: Observable[TokenEvent]) -> Observable[TokenEvent]:
         def subscribe(

@@ -14,7 +14,7 @@ from reactivex.disposable import Disposable, SerialDisposable, SingleAssignmentD
 
 from rxagents import _runtime
 from rxagents._core.policy import ExponentialBackoff, GiveUp, RetryPolicy, is_transient
-from rxagents._validate import check_scheduler
+from rxagents._validate import check_choice, check_int, check_scheduler, check_seconds, fail
 from rxagents.events import EventKind, TokenEvent
 from rxagents.operators._errors import Relay, RetryExhausted, TokensAlreadyDelivered
 
@@ -24,20 +24,23 @@ RetryOn: TypeAlias = type[BaseException] | tuple[type[BaseException], ...] | Cal
 Backoff: TypeAlias = float | Callable[[int], float]
 
 
+_RETRY_ON = "an exception type, a tuple of them, or a predicate (exception) -> bool"
+
+
 def _predicate(retry_on: RetryOn) -> Callable[[BaseException], bool]:
     if isinstance(retry_on, type):
         if not issubclass(retry_on, BaseException):
-            raise TypeError(f"retry_on must be an exception type, got {retry_on!r}")
+            fail("retry_on", _RETRY_ON, retry_on)
         kind = retry_on
         return lambda error: isinstance(error, kind)
     if isinstance(retry_on, tuple):
         if not retry_on or not all(isinstance(t, type) and issubclass(t, BaseException) for t in retry_on):
-            raise TypeError(f"retry_on must hold exception types, got {retry_on!r}")
+            fail("retry_on", _RETRY_ON, retry_on, hint="a tuple must hold exception types only, at least one")
         kinds = retry_on
         return lambda error: isinstance(error, kinds)
     if callable(retry_on):
         return retry_on
-    raise TypeError(f"retry_on must be an exception type, a tuple of them, or a predicate, got {retry_on!r}")
+    fail("retry_on", _RETRY_ON, retry_on)
 
 
 @dataclass(slots=True)
@@ -250,15 +253,10 @@ def retry(
 
         stream = agent.stream(task).pipe(gap_timeout(30), retry(3, after_tokens="restart"))
     """
-    if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
-        raise ValueError(f"max_attempts must be an int >= 1 (1 = no retry), got {max_attempts!r}")
-    if after_tokens not in ("fail", "restart"):
-        raise ValueError(f"after_tokens must be 'fail' or 'restart', got {after_tokens!r}")
+    check_int("max_attempts", max_attempts, hint="1 = no retry")
+    check_choice("after_tokens", after_tokens, ("fail", "restart"))
     if backoff is not None and not callable(backoff):
-        if isinstance(backoff, bool) or not isinstance(backoff, int | float):
-            raise TypeError(f"backoff must be seconds or a function (failures) -> seconds, got {backoff!r}")
-        if not math.isfinite(backoff) or backoff < 0:
-            raise ValueError(f"backoff must be seconds >= 0 or a function of the failure count, got {backoff!r}")
+        check_seconds("backoff", backoff, zero=True, hint="or pass a function (failures) -> seconds")
     check_scheduler(scheduler)
     policy = RetryPolicy(
         retries=max_attempts - 1,

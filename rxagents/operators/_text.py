@@ -15,6 +15,7 @@ from typing import Any
 from reactivex import Observable, abc
 from reactivex.disposable import CompositeDisposable, Disposable
 
+from rxagents._validate import fail
 from rxagents.events import EventKind, TokenEvent
 
 __all__ = ["collect_text", "exclude", "only", "running_text", "text_only"]
@@ -188,11 +189,9 @@ def _kinds(function: str, kinds: Iterable[Any]) -> frozenset[EventKind]:
             out.add(EventKind(kind))
         except ValueError:
             valid = ", ".join(repr(k.value) for k in EventKind)
-            raise ValueError(
-                f"{function}() got an unknown event kind {kind!r}; use EventKind members or one of {valid}"
-            ) from None
+            fail(f"{function}() kinds", f"EventKind members or one of {valid}", kind)
     if not out:
-        raise ValueError(f"{function}() needs at least one event kind, e.g. {function}(EventKind.TOKEN)")
+        fail(f"{function}() kinds", "at least one event kind", (), hint=f"e.g. {function}(EventKind.TOKEN)")
     return frozenset(out)
 
 

@@ -12,6 +12,7 @@ import reactivex
 from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 
+from rxagents._validate import check_int, check_number, fail
 from rxagents.events import EventKind, TokenEvent, Usage
 from rxagents.operators._errors import BudgetExceeded, Relay
 
@@ -65,10 +66,7 @@ def _prices(cost_per_token: float | tuple[float, float]) -> tuple[float, float]:
     if len(pair) != 2 or not all(
         isinstance(p, int | float) and not isinstance(p, bool) and math.isfinite(p) and p >= 0 for p in pair
     ):
-        raise ValueError(
-            "cost_per_token must be a price >= 0 per token, or a pair (prompt_price, completion_price), "
-            f"got {cost_per_token!r}"
-        )
+        fail("cost_per_token", "a price >= 0 per token, or a pair (prompt_price, completion_price)", cost_per_token)
     return float(pair[0]), float(pair[1])
 
 
@@ -186,7 +184,7 @@ def usage_meter(meter: UsageMeter) -> Operator:
         print(meter.totals.completion_tokens, f"${meter.totals.cost:.6f}")
     """
     if not isinstance(meter, UsageMeter):
-        raise TypeError(f"meter must be a UsageMeter, got {type(meter).__name__}; create one with UsageMeter()")
+        fail("meter", "a UsageMeter", meter, hint="create one with UsageMeter()")
 
     def operator(source: Observable[TokenEvent]) -> Observable[TokenEvent]:
         def subscribe(
@@ -240,14 +238,16 @@ def budget(
         stream = agent.stream(task).pipe(budget(max_tokens=500, max_cost=0.01, cost_per_token=(1e-6, 4e-6)))
     """
     if max_tokens is None and max_cost is None:
-        raise ValueError("budget needs max_tokens and/or max_cost, got neither")
-    if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 0):
-        raise ValueError(f"max_tokens must be an int >= 0, got {max_tokens!r}")
+        fail("max_tokens", "an int >= 0 when max_cost is None", None, hint="budget needs max_tokens and/or max_cost")
+    check_int("max_tokens", max_tokens, minimum=0, none="(no token limit)")
     if max_cost is not None:
-        if isinstance(max_cost, bool) or not isinstance(max_cost, int | float) or not max_cost >= 0:
-            raise ValueError(f"max_cost must be a number >= 0, got {max_cost!r}")
+        check_number("max_cost", max_cost, minimum=0)
         if cost_per_token is None:
-            raise ValueError("max_cost needs cost_per_token (a price per token, or (prompt_price, completion_price))")
+            fail(
+                "cost_per_token",
+                "a price per token, or (prompt_price, completion_price), when max_cost is given",
+                cost_per_token,
+            )
     prices = _prices(cost_per_token if cost_per_token is not None else 0.0)
 
     def over(totals: UsageTotals) -> tuple[str, float, float] | None:

@@ -21,6 +21,7 @@ from reactivex import Observable, abc
 from reactivex.disposable import CompositeDisposable, Disposable, SerialDisposable
 
 from rxagents import _runtime
+from rxagents._validate import check_bool, check_int, check_scheduler, check_str
 from rxagents.events import EventKind, TokenEvent
 from rxagents.sinks._wrap import StreamWrap
 
@@ -37,6 +38,12 @@ def _isatty(file: TextIO) -> bool:
         return bool(file.isatty())
     except (AttributeError, ValueError, OSError):  # no isatty, or a closed file
         return False
+
+
+def _check(max_loops: object, width: object, wrap: object) -> None:
+    check_int("max_loops", max_loops, none="(leave the loop count out)")
+    check_int("width", width, none="(the terminal's width)")
+    check_bool("wrap", wrap, none="(wrap on a terminal)")
 
 
 class ConsolePrinter:
@@ -74,6 +81,8 @@ class ConsolePrinter:
         *,
         wrap: bool | None = None,
     ) -> None:
+        check_str("agent_name", agent_name, none="(each run's agent name from its events)")
+        _check(max_loops, width, wrap)
         self.agent_name = agent_name
         self.max_loops = max_loops
         self._file = file
@@ -234,12 +243,8 @@ def console_printer(
 
         text = agent.stream(task).pipe(console_printer(max_loops=1), collect_text()).run()
     """
-    if max_loops is not None and (isinstance(max_loops, bool) or not isinstance(max_loops, int) or max_loops < 1):
-        raise ValueError(f"max_loops must be an int >= 1 or None, got {max_loops!r}")
-    if width is not None and (isinstance(width, bool) or not isinstance(width, int) or width < 1):
-        raise ValueError(f"width must be an int >= 1 or None (the terminal's width), got {width!r}")
-    if wrap is not None and not isinstance(wrap, bool):
-        raise ValueError(f"wrap must be True, False or None (wrap on a terminal), got {wrap!r}")
+    _check(max_loops, width, wrap)
+    check_scheduler(scheduler)
 
     def operator(source: Observable[TokenEvent]) -> Observable[TokenEvent]:
         def subscribe(

@@ -18,6 +18,7 @@ from reactivex import Observable, abc
 from rich.panel import Panel
 from rich.text import Text
 
+from rxagents._validate import check_scheduler
 from rxagents.events import EventKind, TokenEvent
 from rxagents.sinks._lane_render import compact_lanes, full_lanes, status_word
 from rxagents.sinks._lanes import ENDED, ICONS, Lane, LaneStatus, LaneView, Named
@@ -331,6 +332,7 @@ def dashboard(
         reactivex.merge(*streams).pipe(dashboard("Market Analysis", [a.agent_name for a in agents])).run()
     """
     check_dashboard(title, compact, tail_lines, refresh_per_second)
+    check_scheduler(scheduler)
     names = agent_names(agents)
 
     def make_view() -> Dashboard:

@@ -5,7 +5,6 @@ a stream to a view (the drawing itself is :class:`~rxagents.sinks._terminal.Fram
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
@@ -14,6 +13,7 @@ from reactivex import Observable, abc
 from reactivex.disposable import CompositeDisposable, Disposable
 
 from rxagents import _runtime
+from rxagents._validate import check_bool, check_int, check_number, check_str, fail, shown
 from rxagents.events import TokenEvent
 
 __all__ = [
@@ -36,17 +36,14 @@ _MAX_RATE = 60.0
 
 def check_refresh_rate(refresh_per_second: object) -> float:
     """Validate a frame rate: a finite number in (0, 60]."""
-    if (
-        isinstance(refresh_per_second, bool)
-        or not isinstance(refresh_per_second, int | float)
-        or not math.isfinite(refresh_per_second)
-        or not 0 < refresh_per_second <= _MAX_RATE
-    ):
-        raise ValueError(
-            f"refresh_per_second must be a number > 0 and <= {_MAX_RATE:g}, got {refresh_per_second!r} "
-            "(8 is smooth; lower it to spend less CPU on drawing)"
-        )
-    return float(refresh_per_second)
+    return check_number(
+        "refresh_per_second",
+        refresh_per_second,
+        minimum=0,
+        maximum=_MAX_RATE,
+        above=True,
+        hint="8 is smooth; lower it to spend less CPU on drawing",
+    )
 
 
 def count(n: int, noun: str) -> str:
@@ -72,34 +69,33 @@ def token_rate(tokens: int, t0: float | None, t_last: float | None) -> float | N
 
 def agent_names(agents: object) -> tuple[str, ...]:
     if isinstance(agents, str | bytes) or not isinstance(agents, Sequence):
-        raise ValueError(
-            f"agents must be a sequence of agent names (or Agents), got {agents!r}; "
-            "e.g. agents=['Researcher', 'Writer']"
-        )
+        fail("agents", "a sequence of agent names (or Agents)", agents, hint="e.g. agents=['Researcher', 'Writer']")
     names = []
     for agent in agents:
         name = getattr(agent, "agent_name", agent)
         if not isinstance(name, str) or not name:
-            raise ValueError(f"agents must hold non-empty names (or Agents with agent_name), got {agent!r}")
+            fail(
+                "agents",
+                "a sequence of non-empty names (or Agents with agent_name)",
+                agents,
+                hint=f"{shown(agent)} is not one; e.g. agents=['Researcher', 'Writer']",
+            )
         names.append(name)
     return tuple(names)
 
 
 def _check_title(title: object, *, optional: bool) -> None:
-    if optional and title is None:
-        return
-    if not isinstance(title, str):
-        default = " or None (default '🤖 AGENT')" if optional else ""
-        raise ValueError(f"title must be a string{default}, got {title!r}")
+    if optional:
+        check_str("title", title, empty=True, none="(default '🤖 AGENT')")
+    else:
+        check_str("title", title, empty=True)
 
 
 def check_dashboard(title: object, compact: object, tail_lines: object, refresh_per_second: object) -> float:
     """Check :func:`~rxagents.sinks.dashboard`'s arguments (but ``agents``: :func:`agent_names`); the frame rate."""
     _check_title(title, optional=False)
-    if compact is not None and not isinstance(compact, bool):
-        raise ValueError(f"compact must be True, False or None (choose by size), got {compact!r}")
-    if isinstance(tail_lines, bool) or not isinstance(tail_lines, int) or tail_lines < 1:
-        raise ValueError(f"tail_lines must be an int >= 1, got {tail_lines!r}")
+    check_bool("compact", compact, none="(choose by size)")
+    check_int("tail_lines", tail_lines)
     return check_refresh_rate(refresh_per_second)
 
 
@@ -107,7 +103,7 @@ def check_panel(title: object, border_style: object, refresh_per_second: object)
     """Check :func:`~rxagents.sinks.panel`'s arguments; the frame rate."""
     _check_title(title, optional=True)
     if not isinstance(border_style, str):
-        raise ValueError(f"border_style must be a rich style string such as 'blue', got {border_style!r}")
+        fail("border_style", "a rich style string such as 'blue'", border_style)
     return check_refresh_rate(refresh_per_second)
 
 

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from rxagents._validate import fail
+
 __all__ = ["LOOPBACK_HOSTS", "host_name", "host_refusal", "normalize_origins", "origin_refusal"]
 
 #: Host names of the loopback interface: a server bound to one answers only requests addressed to one.
@@ -70,22 +72,25 @@ def origin_refusal(origin: str | None, host_header: str | None, allowed: frozens
 def normalize_origins(origins: Iterable[str], parameter: str = "allowed_origins") -> frozenset[str]:
     """Check and normalize trusted origins: ``"http://localhost:5173"`` (scheme, host, port; no path) or ``"null"``.
 
-    Raises ``ValueError`` naming ``parameter`` and the bad value.
+    Raises :class:`~rxagents.errors.ConfigurationError` naming ``parameter`` and the bad value.
     """
-    if isinstance(origins, str):
-        raise ValueError(f"{parameter} must be a list of origins such as ['http://localhost:5173'], got {origins!r}")
+    example = "e.g. ['http://localhost:5173']"
+    if isinstance(origins, str | bytes) or not isinstance(origins, Iterable):
+        fail(parameter, "a list of origins", origins, hint=example)
     out: set[str] = set()
     for origin in origins:
         if not isinstance(origin, str):
-            raise ValueError(f"{parameter} entries must be strings such as 'http://localhost:5173', got {origin!r}")
+            fail(f"{parameter} entries", "strings such as 'http://localhost:5173'", origin)
         value = origin.strip().lower().rstrip("/")
         scheme, sep, authority = value.partition("://")
         if value != "null" and (
             not sep or scheme not in ("http", "https") or not authority or any(c in authority for c in "/?#@ ")
         ):
-            raise ValueError(
-                f"{parameter} entries must be origins: scheme, host and optional port, no path, such as "
-                f"'http://localhost:5173' (or 'null' for file pages); got {origin!r}"
+            fail(
+                f"{parameter} entries",
+                "origins: scheme, host and optional port, no path, such as 'http://localhost:5173' "
+                "(or 'null' for file pages)",
+                origin,
             )
         out.add(value)
     return frozenset(out)

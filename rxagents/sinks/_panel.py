@@ -17,6 +17,7 @@ from reactivex import Observable, abc
 from rich.panel import Panel
 from rich.text import Text
 
+from rxagents._validate import check_scheduler
 from rxagents.events import EventKind, TokenEvent
 from rxagents.sinks._live_view import check_panel, count, describe, fmt_rate, token_rate, view_operator
 from rxagents.sinks._terminal import FrameDriver, TailBuffer, WrappedTail
@@ -243,6 +244,7 @@ def panel(
         agent.stream("Write a creative story").pipe(panel("🤖 Agent Thinking...")).run()
     """
     check_panel(title, border_style, refresh_per_second)
+    check_scheduler(scheduler)
 
     def make_view() -> StreamPanel:
         return StreamPanel(title, console=console, refresh_per_second=refresh_per_second, border_style=border_style)

@@ -36,6 +36,8 @@ from rich.live import Live
 from rich.measure import Measurement
 from rich.text import Text
 
+from rxagents._validate import check_int
+
 if TYPE_CHECKING:
     from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
 
@@ -66,9 +68,7 @@ class TailBuffer:
     __slots__ = ("_parts", "_size", "limit")
 
     def __init__(self, limit: int) -> None:
-        if limit < 1:
-            raise ValueError(f"limit must be >= 1, got {limit!r}")
-        self.limit = limit
+        self.limit = check_int("limit", limit)
         self._parts: deque[str] = deque()
         self._size = 0
 

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import reactivex
 
+from rxagents._validate import check_choice, check_int, check_seconds, check_str, fail
 from rxagents.events import TokenEvent
 from rxagents.sinks._origin import host_refusal, normalize_origins, origin_refusal
 from rxagents.sinks._ws_outbox import OnSlow, Outbox, dumps
@@ -369,6 +370,16 @@ def _non_empty(value: object) -> bool:
     return isinstance(value, str) and bool(value.strip())
 
 
+def _check_fields(required_fields: object) -> None:
+    """A sequence of key names (non-empty strings), not a lone string."""
+    if (
+        isinstance(required_fields, str)
+        or not isinstance(required_fields, Iterable)
+        or not all(isinstance(f, str) and f for f in required_fields)
+    ):
+        fail("required_fields", "a sequence of key names", required_fields, hint="e.g. ('task',)")
+
+
 def serve_websocket(
     factory: StreamFactory | _HasStream,
     *,
@@ -456,34 +467,28 @@ def serve_websocket(
     if not callable(factory) and callable(getattr(factory, "stream", None)):  # an Agent or a workflow
         factory = _task_factory(factory)
     if not callable(factory):
-        raise TypeError(
-            f"factory must be a callable taking the request dict and returning an Observable, e.g. "
-            f"lambda request: agent.stream(request['task']); got {type(factory).__name__}"
+        fail(
+            "factory",
+            "a callable taking the request dict and returning an Observable",
+            factory,
+            hint="e.g. lambda request: agent.stream(request['task']), or an Agent",
         )
-    if not isinstance(host, str) or not host:
-        raise ValueError(f"host must be a non-empty string such as '127.0.0.1', got {host!r}")
-    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
-        raise ValueError(f"port must be an int from 0 to 65535 (0 = any free port), got {port!r}")
+    check_str("host", host, hint="e.g. '127.0.0.1'")
+    check_int("port", port, minimum=0, maximum=65535, hint="0 = any free port")
     if token is not None and (not isinstance(token, str) or not token or token != token.strip()):
-        raise ValueError("token must be None or a non-empty string without surrounding spaces")
+        fail("token", "None or a non-empty string without surrounding spaces", token, secret=True)
     for name, value in (
         ("max_message_size", max_message_size),
         ("max_buffer", max_buffer),
         ("max_buffer_bytes", max_buffer_bytes),
         ("write_limit", write_limit),
-        ("socket_send_buffer", 1 if socket_send_buffer is None else socket_send_buffer),
     ):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+        check_int(name, value)
+    check_int("socket_send_buffer", socket_send_buffer, none="(the OS default)")
     origins = normalize_origins(allowed_origins)
-    if on_slow not in ("coalesce", "disconnect"):
-        raise ValueError(f"on_slow must be 'coalesce' or 'disconnect', got {on_slow!r}")
-    if request_timeout is not None and (
-        isinstance(request_timeout, bool) or not isinstance(request_timeout, int | float) or request_timeout <= 0
-    ):
-        raise ValueError(f"request_timeout must be a number of seconds > 0, or None, got {request_timeout!r}")
-    if isinstance(required_fields, str) or not all(isinstance(f, str) and f for f in required_fields):
-        raise ValueError(f"required_fields must be a sequence of key names such as ('task',), got {required_fields!r}")
+    check_choice("on_slow", on_slow, ("coalesce", "disconnect"))
+    check_seconds("request_timeout", request_timeout, none="(no limit)")
+    _check_fields(required_fields)
     return WebSocketServer(
         factory,
         host=host,

@@ -17,8 +17,7 @@ from reactivex import operators as ops
 from reactivex.disposable import CompositeDisposable, SingleAssignmentDisposable
 
 from rxagents import _runtime
-from rxagents._validate import check_task
-from rxagents.errors import ConfigurationError
+from rxagents._validate import check_task, fail, shown
 from rxagents.events import EventKind, TokenEvent
 from rxagents.workflows._base import Streamable
 from rxagents.workflows._results import WorkflowError, WorkflowResult
@@ -67,10 +66,15 @@ def race(
         answer.pipe(rxagents.operators.collect_text()).subscribe(print)
     """
     if isinstance(agents, str) or not isinstance(agents, Sequence) or not agents:
-        raise ConfigurationError(f"race: agents must be a non-empty list of agents, got {agents!r}")
+        fail("agents", "a non-empty list of agents (the contenders of the race)", agents)
     for contender in agents:
         if not callable(getattr(contender, "stream", None)):
-            raise ConfigurationError(f"race: each contender needs a stream(task) method (an Agent), got {contender!r}")
+            fail(
+                "agents",
+                "a list of Agents (or anything with a stream(task) method)",
+                agents,
+                hint=f"{shown(contender)} has no stream method",
+            )
     task = check_task(task)
     contenders = tuple(agents)
     names = [_name_of(contender, i) for i, contender in enumerate(contenders)]
@@ -191,9 +195,9 @@ def switch(
         questions.on_next("No, explain Observables")   # cancels the first answer
     """
     if not callable(getattr(agent, "stream", None)):
-        raise ConfigurationError(f"switch: agent needs a stream(task) method (an Agent), got {agent!r}")
+        fail("agent", "an Agent (or anything with a stream(task) method)", agent)
     if not isinstance(tasks, reactivex.Observable):
-        raise ConfigurationError(f"switch: tasks must be an Observable of str (e.g. a Subject), got {tasks!r}")
+        fail("tasks", "an Observable of str", tasks, hint="e.g. a reactivex Subject[str]")
 
     def run(task: str) -> reactivex.Observable[TokenEvent]:
         def start(_: abc.SchedulerBase | None) -> reactivex.Observable[TokenEvent]:

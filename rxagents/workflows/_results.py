@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from rxagents._validate import fail
 from rxagents.errors import RunError, RxAgentsError, partial_text_of
 from rxagents.events import EventKind, TokenEvent, Usage
 
@@ -88,7 +89,7 @@ class AgentOutput:
     def from_run(cls, events: Sequence[TokenEvent]) -> AgentOutput:
         """The output of one run from its events (all with the same ``run_id``, in order)."""
         if not events:
-            raise ValueError("events must hold at least one event of the run, got none")
+            fail("events", "the events of one run, at least one", events)
         first, last = events[0], events[-1]
         status: OutputStatus = "cancelled"
         error: BaseException | None = None

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import doctest
+import math
+import re
 import types
 from typing import Any
 
@@ -13,8 +15,17 @@ from hypothesis import strategies as st
 import rxagents._core.grammar
 import rxagents._core.partial
 import rxagents._core.silence
-from rxagents._core.policy import GiveUp, GiveUpReason, Retry, RetryPolicy, is_transient, retryable
+from rxagents._core.policy import (
+    ExponentialBackoff,
+    GiveUp,
+    GiveUpReason,
+    Retry,
+    RetryPolicy,
+    is_transient,
+    retryable,
+)
 from rxagents.errors import ConfigurationError, ModelError, StallTimeout
+from tests.strategies import junk_values
 
 BUSY = ModelError("busy", status_code=503)
 
@@ -84,14 +95,64 @@ def test_max_attempts_counts_the_first_request() -> None:
 @pytest.mark.parametrize(
     ("options", "match"),
     [
-        ({"retries": -1}, "retries must be"),
-        ({"max_wait": float("inf")}, "None: no limit"),
-        ({"backoff": "1s"}, "backoff"),
+        ({"retries": -1}, "retries must be an int >= 0, got -1; 0: never retry"),
+        ({"max_wait": math.inf}, "max_wait must be a finite number of seconds >= 0, or None (no limit), got inf"),
+        ({"backoff": "1s"}, "backoff must be a finite number of seconds >= 0, got '1s'; or pass a function"),
+        ({"retry_on": ValueError()}, "retry_on must be a predicate (error) -> bool, got ValueError(); e.g. is_"),
+        ({"after_tokens": "skip"}, "after_tokens must be 'fail' or 'restart', got 'skip'"),
     ],
 )
 def test_bad_options_say_what_to_pass(options: dict[str, Any], match: str) -> None:
-    with pytest.raises(ConfigurationError, match=match):
+    with pytest.raises(ConfigurationError, match=re.escape(match)):
         RetryPolicy(**options)
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        ({"initial": -1}, "initial must be a finite number of seconds >= 0, got -1"),
+        ({"maximum": math.nan}, "maximum must be a finite number of seconds >= 0, got nan"),
+        ({"factor": 0.5}, "factor must be a number >= 1, got 0.5; 1 waits the same each time, 2 doubles the wait"),
+        ({"factor": "2"}, "factor must be a number >= 1, got '2'; pass 2.0 without quotes; 1 waits the same"),
+    ],
+)
+def test_bad_backoff_options_say_what_to_pass(options: dict[str, Any], match: str) -> None:
+    with pytest.raises(ConfigurationError, match=re.escape(match)):
+        ExponentialBackoff(**options)
+
+
+#: Each option and what a valid value of it is.
+_POLICY_OPTIONS = {
+    "retries": lambda v: type(v) is int and v >= 0,
+    "backoff": lambda v: callable(v) or (type(v) in (int, float) and math.isfinite(v) and v >= 0),
+    "max_wait": lambda v: v is None or (type(v) in (int, float) and math.isfinite(v) and v >= 0),
+    "after_tokens": lambda v: v in ("fail", "restart"),
+}
+_BACKOFF_OPTIONS = {
+    "initial": lambda v: type(v) in (int, float) and math.isfinite(v) and v >= 0,
+    "factor": lambda v: type(v) in (int, float) and math.isfinite(v) and v >= 1,
+    "maximum": lambda v: type(v) in (int, float) and math.isfinite(v) and v >= 0,
+}
+
+
+@given(name=st.sampled_from(sorted(_POLICY_OPTIONS)), value=junk_values())
+def test_a_policy_accepts_a_valid_option_or_names_it(name: str, value: object) -> None:
+    try:
+        RetryPolicy(**{name: value})
+    except ConfigurationError as exc:
+        assert str(exc).startswith(f"{name} must be ") and not _POLICY_OPTIONS[name](value)
+        return
+    assert _POLICY_OPTIONS[name](value), f"RetryPolicy({name}={value!r}) was accepted"
+
+
+@given(name=st.sampled_from(sorted(_BACKOFF_OPTIONS)), value=junk_values())
+def test_a_backoff_accepts_a_valid_option_or_names_it(name: str, value: object) -> None:
+    try:
+        ExponentialBackoff(**{name: value})
+    except ConfigurationError as exc:
+        assert str(exc).startswith(f"{name} must be ") and not _BACKOFF_OPTIONS[name](value)
+        return
+    assert _BACKOFF_OPTIONS[name](value), f"ExponentialBackoff({name}={value!r}) was accepted"
 
 
 def test_the_default_predicate_does_not_retry_a_first_token_timeout() -> None:

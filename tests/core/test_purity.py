@@ -1,4 +1,5 @@
-"""The core is pure and low: it imports only the event model, the errors and the standard library."""
+"""The core is pure and low: it imports only the event model, the errors, the argument checks and the standard
+library."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import pytest
 import rxagents
 
 CORE = Path(rxagents.__file__).parent / "_core"
-ALLOWED = ("rxagents.events", "rxagents.errors", "rxagents._core")
+#: ``rxagents._validate`` is as low: the argument checks, over the event model and the errors.
+ALLOWED = ("rxagents.events", "rxagents.errors", "rxagents._validate", "rxagents._core")
 #: Standard-library modules that would bring a clock, a loop or a thread into the core.
 IMPURE = {"asyncio", "time", "threading", "concurrent", "datetime"}
 

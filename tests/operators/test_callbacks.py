@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import threading
 from typing import Any
 
@@ -14,6 +15,7 @@ from reactivex.subject import Subject
 from reactivex.testing import ReactiveTest, TestScheduler
 from reactivex.testing.recorded import Recorded
 
+from rxagents.errors import ConfigurationError
 from rxagents.events import EventKind, TokenEvent
 from rxagents.operators._buffer import buffer_tokens
 from rxagents.operators._callbacks import CallbackStats, tap_safe
@@ -571,8 +573,27 @@ def test_bad_arguments_raise_at_construction(kwargs: dict[str, Any], error: type
 
 
 def test_fn_must_be_callable() -> None:
-    with pytest.raises(TypeError, match="fn must be callable"):
+    with pytest.raises(ConfigurationError, match=re.escape("fn must be a callable, got 'print'; pass the function")):
         tap_safe("print")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"on_error": "ignore"}, "on_error must be 'log', 'raise' or a callable(exception, event), got 'ignore'"),
+        ({"payload": "json"}, "payload must be 'text' or 'dict' or 'event', got 'json'"),
+        (
+            {"payload": "text", "detailed": True},
+            "payload must be 'dict' (or None) with detailed=True, got 'text'; pass only one of them",
+        ),
+        ({"detailed": "yes"}, "detailed must be True or False, got 'yes'"),
+        ({"scheduler": "loop"}, "scheduler must be a reactivex scheduler or None, got str 'loop'"),
+        ({"stats": {}}, "stats must be a CallbackStats or None, got {}; create one with CallbackStats()"),
+    ],
+)
+def test_bad_arguments_name_the_parameter_value_and_fix(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigurationError, match=re.escape(message)):
+        tap_safe(print, **kwargs)
 
 
 def test_building_calls_nothing() -> None:

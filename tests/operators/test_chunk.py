@@ -14,6 +14,7 @@ from reactivex import Observable, abc
 from reactivex.notification import Notification
 from reactivex.testing import TestScheduler
 
+from rxagents.errors import ConfigurationError
 from rxagents.events import EventKind, TokenEvent
 from rxagents.operators._chunk import chunk_by
 from rxagents.testing._laws import check_operator_laws
@@ -216,29 +217,34 @@ def test_dispose_inside_on_next_stops_the_remaining_units_and_the_completion() -
 
 # --- validation -----------------------------------------------------------------------------------------
 
+_UNIT = "unit must be 'word', 'line', 'sentence', a regular expression (str) or an re.Pattern"
+
 
 def test_an_unknown_unit_name_is_rejected_with_the_fix() -> None:
-    with pytest.raises(ValueError, match=r"unit must be 'word', 'line' or 'sentence'.*re\.compile\('words'\)"):
+    with pytest.raises(
+        ConfigurationError,
+        match=re.escape(f"{_UNIT}, got 'words'; to split after the literal text 'words', pass re.compile('words')"),
+    ):
         chunk_by("words")
 
 
 def test_an_invalid_regex_is_rejected() -> None:
-    with pytest.raises(ValueError, match=r"not a valid regular expression"):
+    with pytest.raises(ConfigurationError, match=re.escape(f"{_UNIT}, got '(unclosed'; it is not a valid regular")):
         chunk_by("(unclosed")
 
 
 def test_an_empty_unit_is_rejected() -> None:
-    with pytest.raises(ValueError, match=r"unit must not be empty"):
+    with pytest.raises(ConfigurationError, match=re.escape(f"{_UNIT}, got ''; an empty pattern would match")):
         chunk_by("")
 
 
 def test_a_bytes_pattern_is_rejected() -> None:
-    with pytest.raises(TypeError, match=r"str pattern"):
+    with pytest.raises(ConfigurationError, match=re.escape("unit must be an re.Pattern of str, got re.compile(b")):
         chunk_by(re.compile(b"\n"))  # type: ignore[arg-type]
 
 
 def test_a_unit_of_another_type_is_rejected() -> None:
-    with pytest.raises(TypeError, match=r"unit must be"):
+    with pytest.raises(ConfigurationError, match=re.escape(f"{_UNIT}, got 3")):
         chunk_by(3)  # type: ignore[arg-type]
 
 

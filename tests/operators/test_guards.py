@@ -13,6 +13,7 @@ from reactivex.subject import Subject
 from reactivex.testing import ReactiveTest, TestScheduler
 from reactivex.testing.recorded import Recorded
 
+from rxagents.errors import ConfigurationError
 from rxagents.events import EventKind, TokenEvent, Usage
 from rxagents.operators._errors import BudgetExceeded, StreamGrammarError, StreamTimeout
 from rxagents.operators._guards import (
@@ -283,13 +284,13 @@ def test_budget_counts_all_runs_of_a_merged_stream() -> None:
         ({}, "max_tokens and/or max_cost"),
         ({"max_tokens": -1}, "max_tokens must be"),
         ({"max_tokens": 1.5}, "max_tokens must be"),
-        ({"max_cost": 1.0}, "needs cost_per_token"),
+        ({"max_cost": 1.0}, r"cost_per_token must be a price per token, .* when max_cost is given, got None"),
         ({"max_cost": -1.0, "cost_per_token": 1.0}, "max_cost must be"),
         ({"max_tokens": 5, "cost_per_token": -1.0}, "cost_per_token"),
     ],
 )
 def test_budget_bad_arguments(kwargs: dict[str, Any], match: str) -> None:
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(ConfigurationError, match=match):
         budget(**kwargs)
 
 

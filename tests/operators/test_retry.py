@@ -259,9 +259,9 @@ def test_is_transient() -> None:
 def test_exponential_backoff() -> None:
     backoff = ExponentialBackoff(initial=0.5, factor=2, maximum=3)
     assert [backoff(n) for n in (1, 2, 3, 4, 5)] == [0.5, 1.0, 2.0, 3.0, 3.0]
-    with pytest.raises(ValueError, match="factor"):
+    with pytest.raises(ConfigurationError, match=r"factor must be a number >= 1, got 0\.5"):
         ExponentialBackoff(factor=0.5)
-    with pytest.raises(ValueError, match="initial"):
+    with pytest.raises(ConfigurationError, match="initial must be a finite number of seconds >= 0, got -1"):
         ExponentialBackoff(initial=-1)
 
 

@@ -10,6 +10,7 @@ from reactivex import Observable, abc
 from reactivex.notification import Notification
 from reactivex.testing import TestScheduler
 
+from rxagents.errors import ConfigurationError
 from rxagents.events import EventKind, TokenEvent
 from rxagents.operators._text import collect_text, exclude, only, running_text, text_only
 from rxagents.testing._laws import Law, check_operator_laws
@@ -197,7 +198,9 @@ def test_filters_need_at_least_one_kind(factory: Any) -> None:
 
 @pytest.mark.parametrize("factory", [only, exclude])
 def test_filters_reject_an_unknown_kind_naming_the_valid_ones(factory: Any) -> None:
-    with pytest.raises(ValueError, match=r"unknown event kind 'tokens'.*'token'"):
+    name = factory.__name__
+    message = rf"{name}\(\) kinds must be EventKind members or one of .*'token'.*, got 'tokens'"
+    with pytest.raises(ConfigurationError, match=message):
         factory("tokens")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import select
 import sys
 from typing import Any
@@ -18,6 +19,7 @@ from reactivex.testing.recorded import Recorded
 from rich.cells import cell_len
 
 from rxagents import Agent
+from rxagents.errors import ConfigurationError
 from rxagents.events import EventKind, TokenEvent
 from rxagents.models import OfflineModel
 from rxagents.sinks._console import FRAME_SECONDS, ConsolePrinter, console_printer
@@ -153,11 +155,28 @@ def test_an_error_passes_through_unchanged() -> None:
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
-    [({"max_loops": 0}, "max_loops must be an int >= 1 or None, got 0"), ({"width": 0}, "width must be an int >= 1")],
+    [
+        ({"max_loops": 0}, "max_loops must be an int >= 1, or None (leave the loop count out), got 0"),
+        ({"width": 0}, "width must be an int >= 1, or None (the terminal's width), got 0"),
+        ({"wrap": "no"}, "wrap must be True, False or None (wrap on a terminal), got 'no'"),
+        ({"scheduler": 5}, "scheduler must be a reactivex scheduler or None, got int 5"),
+    ],
 )
 def test_bad_arguments_fail_at_construction(kwargs: dict[str, Any], message: str) -> None:
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ConfigurationError, match=re.escape(message)):
         console_printer(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("", 1), "agent_name must be a non-empty string, or None (each run's agent name from its events), got ''"),
+        ((None, 1.0), "max_loops must be an int >= 1, or None (leave the loop count out), got 1.0"),
+    ],
+)
+def test_a_printer_checks_its_arguments(args: tuple[Any, ...], message: str) -> None:
+    with pytest.raises(ConfigurationError, match=re.escape(message)):
+        ConsolePrinter(*args)
 
 
 def test_console_printer_obeys_the_operator_laws() -> None:

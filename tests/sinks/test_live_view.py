@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 import pytest
@@ -11,8 +12,9 @@ from reactivex import Observable, abc
 from reactivex.notification import OnCompleted, OnError, OnNext
 from reactivex.testing import ReactiveTest, TestScheduler
 
+from rxagents.errors import ConfigurationError
 from rxagents.events import EventKind, TokenEvent
-from rxagents.sinks._live_view import check_dashboard, check_panel, token_rate, view_operator
+from rxagents.sinks._live_view import agent_names, check_dashboard, check_panel, token_rate, view_operator
 from rxagents.testing._laws import check_operator_laws
 
 RT: Any = ReactiveTest
@@ -143,14 +145,25 @@ def test_token_rate_needs_two_distinct_times() -> None:
 @pytest.mark.parametrize(
     ("check", "message"),
     [
-        (lambda: check_panel(3, "blue", 8), "title must be a string or None (default '🤖 AGENT'), got 3"),
+        (lambda: check_panel(3, "blue", 8), "title must be a string, or None (default '🤖 AGENT'), got 3"),
         (lambda: check_dashboard(None, None, 2, 8), "title must be a string, got None"),
         (lambda: check_panel(None, "blue", 0), "refresh_per_second must be a number > 0 and <= 60, got 0"),
-        (lambda: check_dashboard("t", None, 2, float("nan")), "refresh_per_second must be a number > 0"),
+        (
+            lambda: check_dashboard("t", None, 2, float("nan")),
+            "refresh_per_second must be a number > 0 and <= 60, got nan; 8 is smooth; lower it to spend less CPU",
+        ),
+        (lambda: check_dashboard("t", "no", 2, 8), "compact must be True, False or None (choose by size), got 'no'"),
+        (lambda: check_dashboard("t", None, 0, 8), "tail_lines must be an int >= 1, got 0"),
+        (lambda: check_panel(None, None, 8), "border_style must be a rich style string such as 'blue', got None"),
+        (lambda: agent_names("ab"), "agents must be a sequence of agent names (or Agents), got 'ab'; e.g. agents="),
+        (
+            lambda: agent_names(["a", ""]),
+            "agents must be a sequence of non-empty names (or Agents with agent_name), got ['a', '']; '' is not one",
+        ),
     ],
 )
 def test_the_shared_title_and_rate_checks_name_the_parameter_and_the_value(check: Any, message: str) -> None:
-    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(ConfigurationError, match=re.escape(message)):
         check()
 
 

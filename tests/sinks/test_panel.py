@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -20,7 +21,7 @@ from rich.console import Console
 from rich.live import Live
 
 from rxagents import Agent
-from rxagents.errors import ModelError
+from rxagents.errors import ConfigurationError, ModelError
 from rxagents.events import EventKind, TokenEvent
 from rxagents.models import OfflineModel
 from rxagents.sinks._panel import StreamPanel, panel
@@ -255,12 +256,13 @@ def test_building_the_operator_draws_nothing() -> None:
     ("kwargs", "message"),
     [
         ({"refresh_per_second": -1}, "refresh_per_second must be a number > 0 and <= 60, got -1"),
-        ({"title": 3}, "title must be a string or None"),
-        ({"border_style": None}, "border_style must be a rich style string"),
+        ({"title": 3}, "title must be a string, or None (default '🤖 AGENT'), got 3"),
+        ({"border_style": None}, "border_style must be a rich style string such as 'blue', got None"),
+        ({"scheduler": "loop"}, "scheduler must be a reactivex scheduler or None, got str 'loop'"),
     ],
 )
 def test_bad_arguments_fail_at_construction(kwargs: dict[str, Any], message: str) -> None:
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ConfigurationError, match=re.escape(message)):
         panel(**kwargs)
 
 

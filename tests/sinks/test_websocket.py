@@ -7,6 +7,8 @@ import contextlib
 import dataclasses
 import itertools
 import json
+import math
+import re
 import socket
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -20,7 +22,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from rxagents import Agent
-from rxagents.errors import ModelError
+from rxagents.errors import ConfigurationError, ModelError
 from rxagents.events import EventKind, TokenEvent
 from rxagents.models import OfflineModel
 from rxagents.models._litellm import import_litellm
@@ -680,17 +682,26 @@ def test_building_a_server_has_no_side_effects() -> None:
         ({"on_slow": "drop"}, "on_slow must be 'coalesce' or 'disconnect', got 'drop'"),
         ({"max_buffer": 0}, "max_buffer must be an int >= 1, got 0"),
         ({"max_message_size": -1}, "max_message_size must be an int >= 1, got -1"),
-        ({"port": 70000}, "port must be an int from 0 to 65535"),
-        ({"token": ""}, "token must be None or a non-empty string"),
-        ({"request_timeout": 0}, "request_timeout must be a number of seconds > 0"),
-        ({"required_fields": "task"}, "required_fields must be a sequence of key names"),
+        ({"port": 70000}, "port must be an int >= 0 and <= 65535, got 70000; 0 = any free port"),
+        ({"port": "8765"}, "port must be an int >= 0 and <= 65535, got '8765'; pass 8765 without quotes"),
+        ({"host": ""}, "host must be a non-empty string, got ''; e.g. '127.0.0.1'"),
+        ({"token": ""}, "token must be None or a non-empty string without surrounding spaces, got a value of type str"),
+        ({"token": " secret"}, "token must be None or a non-empty string without surrounding spaces, got a value of"),
+        ({"socket_send_buffer": 0}, "socket_send_buffer must be an int >= 1, or None (the OS default), got 0"),
+        ({"request_timeout": 0}, "request_timeout must be a finite number of seconds > 0, or None (no limit), got 0"),
+        ({"request_timeout": math.nan}, "request_timeout must be a finite number of seconds > 0, or None (no limit)"),
+        ({"required_fields": "task"}, "required_fields must be a sequence of key names, got 'task'; e.g. ('task',)"),
+        ({"required_fields": 5}, "required_fields must be a sequence of key names, got 5"),
+        ({"required_fields": ("task", "")}, "required_fields must be a sequence of key names, got ('task', '')"),
+        ({"allowed_origins": 5}, "allowed_origins must be a list of origins, got 5"),
+        ({"allowed_origins": [5]}, "allowed_origins entries must be strings such as 'http://localhost:5173', got 5"),
         ({"allowed_origins": "http://localhost:5173"}, "allowed_origins must be a list of origins"),
         ({"allowed_origins": ["http://localhost:5173/app"]}, "allowed_origins entries must be origins"),
         ({"allowed_origins": ["localhost:5173"]}, "allowed_origins entries must be origins"),
     ],
 )
 def test_bad_arguments_are_refused_at_construction(kwargs: dict[str, Any], message: str) -> None:
-    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(ConfigurationError, match=re.escape(message)):
         serve_websocket(never_called, **kwargs)
 
 

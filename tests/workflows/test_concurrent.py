@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import itertools
+import re
 import threading
 from collections import defaultdict
 from collections.abc import AsyncIterator
@@ -482,5 +483,6 @@ def test_bad_task_is_rejected_before_anything_runs() -> None:
 
 
 def test_agent_output_needs_events() -> None:
-    with pytest.raises(ValueError, match="at least one event"):
+    message = "events must be the events of one run, at least one, got []"
+    with pytest.raises(ConfigurationError, match=re.escape(message)):
         AgentOutput.from_run([])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import re
 import threading
 from collections.abc import AsyncIterator
 from typing import Any
@@ -221,9 +222,17 @@ def test_switch_closes_the_cancelled_runs_http_stream(model_server: LocalModelSe
 
 
 # --- configuration errors --------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("agents", [[], "agent", None, [object()]])
-def test_race_needs_contenders_with_stream(agents: Any) -> None:
-    with pytest.raises(ConfigurationError, match="race:"):
+@pytest.mark.parametrize(
+    ("agents", "message"),
+    [
+        ([], "agents must be a non-empty list of agents (the contenders of the race), got []"),
+        ("agent", "agents must be a non-empty list of agents (the contenders of the race), got 'agent'"),
+        (None, "agents must be a non-empty list of agents (the contenders of the race), got None"),
+        ([1], "agents must be a list of Agents (or anything with a stream(task) method), got [1]; 1 has no stream"),
+    ],
+)
+def test_race_needs_contenders_with_stream(agents: Any, message: str) -> None:
+    with pytest.raises(ConfigurationError, match=re.escape(message)):
         race(agents, "task")
 
 
@@ -233,5 +242,10 @@ def test_race_rejects_a_bad_task() -> None:
 
 
 def test_switch_needs_an_observable_of_tasks() -> None:
-    with pytest.raises(ConfigurationError, match="tasks must be an Observable"):
+    with pytest.raises(ConfigurationError, match=re.escape("tasks must be an Observable of str, got ['one', 'two']")):
         switch(_offline("A", "a"), ["one", "two"])  # type: ignore[arg-type]
+
+
+def test_switch_needs_an_agent() -> None:
+    with pytest.raises(ConfigurationError, match=re.escape("agent must be an Agent (or anything with a stream(task)")):
+        switch("A", Subject())  # type: ignore[arg-type]
