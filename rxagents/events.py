@@ -12,7 +12,8 @@ lost event (a gap) or a duplicate (a repeated seq) without looking at the text.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 __all__ = [
@@ -176,3 +177,55 @@ class TokenEvent:
         if self.error is not None:
             parts.append(f"error={type(self.error).__name__}")
         return f"TokenEvent({', '.join(parts)})"
+
+
+def _event_maker() -> Callable[..., TokenEvent]:
+    """Build :func:`make_event`: it fills the slots through their descriptors, where the frozen dataclass's
+    ``__init__`` calls ``object.__setattr__`` by name once per field (about twice the cost)."""
+    names = tuple(f.name for f in fields(TokenEvent))
+    if names != ("kind", "agent", "run_id", "seq", "loop", "text", "tool_call", "usage", "finish_reason", "error",
+                 "time", "model"):  # pragma: no cover - a field was added: make_event must take it too
+        raise RuntimeError(f"make_event does not know TokenEvent's fields {names}")
+    s0, s1, s2, s3, s4, s5, s6, s7, s8, s9, s10, s11 = (getattr(TokenEvent, name).__set__ for name in names)
+    new = object.__new__
+
+    def make_event(
+        kind: EventKind,
+        agent: str,
+        run_id: str,
+        seq: int,
+        loop: int,
+        text: str,
+        tool_call: ToolCallDelta | None,
+        usage: Usage | None,
+        finish_reason: str | None,
+        error: BaseException | None,
+        time: float,
+        model: str,
+    ) -> TokenEvent:
+        event: TokenEvent = new(TokenEvent)
+        s0(event, kind)
+        s1(event, agent)
+        s2(event, run_id)
+        s3(event, seq)
+        s4(event, loop)
+        s5(event, text)
+        s6(event, tool_call)
+        s7(event, usage)
+        s8(event, finish_reason)
+        s9(event, error)
+        s10(event, time)
+        s11(event, model)
+        return event
+
+    return make_event
+
+
+#: ``make_event(kind, agent, run_id, seq, loop, text, tool_call, usage, finish_reason, error, time, model)``: the same
+#: :class:`TokenEvent` as the constructor gives for these fields (same type, equal, as frozen), every field given
+#: positionally, made in about half the time. For code that makes one per token (the run machine); not exported.
+make_event: Callable[
+    [EventKind, str, str, int, int, str, ToolCallDelta | None, Usage | None, str | None, BaseException | None, float,
+     str],
+    TokenEvent,
+] = _event_maker()

@@ -41,7 +41,7 @@ from rxagents._core.partial import PartialText
 from rxagents._core.policy import NO_RETRY, GiveUp, RetryPolicy
 from rxagents._core.silence import Silence, SilenceWatch, limit
 from rxagents.errors import ModelError, RxAgentsError, StallTimeout
-from rxagents.events import EventKind, TokenEvent, ToolCallDelta, Usage
+from rxagents.events import EventKind, TokenEvent, ToolCallDelta, Usage, make_event
 
 __all__ = ["Command", "Complete", "DeltaLike", "Fail", "Open", "Pull", "RunMachine", "Step", "Wait"]
 
@@ -286,20 +286,11 @@ class RunMachine:
         finish_reason: str | None = None,
         error: BaseException | None = None,
     ) -> TokenEvent:
-        self._time = max(self._time, now)
-        event = TokenEvent(
-            kind,
-            self.agent,
-            self.run_id,
-            self.seq,
-            self.loop,
-            text=text,
-            tool_call=tool_call,
-            usage=usage,
-            finish_reason=finish_reason,
-            error=error,
-            time=self._time,
-            model=self.model,
+        if now > self._time:
+            self._time = now
+        event = make_event(
+            kind, self.agent, self.run_id, self.seq, self.loop, text, tool_call, usage, finish_reason, error,
+            self._time, self.model,
         )
         self.seq += 1
         self.events.append(event)
