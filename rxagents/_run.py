@@ -346,11 +346,12 @@ def run_observable(
         chosen = scheduler or subscribe_scheduler
         if isinstance(chosen, VirtualTimeScheduler):
             return play_virtual(spec, task, observer, chosen)
-        sched = _runtime.loop_scheduler(_runtime.loop_of(chosen))
+        loop = _runtime.loop_of(chosen)
+        sched = _runtime.loop_scheduler(loop)
         gate = chosen.gate if isinstance(chosen, _runtime.GatedScheduler) else None
 
         def events() -> AsyncIterator[TokenEvent]:
-            run = run_events(spec, task, lambda: _runtime.clock(sched))
+            run = run_events(spec, task, _runtime.loop_clock(loop))
             return run if gate is None else _gated(run, gate)
 
         return from_async_iter(events, scheduler=sched).subscribe(observer)

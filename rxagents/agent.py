@@ -198,8 +198,7 @@ class Agent:
         stream. A failed run yields its ``error`` event, then raises the ``RxAgentsError``.
         """
         spec, task = self._spec(), _check_task(task)
-        sched = _runtime.loop_scheduler(asyncio.get_running_loop())
-        events = run_events(spec, task, lambda: _runtime.clock(sched))
+        events = run_events(spec, task, _runtime.loop_clock(asyncio.get_running_loop()))
         try:
             async for event in events:
                 yield event
