@@ -123,39 +123,81 @@ class _Silent(Exception):
     """The silence limit of a pull passed."""
 
 
-async def _pull(deltas: AsyncIterator[Delta], silence: Silence | None) -> Delta:
-    """The next delta (``StopAsyncIteration`` at the end), or :class:`_Silent` after ``silence``.
+class _Watchdog:
+    """The silence limits of one run's pulls, on one timer.
 
-    When the limit expires the pull is cancelled one loop turn later, not at once: on a loop busy
-    past the limit, the socket callback holding the next chunk and the expired timer come due in
-    the same iteration, and the chunk must win (otherwise a busy loop looks like a silent model).
+    Arming a timer per pull (``call_later`` and its cancel) costs more than the rest of a delta's path; a delta
+    comes far sooner than any limit, so the timer armed for one pull usually still covers the next: a pull only
+    notes its deadline, and the timer, when it fires, arms itself again for the deadline of the pull running
+    then (if any; the next pull arms it if none runs). A new timer is needed only when a pull's deadline is
+    earlier than the timer's (a shorter limit).
+
+    When the limit of the pull running expires, that pull is cancelled one loop turn later, not at once: on a
+    loop busy past the limit, the socket callback holding the next chunk and the expired timer come due in the
+    same iteration, and the chunk must win (otherwise a busy loop looks like a silent model).
     """
-    if silence is None:
-        return await anext(deltas)
-    loop = asyncio.get_running_loop()
-    task = asyncio.current_task()
-    assert task is not None
-    fired = False
-    handles: list[asyncio.Handle] = []
 
-    def expire() -> None:
-        nonlocal fired
-        fired = True
-        task.cancel()
+    __slots__ = ("armed_at", "deadline", "expiring", "expiry", "fired", "loop", "serial", "task", "timer")
 
-    def due() -> None:
-        handles.append(loop.call_soon(expire))
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.task: asyncio.Task[Any] | None = None  # the task of the pull running
+        self.serial = 0  # counts the pulls
+        self.deadline = 0.0  # when the limit of the pull running passes (loop time)
+        self.timer: asyncio.TimerHandle | None = None
+        self.armed_at = 0.0  # when the timer fires
+        self.expiry: asyncio.Handle | None = None
+        self.expiring = 0  # the pull whose limit passed
+        self.fired = False
 
-    handles.append(loop.call_later(silence.seconds, due))
-    try:
-        return await anext(deltas)
-    except asyncio.CancelledError:
-        if fired and task.uncancel() == 0:
-            raise _Silent from None
-        raise
-    finally:
-        for handle in handles:
-            handle.cancel()
+    async def pull(self, deltas: AsyncIterator[Delta], silence: Silence | None) -> Delta:
+        """The next delta (``StopAsyncIteration`` at the end), or :class:`_Silent` after ``silence``."""
+        if silence is None:
+            return await anext(deltas)
+        self.serial += 1
+        deadline = self.deadline = self.loop.time() + silence.seconds
+        if self.timer is None or self.armed_at > deadline:
+            self._arm(deadline)
+        task = self.task = asyncio.current_task(self.loop)
+        assert task is not None
+        try:
+            return await anext(deltas)
+        except asyncio.CancelledError:
+            if self.fired and task.uncancel() == 0:
+                raise _Silent from None
+            raise
+        finally:
+            self.task = None
+            self.fired = False
+
+    def _arm(self, when: float) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        self.armed_at = when
+        self.timer = self.loop.call_at(when, self._due)
+
+    def _due(self) -> None:
+        self.timer = None
+        if self.task is None:  # between pulls: the next one arms the timer
+            return
+        if self.deadline > self.armed_at:  # the pull running started after the timer was armed
+            self._arm(self.deadline)
+            return
+        self.expiring = self.serial
+        self.expiry = self.loop.call_soon(self._expire)
+
+    def _expire(self) -> None:
+        self.expiry = None
+        task = self.task
+        if task is not None and self.serial == self.expiring:  # still the pull whose limit passed
+            self.fired = True
+            task.cancel()
+
+    def close(self) -> None:
+        for handle in (self.timer, self.expiry):
+            if handle is not None:
+                handle.cancel()
+        self.timer = self.expiry = None
 
 
 async def _aclose(iterator: AsyncIterator[Delta]) -> None:
@@ -177,6 +219,8 @@ async def run_events(
     step = machine.begin(now())
     prepared = False
     deltas: AsyncIterator[Delta] | None = None  # the open request
+    watchdog = _Watchdog(asyncio.get_running_loop())
+    pull = watchdog.pull
     try:
         while True:
             for event in step.events:
@@ -208,7 +252,7 @@ async def run_events(
                 continue
             assert deltas is not None
             try:
-                delta = await _pull(deltas, command.silence)
+                delta = await pull(deltas, command.silence)
             except StopAsyncIteration:
                 failure: Exception | None = None
             except Exception as exc:  # _Silent included
@@ -225,6 +269,7 @@ async def run_events(
             closing, deltas = deltas, None
             step = await _request_over(machine, closing, failure, now)
     finally:
+        watchdog.close()
         if deltas is not None:  # the consumer closed the generator, or the task was cancelled, mid-request
             await _aclose(deltas)
 
