@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import dataclasses
 import doctest
+import pickle
 
 import pytest
 
@@ -106,6 +107,10 @@ def test_make_event_gives_the_same_frozen_event_as_the_constructor(kind: EventKi
     assert made == built and hash(made) == hash(built) and repr(made) == repr(built)
     with pytest.raises(dataclasses.FrozenInstanceError):
         made.seq = 4  # type: ignore[misc]
+    assert dataclasses.replace(made, seq=4) == dataclasses.replace(built, seq=4)
+    assert pickle.loads(pickle.dumps(made.to_dict())) == built.to_dict()
+    if kind is not EventKind.ERROR:  # exceptions compare by identity
+        assert pickle.loads(pickle.dumps(made)) == built
 
 
 def test_make_event_takes_every_field_in_order() -> None:
