@@ -123,6 +123,13 @@ class _Phase(enum.Enum):
     ENDED = "ended"
 
 
+# Read once: an enum member read from its class (``EventKind.TOKEN``) costs a metaclass lookup each time, which on
+# the per-delta path costs as much as a rule.
+_STREAMING = _Phase.STREAMING
+_TOKEN, _REASONING, _TOOL_CALL = EventKind.TOKEN, EventKind.REASONING, EventKind.TOOL_CALL
+_USAGE, _FINISH = EventKind.USAGE, EventKind.FINISH
+
+
 class RunMachine:
     """The state of one run and its rules (see the module docstring). Not thread-safe: one driver feeds it.
 
@@ -173,18 +180,19 @@ class RunMachine:
 
     def delta(self, delta: DeltaLike, now: float) -> Step:
         """The open request yielded ``delta``."""
-        if self._phase is not _Phase.STREAMING:
-            self._expect(_Phase.STREAMING, "delta")
+        if self._phase is not _STREAMING:
+            self._expect(_STREAMING, "delta")
         kind = delta.kind
         events: tuple[TokenEvent, ...] = ()
-        if kind is EventKind.TOKEN or kind is EventKind.REASONING or kind is EventKind.TOOL_CALL:
-            if kind is EventKind.TOKEN:
-                self._current.append(delta.text)
-            events = (self._emit(kind, now, text=delta.text, tool_call=delta.tool_call),)
-        elif kind is EventKind.USAGE:
+        if kind is _TOKEN or kind is _REASONING or kind is _TOOL_CALL:
+            text = delta.text
+            if kind is _TOKEN:
+                self._current.append(text)
+            events = (self._emit(kind, now, text, delta.tool_call),)
+        elif kind is _USAGE:
             if delta.usage is not None:
                 self.usage = delta.usage if self.usage is None else self.usage + delta.usage
-        elif kind is EventKind.FINISH:
+        elif kind is _FINISH:
             self.finish_reason = delta.finish_reason or "stop"
         else:
             return self.failed(
@@ -194,9 +202,10 @@ class RunMachine:
                 ),
                 now,
             )
-        self.watch.seen()
-        limit = self.watch.limit
-        return Step(events, self._pull_then if limit is self.watch.then else Pull(limit))
+        watch = self.watch
+        watch.seen()
+        limit = watch.limit
+        return Step(events, self._pull_then if limit is watch.then else Pull(limit))
 
     def end(self, now: float) -> Step:
         """The open request's deltas ended: the next loop, or the run's end (a request without a finish
@@ -279,7 +288,6 @@ class RunMachine:
         self,
         kind: EventKind,
         now: float,
-        *,
         text: str = "",
         tool_call: ToolCallDelta | None = None,
         usage: Usage | None = None,
