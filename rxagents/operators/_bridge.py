@@ -132,6 +132,36 @@ class ObservableIterator(AsyncIterator[_T], Generic[_T]):
         return self
 
     async def __anext__(self) -> _T:
+        items = self._channel.items
+        if not items:
+            await self._wait()
+            items = self._channel.items
+        return items.popleft()
+
+    async def next_batch(self) -> list[_T]:
+        """Every item waiting, in order, at once: for a consumer that handles items a batch at a time (one wake-up
+        per batch, not per item). Waits for an item if none waits; at the end, raises ``StopAsyncIteration`` (or
+        the stream's error) as ``__anext__`` does. The items it returns no longer count towards ``maxsize``.
+
+        Example::
+
+            async with to_async_iter(agent.stream(task)) as events:
+                while True:
+                    try:
+                        batch = await events.next_batch()
+                    except StopAsyncIteration:
+                        break
+                    print("".join(e.text for e in batch), end="", flush=True)
+        """
+        channel = self._channel
+        if not channel.items:
+            await self._wait()
+        items = list(channel.items)
+        channel.items.clear()
+        return items
+
+    async def _wait(self) -> None:
+        """Return once an item waits; raise ``StopAsyncIteration`` or the stream's error at its end."""
         channel = self._channel
         if self._closed:
             raise StopAsyncIteration
@@ -145,7 +175,7 @@ class ObservableIterator(AsyncIterator[_T], Generic[_T]):
                 channel.subscription = subscription
         while True:
             if channel.items:
-                return channel.items.popleft()
+                return
             if channel.ended:
                 self._closed = True
                 channel.dispose()
