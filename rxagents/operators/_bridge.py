@@ -45,11 +45,17 @@ class _Channel(Generic[_T]):
         self.subscription: abc.DisposableBase | None = None
         self.lock = threading.Lock()
         self.in_flight = 0  # items handed to call_soon_threadsafe, not yet queued
-        self.text = PartialText()  # of the items queued, for SlowConsumerError.partial_text
+        #: of the items queued, for SlowConsumerError.partial_text (only a bounded channel raises it)
+        self.text = PartialText() if maxsize else None
 
     # --- producer side (any thread) ---------------------------------------------------------------------------
     def on_next(self, item: _T) -> None:
-        self.deliver(self.push, item)
+        # On the consumer's thread with nothing in flight (the usual case): queue it now, no lock needed. Another
+        # thread only ever adds to in_flight, and never during this call (on_next calls do not overlap).
+        if self.in_flight == 0 and threading.get_ident() == self.thread:
+            self.push(item)
+        else:
+            self.deliver(self.push, item)
 
     def on_error(self, error: Exception) -> None:
         self.deliver(self.finish, error)
@@ -88,14 +94,16 @@ class _Channel(Generic[_T]):
                     f"the consumer fell {self.maxsize} events behind the stream (maxsize={self.maxsize}); "
                     "the subscription was disposed — consume faster or raise maxsize (0 = unbounded)",
                     maxsize=self.maxsize,
-                    partial_text=self.text.text,
+                    partial_text=self.text.text if self.text is not None else "",
                 )
             )
             return
-        if isinstance(item, TokenEvent):
+        if self.text is not None and isinstance(item, TokenEvent):
             self.text.add(item)
         self.items.append(item)
-        self.wake()
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def finish(self, error: BaseException | None) -> None:
         if self.ended:
