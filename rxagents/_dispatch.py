@@ -73,8 +73,8 @@ class Dispatcher:
 
     :attr:`events` are the events delivered so far, in order: what the outcome and a fatal callback error's
     partial text are made of. ``record`` is a list the source itself appends each event to *before* handing it
-    on (a workflow's stream keeps one for its ``WorkflowError``): the
-    dispatcher then reads that list up to :attr:`delivered` instead of keeping a second one.
+    on (a workflow's stream keeps one for its ``WorkflowError``; an agent's run machine keeps its run's events):
+    the dispatcher then reads that list up to :attr:`delivered` instead of keeping a second one.
     """
 
     def __init__(

@@ -70,8 +70,9 @@ class RunSpec:
     first_token_timeout: float | None = None
     stall_timeout: float | None = None
 
-    def machine(self, run_id: str | None = None) -> RunMachine:
-        """A new run's state machine (``run_id`` default: the next ``run-N``)."""
+    def machine(self, run_id: str | None = None, record: list[TokenEvent] | None = None) -> RunMachine:
+        """A new run's state machine (``run_id`` default: the next ``run-N``), keeping its events in ``record``
+        if given."""
         return RunMachine(
             agent=self.agent,
             model=self.model,
@@ -80,6 +81,7 @@ class RunSpec:
             retry=self.retry,
             first_token_timeout=self.first_token_timeout,
             stall_timeout=self.stall_timeout,
+            events=record,
         )
 
     def messages(self, task: str, answers: Sequence[str]) -> list[dict[str, str]]:
@@ -207,15 +209,20 @@ async def _aclose(iterator: AsyncIterator[Delta]) -> None:
 
 
 async def run_events(
-    spec: RunSpec, task: str, now: Callable[[], float], run_id: str | None = None
+    spec: RunSpec,
+    task: str,
+    now: Callable[[], float],
+    run_id: str | None = None,
+    record: list[TokenEvent] | None = None,
 ) -> AsyncGenerator[TokenEvent, None]:
-    """The events of one run, on the running asyncio loop.
+    """The events of one run, on the running asyncio loop. Each is appended to ``record`` (if given) as it is
+    made, before it is yielded.
 
     On failure the ``error`` event is yielded, then the :class:`~rxagents.errors.RxAgentsError` raised.
     Closing the generator early closes the backend's iterator (and so its HTTP stream). Timeouts and
     retries follow ``spec`` through its :class:`~rxagents._core.machine.RunMachine`; waits run on the loop.
     """
-    machine = spec.machine(run_id)
+    machine = spec.machine(run_id, record)
     step = machine.begin(now())
     prepared = False
     deltas: AsyncIterator[Delta] | None = None  # the open request
@@ -296,6 +303,7 @@ def play_virtual(
     observer: abc.ObserverBase[TokenEvent],
     scheduler: abc.SchedulerBase,
     run_id: str | None = None,
+    record: list[TokenEvent] | None = None,
 ) -> abc.DisposableBase:
     """Play a scripted backend's run on ``scheduler`` (virtual time included), with the same rules as
     :func:`run_events`: a request's steps come at their delays, a step later than the silence limit
@@ -307,7 +315,7 @@ def play_virtual(
             f"OfflineModel; model {spec.model!r} streams over the network. Use an asyncio scheduler."
         )
     script = backend.script
-    machine = spec.machine(run_id)
+    machine = spec.machine(run_id, record)
     pending = SerialDisposable()
     steps: Iterator[ScriptStep] = iter(())
     stopped = False
@@ -375,9 +383,13 @@ def play_virtual(
 
 
 def run_observable(
-    spec: RunSpec, task: str, scheduler: abc.SchedulerBase | None = None
+    spec: RunSpec, task: str, scheduler: abc.SchedulerBase | None = None, *, record: list[TokenEvent] | None = None
 ) -> reactivex.Observable[TokenEvent]:
     """A cold Observable: each subscription is a new run; disposing it cancels the run.
+
+    ``record``: an empty list the run appends each event to as it is made, before it is delivered (for a
+    consumer that reads the events there instead of keeping a second list, see
+    :class:`~rxagents._dispatch.Dispatcher`); every subscription appends to it, so subscribe once.
 
     With an asyncio scheduler (or none) the run executes on that loop (or the current/runtime
     loop, see :mod:`rxagents._runtime`); with a :class:`~rxagents._runtime.GatedScheduler` the run
@@ -390,13 +402,13 @@ def run_observable(
     ) -> abc.DisposableBase:
         chosen = scheduler or subscribe_scheduler
         if isinstance(chosen, VirtualTimeScheduler):
-            return play_virtual(spec, task, observer, chosen)
+            return play_virtual(spec, task, observer, chosen, record=record)
         loop = _runtime.loop_of(chosen)
         sched = _runtime.loop_scheduler(loop)
         gate = chosen.gate if isinstance(chosen, _runtime.GatedScheduler) else None
 
         def events() -> AsyncIterator[TokenEvent]:
-            run = run_events(spec, task, _runtime.loop_clock(loop))
+            run = run_events(spec, task, _runtime.loop_clock(loop), record=record)
             return run if gate is None else _gated(run, gate)
 
         return from_async_iter(events, scheduler=sched).subscribe(observer)

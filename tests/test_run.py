@@ -150,3 +150,28 @@ def test_a_finished_run_leaves_no_timer_on_the_loop() -> None:
         return [h for h in getattr(loop, "_scheduled", []) if not h.cancelled()]
 
     assert asyncio.run(main()) == []
+
+
+def _recorded_virtually(spec: RunSpec, record: list[TokenEvent]) -> list[TokenEvent]:
+    scheduler = TestScheduler()
+    results = scheduler.start(lambda: run_observable(spec, "t", scheduler, record=record))
+    return [m.value.value for m in results.messages if m.value.kind == "N"]
+
+
+def _recorded_on_the_loop(spec: RunSpec, record: list[TokenEvent]) -> list[TokenEvent]:
+    async def main() -> list[TokenEvent]:
+        got: list[TokenEvent] = []
+        done = asyncio.Event()
+        run_observable(spec, "t", record=record).subscribe(got.append, lambda _: done.set(), done.set)
+        await done.wait()
+        return got
+
+    return asyncio.run(main())
+
+
+@pytest.mark.parametrize("driver", [_recorded_virtually, _recorded_on_the_loop])
+@pytest.mark.parametrize("name", ["clean, two loops", "fails after output"])
+def test_a_run_keeps_its_events_in_the_record_it_is_given(name: str, driver: Any) -> None:
+    record: list[TokenEvent] = []
+    got = driver(spec(*SCENARIOS[name]), record)
+    assert got and len(record) == len(got) and all(a is b for a, b in zip(record, got, strict=True))

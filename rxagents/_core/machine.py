@@ -138,6 +138,8 @@ class RunMachine:
         max_loops: model requests whose answers build on each other (``Agent(max_loops=...)``).
         retry: the :class:`~rxagents._core.policy.RetryPolicy`.
         first_token_timeout, stall_timeout: the silence limits of a request, seconds (None: no limit).
+        events: the (empty) list to keep the run's events in, as :attr:`events` (a failure's partial text is made
+            of them), for a consumer that reads them there instead of keeping its own copy; default: a new list.
     """
 
     def __init__(
@@ -150,6 +152,7 @@ class RunMachine:
         retry: RetryPolicy = NO_RETRY,
         first_token_timeout: float | None = None,
         stall_timeout: float | None = None,
+        events: list[TokenEvent] | None = None,
     ) -> None:
         self.agent = agent
         self.model = model
@@ -164,7 +167,8 @@ class RunMachine:
         self.usage: Usage | None = None
         self.finish_reason: str | None = None
         self.answers: list[str] = []
-        self.events: list[TokenEvent] = []
+        #: Every event emitted, in order.
+        self.events: list[TokenEvent] = [] if events is None else events
         self._current: list[str] = []  # the answer text of the open request
         self._mark: tuple[int, Usage | None] = (0, None)  # seq and usage when the open request was sent
         self._time = float("-inf")
