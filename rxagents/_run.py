@@ -34,7 +34,7 @@ from rxagents.errors import ConfigurationError
 from rxagents.events import TokenEvent
 from rxagents.models import STALL, Delta, ModelBackend, ModelRequest
 from rxagents.models import Step as ScriptStep
-from rxagents.operators._bridge import from_async_iter
+from rxagents.operators._bridge import iterate
 
 __all__ = ["RetryPolicy", "RunSpec", "play_virtual", "retryable", "run_events", "run_observable"]
 
@@ -404,14 +404,13 @@ def run_observable(
         if isinstance(chosen, VirtualTimeScheduler):
             return play_virtual(spec, task, observer, chosen, record=record)
         loop = _runtime.loop_of(chosen)
-        sched = _runtime.loop_scheduler(loop)
         gate = chosen.gate if isinstance(chosen, _runtime.GatedScheduler) else None
 
         def events() -> AsyncIterator[TokenEvent]:
             run = run_events(spec, task, _runtime.loop_clock(loop), record=record)
             return run if gate is None else _gated(run, gate)
 
-        return from_async_iter(events, scheduler=sched).subscribe(observer)
+        return iterate(events, observer, loop)  # observer is create()'s already: no second wrapper
 
     return reactivex.create(subscribe)
 

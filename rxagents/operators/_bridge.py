@@ -21,7 +21,7 @@ from rxagents._core.partial import PartialText
 from rxagents.events import TokenEvent
 from rxagents.operators._errors import SlowConsumerError
 
-__all__ = ["ObservableIterator", "from_async_iter", "to_async_iter"]
+__all__ = ["ObservableIterator", "from_async_iter", "iterate", "to_async_iter"]
 
 _T = TypeVar("_T")
 log = logging.getLogger("rxagents")
@@ -303,61 +303,69 @@ def from_async_iter(
     def subscribe(
         observer: abc.ObserverBase[_T], subscribe_scheduler: abc.SchedulerBase | None = None
     ) -> abc.DisposableBase:
-        loop = _runtime.loop_of(scheduler or subscribe_scheduler)
-        disposed = False
-        delivering = False  # inside observer.on_next: a dispose there lets pump stop and close by itself
-
-        async def pump() -> None:
-            nonlocal delivering
-            iterator: AsyncIterator[_T] | None = None
-            try:
-                iterator = aiter(factory())
-                while not disposed:
-                    try:
-                        item = await anext(iterator)
-                    except StopAsyncIteration:
-                        if not disposed:
-                            observer.on_completed()
-                        return
-                    if disposed:
-                        return
-                    delivering = True
-                    try:
-                        observer.on_next(item)
-                    except Exception:
-                        log.error("an observer of from_async_iter raised; the stream stopped", exc_info=True)
-                        raise
-                    finally:
-                        delivering = False
-            except Exception as error:
-                if not disposed:
-                    observer.on_error(error)
-            finally:
-                close = getattr(iterator, "aclose", None)
-                if close is not None:
-                    await close()
-
-        if _runtime.running_loop() is loop:
-            task = loop.create_task(pump())
-
-            def cancel() -> None:
-                nonlocal disposed
-                disposed = True
-                if _runtime.running_loop() is loop:
-                    if not delivering:
-                        task.cancel()
-                elif not loop.is_closed():
-                    loop.call_soon_threadsafe(task.cancel)
-
-            return Disposable(cancel)
-
-        future: concurrent.futures.Future[None] = asyncio.run_coroutine_threadsafe(pump(), loop)
-
-        def cancel_threadsafe() -> None:
-            nonlocal disposed
-            disposed = True
-            future.cancel()
-
-        return Disposable(cancel_threadsafe)
+        return iterate(factory, observer, _runtime.loop_of(scheduler or subscribe_scheduler))
 
     return reactivex.create(subscribe)
+
+
+def iterate(
+    factory: Callable[[], AsyncIterable[_T]], observer: abc.ObserverBase[_T], loop: asyncio.AbstractEventLoop
+) -> abc.DisposableBase:
+    """What a subscription to :func:`from_async_iter` does, for an observer already wrapped (by the
+    ``reactivex.create`` of a caller that builds its own cold Observable on it): iterate ``factory()`` in a new
+    task on ``loop``, delivering to ``observer``; the disposable cancels it."""
+    disposed = False
+    delivering = False  # inside observer.on_next: a dispose there lets pump stop and close by itself
+
+    async def pump() -> None:
+        nonlocal delivering
+        iterator: AsyncIterator[_T] | None = None
+        try:
+            iterator = aiter(factory())
+            while not disposed:
+                try:
+                    item = await anext(iterator)
+                except StopAsyncIteration:
+                    if not disposed:
+                        observer.on_completed()
+                    return
+                if disposed:
+                    return
+                delivering = True
+                try:
+                    observer.on_next(item)
+                except Exception:
+                    log.error("an observer of from_async_iter raised; the stream stopped", exc_info=True)
+                    raise
+                finally:
+                    delivering = False
+        except Exception as error:
+            if not disposed:
+                observer.on_error(error)
+        finally:
+            close = getattr(iterator, "aclose", None)
+            if close is not None:
+                await close()
+
+    if _runtime.running_loop() is loop:
+        task = loop.create_task(pump())
+
+        def cancel() -> None:
+            nonlocal disposed
+            disposed = True
+            if _runtime.running_loop() is loop:
+                if not delivering:
+                    task.cancel()
+            elif not loop.is_closed():
+                loop.call_soon_threadsafe(task.cancel)
+
+        return Disposable(cancel)
+
+    future: concurrent.futures.Future[None] = asyncio.run_coroutine_threadsafe(pump(), loop)
+
+    def cancel_threadsafe() -> None:
+        nonlocal disposed
+        disposed = True
+        future.cancel()
+
+    return Disposable(cancel_threadsafe)
