@@ -66,8 +66,10 @@ def _log_event(event: TokenEvent) -> None:
 
 
 def _text_handler(callback: StreamingCallback) -> Handler:
+    token = EventKind.TOKEN  # read once: a member read from its enum class costs a metaclass lookup per event
+
     def handler(event: TokenEvent) -> Any:
-        return callback(event.text) if event.kind is EventKind.TOKEN else None  # arun awaits what it returns
+        return callback(event.text) if event.kind is token else None  # arun awaits what it returns
 
     return handler
 

@@ -11,6 +11,8 @@ __all__ = ["PartialText", "RunKey"]
 #: A run of a stream: ``(agent, run_id)``; None for text that belongs to no run (plain ``str`` items).
 RunKey = tuple[str, str] | None
 
+_TOKEN, _RETRY = EventKind.TOKEN, EventKind.RETRY  # read once: a member read from its class is a metaclass lookup
+
 
 class PartialText:
     """The text of the ``token`` events seen so far, honouring ``retry``.
@@ -39,9 +41,9 @@ class PartialText:
     def add(self, event: TokenEvent) -> None:
         """Take ``event`` into account: a token adds its text, a retry discards its run's text."""
         kind = event.kind
-        if kind is EventKind.TOKEN:
+        if kind is _TOKEN:
             self._pieces.append(((event.agent, event.run_id), event.text))
-        elif kind is EventKind.RETRY:
+        elif kind is _RETRY:
             self.discard((event.agent, event.run_id))
 
     def append(self, key: RunKey, text: str) -> None:
