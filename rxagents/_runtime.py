@@ -157,16 +157,17 @@ class Gate:
         """The consumer took one item; wakes the waiting readers once there is room."""
         self.taken += 1
         room = self._room
-        if room is not None and not self.full:
+        if room is not None and self.handed - self.taken < self.size:
+            self._room = None  # set once: the readers it wakes make a new one if they must wait again
             room.set()
 
     async def wait(self) -> None:
         """Return when there is room (at once if there is)."""
         while self.full:
-            if self._room is None:
-                self._room = asyncio.Event()
-            self._room.clear()
-            await self._room.wait()
+            room = self._room
+            if room is None:
+                room = self._room = asyncio.Event()
+            await room.wait()
 
 
 class GatedScheduler(AsyncIOScheduler):
