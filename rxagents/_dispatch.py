@@ -36,12 +36,11 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from reactivex import Observable, abc
-from reactivex import operators as ops
 
 from rxagents import _runtime
 from rxagents.errors import RunError, partial_text_of
 from rxagents.events import TokenEvent
-from rxagents.operators._bridge import to_async_iter
+from rxagents.operators._bridge import to_gated_iter
 
 __all__ = ["CALLBACK_BUFFER", "CallbackErrorPolicy", "Dispatcher", "Handler"]
 
@@ -195,7 +194,7 @@ class Dispatcher:
         gate = _runtime.Gate(CALLBACK_BUFFER)
         observable = build(_runtime.GatedScheduler(asyncio.get_running_loop(), gate))
         try:
-            async with to_async_iter(observable.pipe(ops.do_action(gate.handed_over))) as events:
+            async with to_gated_iter(observable, gate) as events:
                 try:
                     while self.error is None:  # a fatal callback error: leaving disposes the runs
                         await self._adeliver(await events.next_batch(), gate)

@@ -21,7 +21,7 @@ from rxagents._core.partial import PartialText
 from rxagents.events import TokenEvent
 from rxagents.operators._errors import SlowConsumerError
 
-__all__ = ["ObservableIterator", "from_async_iter", "iterate", "to_async_iter"]
+__all__ = ["ObservableIterator", "from_async_iter", "iterate", "to_async_iter", "to_gated_iter"]
 
 _T = TypeVar("_T")
 log = logging.getLogger("rxagents")
@@ -34,8 +34,9 @@ class _Channel(Generic[_T]):
     alive: dropping the iterator disposes the subscription.
     """
 
-    def __init__(self, maxsize: int) -> None:
+    def __init__(self, maxsize: int, gate: _runtime.Gate | None = None) -> None:
         self.maxsize = maxsize
+        self.gate = gate  # counts each item queued as handed over to the consumer
         self.items: deque[_T] = deque()
         self.ended = False
         self.error: BaseException | None = None
@@ -101,6 +102,8 @@ class _Channel(Generic[_T]):
         if self.text is not None and isinstance(item, TokenEvent):
             self.text.add(item)
         self.items.append(item)
+        if self.gate is not None:
+            self.gate.handed += 1
         waiter = self.waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -131,9 +134,9 @@ class ObservableIterator(AsyncIterator[_T], Generic[_T]):
     cancelled while waiting, or when the iterator is dropped (``break`` out of ``async for``).
     """
 
-    def __init__(self, observable: Observable[_T], maxsize: int) -> None:
+    def __init__(self, observable: Observable[_T], maxsize: int, gate: _runtime.Gate | None = None) -> None:
         self._observable = observable
-        self._channel: _Channel[_T] = _Channel(maxsize)
+        self._channel: _Channel[_T] = _Channel(maxsize, gate)
         self._closed = False
 
     def __aiter__(self) -> ObservableIterator[_T]:
@@ -259,6 +262,13 @@ def to_async_iter(observable: Observable[_T], *, maxsize: int = 0) -> Observable
     if isinstance(maxsize, bool) or not isinstance(maxsize, int) or maxsize < 0:
         raise ValueError(f"maxsize must be an int >= 0 (0 = unbounded), got {maxsize!r}")
     return ObservableIterator(observable, maxsize)
+
+
+def to_gated_iter(observable: Observable[_T], gate: _runtime.Gate) -> ObservableIterator[_T]:
+    """:func:`to_async_iter` (unbounded) whose items count as handed over to ``gate`` as they are queued for the
+    consumer, who calls ``gate.take()`` as it takes each: the readers of runs started on a
+    :class:`~rxagents._runtime.GatedScheduler` of ``gate`` wait while ``gate.size`` items wait (``arun``)."""
+    return ObservableIterator(observable, 0, gate)
 
 
 def from_async_iter(
