@@ -123,6 +123,9 @@ class _Phase(enum.Enum):
     ENDED = "ended"
 
 
+#: ``Step(events, command)`` without the frame of the NamedTuple's ``__new__``: for :meth:`RunMachine.delta`.
+_new_step = tuple.__new__
+
 # Read once: an enum member read from its class (``EventKind.TOKEN``) costs a metaclass lookup each time, which on
 # the per-delta path costs as much as a rule.
 _STREAMING = _Phase.STREAMING
@@ -209,7 +212,7 @@ class RunMachine:
         watch = self.watch
         watch.seen()
         limit = watch.limit
-        return Step(events, self._pull_then if limit is watch.then else Pull(limit))
+        return _new_step(Step, (events, self._pull_then if limit is watch.then else Pull(limit)))
 
     def end(self, now: float) -> Step:
         """The open request's deltas ended: the next loop, or the run's end (a request without a finish
