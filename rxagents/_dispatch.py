@@ -32,6 +32,7 @@ import asyncio
 import inspect
 import logging
 import queue
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -100,6 +101,7 @@ class Dispatcher:
         self.error: BaseException | None = None
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._batch: list[TokenEvent] = []  # the events of this loop turn, not handed over yet
+        self._consumer: int | None = None  # the thread that calls the handlers (consume)
         #: Called (on the callback thread) when a callback error is fatal; cancels the run.
         self.on_fatal: Callable[[], Any] | None = None
 
@@ -113,12 +115,13 @@ class Dispatcher:
     # producer side (the run's loop) ------------------------------------------------------------
     def push(self, event: TokenEvent) -> None:
         """Queue ``event`` for the callback thread: with the other events of this turn of the running loop, handed
-        over together once the turn's work is done (at once when no loop runs on this thread)."""
+        over together once the turn's work is done (at once when no loop runs on this thread, or when this is the
+        callback thread itself, whose loop, if any, waits for the handlers)."""
         batch = self._batch
         batch.append(event)
         if len(batch) == 1:
             loop = _runtime.running_loop()
-            if loop is None:
+            if loop is None or threading.get_ident() == self._consumer:
                 self._flush()
             else:
                 loop.call_soon(self._flush)
@@ -174,6 +177,7 @@ class Dispatcher:
         Any exception here (``KeyboardInterrupt`` included) disposes the subscription, which
         cancels the run and closes its HTTP stream, before it propagates.
         """
+        self._consumer = threading.get_ident()
         subscription = observable.subscribe(on_next=self.push, on_error=self.push_error, on_completed=self.push_end)
         self.on_fatal = subscription.dispose
         try:

@@ -458,3 +458,16 @@ def test_events_pushed_with_no_loop_running_are_handed_over_at_once() -> None:
     dispatcher, spy = _dispatcher(lambda e: None)
     dispatcher.consume(reactivex.from_iterable([TokenEvent(EventKind.TOKEN, "A", "r1", k) for k in range(3)]))
     assert spy.handed == [1, 1, 1, "end"] and dispatcher.delivered == 3
+
+
+def test_events_a_source_gives_while_subscribing_on_a_loop_thread_are_handed_over_at_once() -> None:
+    """``run()`` from a thread whose loop runs (Jupyter): that loop waits for the handlers, so it cannot flush."""
+    seen: list[int] = []
+    dispatcher, spy = _dispatcher(lambda e: seen.append(e.seq))
+    first = TokenEvent(EventKind.START, "A", "r0", 0)
+
+    async def main() -> None:
+        dispatcher.consume(reactivex.concat(reactivex.of(first), _turns([3])))  # blocks this loop meanwhile
+
+    asyncio.run(main())
+    assert spy.handed == [1, 3, "end"] and seen == [0, 0, 1, 2]
