@@ -4,13 +4,17 @@ One :class:`Dispatcher` per ``run``/``arun`` call; two drivers:
 
 * :meth:`Dispatcher.consume` (``Agent.run``, ``Workflow.run_result``): the runs execute on the rxagents
   runtime loop, which only reads the sockets and queues events; **the thread that called** ``run`` takes
-  them off and calls the handlers, so a slow callback never stalls the socket reader. ``run`` cannot await:
-  an ``async def`` callback is rejected before the run starts (use ``arun``), and a coroutine a callback
-  returns is closed and counted as that callback's error.
+  them off and calls the handlers, so a slow callback never stalls the socket reader. The events are handed
+  over in batches: all those one turn of the loop produced (one socket read's worth) go on the queue
+  together, once that turn's work is done, so the calling thread is woken once per batch, not once per
+  token. ``run`` cannot await: an ``async def`` callback is rejected before the run starts (use ``arun``),
+  and a coroutine a callback returns is closed and counted as that callback's error.
 * :meth:`Dispatcher.aconsume` (``arun``, ``arun_result``): the runs execute on the caller's loop and the
   awaiting task calls the handlers **on the loop's thread**, in event order, as every asyncio callback
-  runs. Whatever a handler returns that is awaitable (an ``async def`` callback's coroutine, the task a
-  ``lambda t: asyncio.create_task(...)`` creates) is awaited before the next event's handlers. Between
+  runs; it takes the events waiting a batch at a time too
+  (:meth:`~rxagents.operators.ObservableIterator.next_batch`). Whatever a handler returns that is awaitable
+  (an ``async def`` callback's coroutine, the task a ``lambda t: asyncio.create_task(...)`` creates) is
+  awaited before the next event's handlers. Between
   the runs' readers and the callbacks is a buffer of at most :data:`CALLBACK_BUFFER` events; when it is
   full the readers wait (backpressure: nothing is dropped, the model's socket is just not read until the
   callbacks catch up). No executor thread is used, so any number of ``arun`` calls can be gathered. A
@@ -28,16 +32,16 @@ import asyncio
 import inspect
 import logging
 import queue
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from reactivex import Observable, abc
-from reactivex import operators as ops
 
 from rxagents import _runtime
 from rxagents.errors import RunError, partial_text_of
 from rxagents.events import TokenEvent
-from rxagents.operators._bridge import to_async_iter
+from rxagents.operators._bridge import to_gated_iter
 
 __all__ = ["CALLBACK_BUFFER", "CallbackErrorPolicy", "Dispatcher", "Handler"]
 
@@ -69,8 +73,8 @@ class Dispatcher:
 
     :attr:`events` are the events delivered so far, in order: what the outcome and a fatal callback error's
     partial text are made of. ``record`` is a list the source itself appends each event to *before* handing it
-    on (a workflow's stream keeps one for its ``WorkflowError``): the dispatcher then reads that list up to
-    :attr:`delivered` instead of keeping a second one.
+    on (a workflow's stream keeps one for its ``WorkflowError``; an agent's run machine keeps its run's events):
+    the dispatcher then reads that list up to :attr:`delivered` instead of keeping a second one.
     """
 
     def __init__(
@@ -84,6 +88,8 @@ class Dispatcher:
     ) -> None:
         self.handlers = tuple(handlers)
         self.routes = {name: tuple(hs) for name, hs in (routes or {}).items() if hs}
+        #: agent name -> every handler of its events, in order (only the agents with routes)
+        self._routed = {name: self.handlers + hs for name, hs in self.routes.items()}
         self.agent = agent
         self.policy = on_callback_error
         self._record = record
@@ -94,6 +100,8 @@ class Dispatcher:
         self.first_callback_error: BaseException | None = None
         self.error: BaseException | None = None
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._batch: list[TokenEvent] = []  # the events of this loop turn, not handed over yet
+        self._consumer: int | None = None  # the thread that calls the handlers (consume)
         #: Called (on the callback thread) when a callback error is fatal; cancels the run.
         self.on_fatal: Callable[[], Any] | None = None
 
@@ -104,23 +112,32 @@ class Dispatcher:
             return self._kept
         return self._kept[: self.delivered]  # the source recorded events the handlers have not had yet
 
-    def _take(self, event: TokenEvent) -> None:
-        if self._record is None:
-            self._kept.append(event)
-        self.delivered += 1
-
-    def _handlers_of(self, event: TokenEvent) -> tuple[Handler, ...]:
-        routed = self.routes.get(event.agent) if self.routes else None
-        return self.handlers + routed if routed else self.handlers
-
     # producer side (the run's loop) ------------------------------------------------------------
     def push(self, event: TokenEvent) -> None:
-        self._queue.put(event)
+        """Queue ``event`` for the callback thread: with the other events of this turn of the running loop, handed
+        over together once the turn's work is done (at once when no loop runs on this thread, or when this is the
+        callback thread itself, whose loop, if any, waits for the handlers)."""
+        batch = self._batch
+        batch.append(event)
+        if len(batch) == 1:
+            loop = _runtime.running_loop()
+            if loop is None or threading.get_ident() == self._consumer:
+                self._flush()
+            else:
+                loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        batch = self._batch
+        if batch:
+            self._batch = []
+            self._queue.put(batch)
 
     def push_error(self, error: Exception) -> None:
+        self._flush()
         self._queue.put((_END, error))
 
     def push_end(self) -> None:
+        self._flush()
         self._queue.put((_END, None))
 
     # consumer side (the callback thread) --------------------------------------------------------
@@ -128,23 +145,29 @@ class Dispatcher:
         """Call the handlers for every event until the run ends. Returns normally either way;
         :attr:`error` tells the outcome."""
         get = self._queue.get
-        while True:
+        kept = None if self._record is not None else self._kept
+        handlers, routed = self.handlers, self._routed
+        iscoroutine = inspect.iscoroutine
+        while self.error is None:  # a fatal callback error cancelled the run
             item = get()
-            if type(item) is tuple and item[0] is _END:
+            if type(item) is tuple:  # the end: (_END, error or None)
                 if item[1] is not None and self.error is None:
                     self.error = item[1]
                 break
-            self._take(item)
-            for handler in self._handlers_of(item):
-                try:
-                    result = handler(item)
-                    if inspect.iscoroutine(result):
-                        result.close()  # never awaited: close it rather than leak a "never awaited" warning
-                        raise TypeError(_CORO_IN_RUN)
-                except Exception as exc:
-                    self._callback_failed(exc)
-            if self.error is not None:  # a fatal callback error: the run was cancelled
-                break
+            for event in item:
+                if kept is not None:
+                    kept.append(event)
+                self.delivered += 1
+                for handler in routed.get(event.agent, handlers) if routed else handlers:
+                    try:
+                        result = handler(event)
+                        if result is not None and iscoroutine(result):
+                            result.close()  # never awaited: close it rather than leak a "never awaited" warning
+                            raise TypeError(_CORO_IN_RUN)
+                    except Exception as exc:
+                        self._callback_failed(exc)
+                if self.error is not None:
+                    break
         self._report()
 
     # driving a run -----------------------------------------------------------------------------
@@ -154,6 +177,7 @@ class Dispatcher:
         Any exception here (``KeyboardInterrupt`` included) disposes the subscription, which
         cancels the run and closes its HTTP stream, before it propagates.
         """
+        self._consumer = threading.get_ident()
         subscription = observable.subscribe(on_next=self.push, on_error=self.push_error, on_completed=self.push_end)
         self.on_fatal = subscription.dispose
         try:
@@ -174,33 +198,43 @@ class Dispatcher:
         gate = _runtime.Gate(CALLBACK_BUFFER)
         observable = build(_runtime.GatedScheduler(asyncio.get_running_loop(), gate))
         try:
-            async with to_async_iter(observable.pipe(ops.do_action(gate.handed_over))) as events:
+            async with to_gated_iter(observable, gate) as events:
                 try:
-                    async for event in events:
-                        gate.take()
-                        self._take(event)
-                        for handler in self._handlers_of(event):
-                            await self._acall(handler, event)
-                        if self.error is not None:  # a fatal callback error: leaving disposes the runs
-                            break
-                except Exception as exc:  # the stream's own error (the handlers' are caught in _acall)
+                    while self.error is None:  # a fatal callback error: leaving disposes the runs
+                        await self._adeliver(await events.next_batch(), gate)
+                except StopAsyncIteration:
+                    pass
+                except Exception as exc:  # the stream's own error (the handlers' are caught in _adeliver)
                     if self.error is None:
                         self.error = exc
         finally:
             self._report()
 
-    async def _acall(self, handler: Handler, event: TokenEvent) -> None:
-        try:
-            result = handler(event)
-            if result is not None and inspect.isawaitable(result):
-                await result
-        except asyncio.CancelledError as cancelled:
-            task = asyncio.current_task()
-            if task is not None and task.cancelling():
-                raise  # this arun was cancelled
-            self._callback_failed(cancelled)  # the callback's own task was cancelled by someone else
-        except Exception as exc:
-            self._callback_failed(exc)
+    async def _adeliver(self, batch: list[TokenEvent], gate: _runtime.Gate) -> None:
+        """Call the handlers of each event of ``batch`` in order, awaiting what they return, until a callback
+        error is fatal."""
+        kept = None if self._record is not None else self._kept
+        handlers, routed = self.handlers, self._routed
+        isawaitable = inspect.isawaitable
+        for event in batch:
+            gate.take()  # the event no longer waits: a reader may read one more
+            if kept is not None:
+                kept.append(event)
+            self.delivered += 1
+            for handler in routed.get(event.agent, handlers) if routed else handlers:
+                try:
+                    result = handler(event)
+                    if result is not None and isawaitable(result):
+                        await result
+                except asyncio.CancelledError as cancelled:
+                    task = asyncio.current_task()
+                    if task is not None and task.cancelling():
+                        raise  # this arun was cancelled
+                    self._callback_failed(cancelled)  # the callback's own task was cancelled by someone else
+                except Exception as exc:
+                    self._callback_failed(exc)
+            if self.error is not None:
+                return
 
     def _callback_failed(self, exc: BaseException) -> None:
         self.callback_errors += 1

@@ -29,6 +29,7 @@ from typing import Any
 from reactivex import Observable, abc
 
 from rxagents import _runtime
+from rxagents._core.partial import answer_of
 from rxagents._dispatch import Dispatcher, Handler
 from rxagents.errors import ConfigurationError, RunError, RxAgentsError, partial_text_of
 from rxagents.events import EventKind, TokenEvent
@@ -66,8 +67,10 @@ def _log_event(event: TokenEvent) -> None:
 
 
 def _text_handler(callback: StreamingCallback) -> Handler:
+    token = EventKind.TOKEN  # read once: a member read from its enum class costs a metaclass lookup per event
+
     def handler(event: TokenEvent) -> Any:
-        return callback(event.text) if event.kind is EventKind.TOKEN else None  # arun awaits what it returns
+        return callback(event.text) if event.kind is token else None  # arun awaits what it returns
 
     return handler
 
@@ -163,12 +166,7 @@ def answer(dispatcher: Dispatcher) -> str:
     """An agent's final answer: the text of its last loop (after its last ``retry`` event, which starts the run
     over). Raises :class:`~rxagents.errors.RunError` if the run failed."""
     _raise_failure(dispatcher, f"agent {dispatcher.agent!r} run failed")
-    events: Sequence[TokenEvent] = dispatcher.events
-    restarts = [i for i, e in enumerate(events) if e.kind is EventKind.RETRY]
-    if restarts:  # the run restarted: its text before the last retry event was discarded
-        events = events[restarts[-1] + 1 :]
-    last = max((e.loop for e in events), default=1)
-    return "".join(e.text for e in events if e.kind is EventKind.TOKEN and e.loop == last)
+    return answer_of(dispatcher.events)
 
 
 def delivered(dispatcher: Dispatcher) -> list[TokenEvent]:

@@ -33,7 +33,7 @@ from rxagents.errors import ConfigurationError
 from rxagents.events import TokenEvent, new_run_id
 from rxagents.models import STALL, Delta, ModelBackend, ModelRequest
 from rxagents.models import Step as ScriptStep
-from rxagents.operators._bridge import from_async_iter
+from rxagents.operators._bridge import iterate
 
 __all__ = ["RetryPolicy", "RunSpec", "play_virtual", "retryable", "run_events", "run_observable"]
 
@@ -68,8 +68,9 @@ class RunSpec:
     first_token_timeout: float | None = None
     stall_timeout: float | None = None
 
-    def machine(self, run_id: str | None = None) -> RunMachine:
-        """A new run's state machine (``run_id`` default: a new :func:`~rxagents.events.new_run_id`)."""
+    def machine(self, run_id: str | None = None, record: list[TokenEvent] | None = None) -> RunMachine:
+        """A new run's state machine (``run_id`` default: a new :func:`~rxagents.events.new_run_id`), keeping
+        its events in ``record`` if given."""
         return RunMachine(
             agent=self.agent,
             model=self.model,
@@ -78,6 +79,7 @@ class RunSpec:
             retry=self.retry,
             first_token_timeout=self.first_token_timeout,
             stall_timeout=self.stall_timeout,
+            events=record,
         )
 
     def messages(self, task: str, answers: Sequence[str]) -> list[dict[str, str]]:
@@ -121,39 +123,81 @@ class _Silent(Exception):
     """The silence limit of a pull passed."""
 
 
-async def _pull(deltas: AsyncIterator[Delta], silence: Silence | None) -> Delta:
-    """The next delta (``StopAsyncIteration`` at the end), or :class:`_Silent` after ``silence``.
+class _Watchdog:
+    """The silence limits of one run's pulls, on one timer.
 
-    When the limit expires the pull is cancelled one loop turn later, not at once: on a loop busy
-    past the limit, the socket callback holding the next chunk and the expired timer come due in
-    the same iteration, and the chunk must win (otherwise a busy loop looks like a silent model).
+    Arming a timer per pull (``call_later`` and its cancel) costs more than the rest of a delta's path; a delta
+    comes far sooner than any limit, so the timer armed for one pull usually still covers the next: a pull only
+    notes its deadline, and the timer, when it fires, arms itself again for the deadline of the pull running
+    then (if any; the next pull arms it if none runs). A new timer is needed only when a pull's deadline is
+    earlier than the timer's (a shorter limit).
+
+    When the limit of the pull running expires, that pull is cancelled one loop turn later, not at once: on a
+    loop busy past the limit, the socket callback holding the next chunk and the expired timer come due in the
+    same iteration, and the chunk must win (otherwise a busy loop looks like a silent model).
     """
-    if silence is None:
-        return await anext(deltas)
-    loop = asyncio.get_running_loop()
-    task = asyncio.current_task()
-    assert task is not None
-    fired = False
-    handles: list[asyncio.Handle] = []
 
-    def expire() -> None:
-        nonlocal fired
-        fired = True
-        task.cancel()
+    __slots__ = ("armed_at", "deadline", "expiring", "expiry", "fired", "loop", "serial", "task", "timer")
 
-    def due() -> None:
-        handles.append(loop.call_soon(expire))
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.task: asyncio.Task[Any] | None = None  # the task of the pull running
+        self.serial = 0  # counts the pulls
+        self.deadline = 0.0  # when the limit of the pull running passes (loop time)
+        self.timer: asyncio.TimerHandle | None = None
+        self.armed_at = 0.0  # when the timer fires
+        self.expiry: asyncio.Handle | None = None
+        self.expiring = 0  # the pull whose limit passed
+        self.fired = False
 
-    handles.append(loop.call_later(silence.seconds, due))
-    try:
-        return await anext(deltas)
-    except asyncio.CancelledError:
-        if fired and task.uncancel() == 0:
-            raise _Silent from None
-        raise
-    finally:
-        for handle in handles:
-            handle.cancel()
+    async def pull(self, deltas: AsyncIterator[Delta], silence: Silence | None) -> Delta:
+        """The next delta (``StopAsyncIteration`` at the end), or :class:`_Silent` after ``silence``."""
+        if silence is None:
+            return await anext(deltas)
+        self.serial += 1
+        deadline = self.deadline = self.loop.time() + silence.seconds
+        if self.timer is None or self.armed_at > deadline:
+            self._arm(deadline)
+        task = self.task = asyncio.current_task(self.loop)
+        assert task is not None
+        try:
+            return await anext(deltas)
+        except asyncio.CancelledError:
+            if self.fired and task.uncancel() == 0:
+                raise _Silent from None
+            raise
+        finally:
+            self.task = None
+            self.fired = False
+
+    def _arm(self, when: float) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        self.armed_at = when
+        self.timer = self.loop.call_at(when, self._due)
+
+    def _due(self) -> None:
+        self.timer = None
+        if self.task is None:  # between pulls: the next one arms the timer
+            return
+        if self.deadline > self.armed_at:  # the pull running started after the timer was armed
+            self._arm(self.deadline)
+            return
+        self.expiring = self.serial
+        self.expiry = self.loop.call_soon(self._expire)
+
+    def _expire(self) -> None:
+        self.expiry = None
+        task = self.task
+        if task is not None and self.serial == self.expiring:  # still the pull whose limit passed
+            self.fired = True
+            task.cancel()
+
+    def close(self) -> None:
+        for handle in (self.timer, self.expiry):
+            if handle is not None:
+                handle.cancel()
+        self.timer = self.expiry = None
 
 
 async def _aclose(iterator: AsyncIterator[Delta]) -> None:
@@ -163,18 +207,25 @@ async def _aclose(iterator: AsyncIterator[Delta]) -> None:
 
 
 async def run_events(
-    spec: RunSpec, task: str, now: Callable[[], float], run_id: str | None = None
+    spec: RunSpec,
+    task: str,
+    now: Callable[[], float],
+    run_id: str | None = None,
+    record: list[TokenEvent] | None = None,
 ) -> AsyncGenerator[TokenEvent, None]:
-    """The events of one run, on the running asyncio loop.
+    """The events of one run, on the running asyncio loop. Each is appended to ``record`` (if given) as it is
+    made, before it is yielded.
 
     On failure the ``error`` event is yielded, then the :class:`~rxagents.errors.RxAgentsError` raised.
     Closing the generator early closes the backend's iterator (and so its HTTP stream). Timeouts and
     retries follow ``spec`` through its :class:`~rxagents._core.machine.RunMachine`; waits run on the loop.
     """
-    machine = spec.machine(run_id)
+    machine = spec.machine(run_id, record)
     step = machine.begin(now())
     prepared = False
     deltas: AsyncIterator[Delta] | None = None  # the open request
+    watchdog = _Watchdog(asyncio.get_running_loop())
+    pull = watchdog.pull
     try:
         while True:
             for event in step.events:
@@ -206,7 +257,7 @@ async def run_events(
                 continue
             assert deltas is not None
             try:
-                delta = await _pull(deltas, command.silence)
+                delta = await pull(deltas, command.silence)
             except StopAsyncIteration:
                 failure: Exception | None = None
             except Exception as exc:  # _Silent included
@@ -223,6 +274,7 @@ async def run_events(
             closing, deltas = deltas, None
             step = await _request_over(machine, closing, failure, now)
     finally:
+        watchdog.close()
         if deltas is not None:  # the consumer closed the generator, or the task was cancelled, mid-request
             await _aclose(deltas)
 
@@ -249,6 +301,7 @@ def play_virtual(
     observer: abc.ObserverBase[TokenEvent],
     scheduler: abc.SchedulerBase,
     run_id: str | None = None,
+    record: list[TokenEvent] | None = None,
 ) -> abc.DisposableBase:
     """Play a scripted backend's run on ``scheduler`` (virtual time included), with the same rules as
     :func:`run_events`: a request's steps come at their delays, a step later than the silence limit
@@ -260,7 +313,7 @@ def play_virtual(
             f"OfflineModel; model {spec.model!r} streams over the network. Use an asyncio scheduler."
         )
     script = backend.script
-    machine = spec.machine(run_id)
+    machine = spec.machine(run_id, record)
     pending = SerialDisposable()
     steps: Iterator[ScriptStep] = iter(())
     stopped = False
@@ -328,9 +381,13 @@ def play_virtual(
 
 
 def run_observable(
-    spec: RunSpec, task: str, scheduler: abc.SchedulerBase | None = None
+    spec: RunSpec, task: str, scheduler: abc.SchedulerBase | None = None, *, record: list[TokenEvent] | None = None
 ) -> reactivex.Observable[TokenEvent]:
     """A cold Observable: each subscription is a new run; disposing it cancels the run.
+
+    ``record``: an empty list the run appends each event to as it is made, before it is delivered (for a
+    consumer that reads the events there instead of keeping a second list, see
+    :class:`~rxagents._dispatch.Dispatcher`); every subscription appends to it, so subscribe once.
 
     With an asyncio scheduler (or none) the run executes on that loop (or the current/runtime
     loop, see :mod:`rxagents._runtime`); with a :class:`~rxagents._runtime.GatedScheduler` the run
@@ -343,15 +400,15 @@ def run_observable(
     ) -> abc.DisposableBase:
         chosen = scheduler or subscribe_scheduler
         if isinstance(chosen, VirtualTimeScheduler):
-            return play_virtual(spec, task, observer, chosen)
-        sched = _runtime.loop_scheduler(_runtime.loop_of(chosen))
+            return play_virtual(spec, task, observer, chosen, record=record)
+        loop = _runtime.loop_of(chosen)
         gate = chosen.gate if isinstance(chosen, _runtime.GatedScheduler) else None
 
         def events() -> AsyncIterator[TokenEvent]:
-            run = run_events(spec, task, lambda: _runtime.clock(sched))
+            run = run_events(spec, task, _runtime.loop_clock(loop), record=record)
             return run if gate is None else _gated(run, gate)
 
-        return from_async_iter(events, scheduler=sched).subscribe(observer)
+        return iterate(events, observer, loop)  # observer is create()'s already: no second wrapper
 
     return reactivex.create(subscribe)
 

@@ -20,6 +20,7 @@ import atexit
 import contextlib
 import sys
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from weakref import WeakKeyDictionary
 
@@ -34,6 +35,7 @@ __all__ = [
     "GatedScheduler",
     "clock",
     "default_scheduler",
+    "loop_clock",
     "loop_of",
     "loop_scheduler",
     "runtime_loop",
@@ -154,16 +156,17 @@ class Gate:
         """The consumer took one item; wakes the waiting readers once there is room."""
         self.taken += 1
         room = self._room
-        if room is not None and not self.full:
+        if room is not None and self.handed - self.taken < self.size:
+            self._room = None  # set once: the readers it wakes make a new one if they must wait again
             room.set()
 
     async def wait(self) -> None:
         """Return when there is room (at once if there is)."""
         while self.full:
-            if self._room is None:
-                self._room = asyncio.Event()
-            self._room.clear()
-            await self._room.wait()
+            room = self._room
+            if room is None:
+                room = self._room = asyncio.Event()
+            await room.wait()
 
 
 class GatedScheduler(AsyncIOScheduler):
@@ -181,3 +184,20 @@ def clock(scheduler: abc.SchedulerBase) -> float:
     if now.tzinfo is None:
         now = now.replace(tzinfo=UTC)
     return (now - _EPOCH).total_seconds()
+
+
+def loop_clock(loop: asyncio.AbstractEventLoop) -> Callable[[], float]:
+    """:func:`clock` of ``loop``'s scheduler, cheaply: a function returning ``loop.time()`` plus the offset between
+    the two clocks, taken once now.
+
+    The scheduler's clock reads the wall clock as a ``datetime`` (about half a microsecond a reading), the loop's is
+    a float from the monotonic clock. A run reads it once per event, so it takes the offset once: its times are the
+    scheduler's seconds, and never go backwards even if the wall clock is set back during the run.
+    """
+    time = loop.time
+    offset = clock(loop_scheduler(loop)) - time()
+
+    def now() -> float:
+        return time() + offset
+
+    return now

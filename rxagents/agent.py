@@ -208,8 +208,7 @@ class Agent:
         stream. A failed run yields its ``error`` event, then raises the ``RxAgentsError``.
         """
         spec, task = self._spec(), _check_task(task)
-        sched = _runtime.loop_scheduler(asyncio.get_running_loop())
-        events = run_events(spec, task, lambda: _runtime.clock(sched))
+        events = run_events(spec, task, _runtime.loop_clock(asyncio.get_running_loop()))
         try:
             async for event in events:
                 yield event
@@ -217,22 +216,25 @@ class Agent:
             await events.aclose()
 
     # swarms-style API ---------------------------------------------------------------------------
-    def _source(self, task: str) -> _drive.Source:
+    def _source(self, task: str, record: list[TokenEvent]) -> _drive.Source:
+        """The run of ``task``, keeping its events in ``record`` (the dispatcher reads them there)."""
         spec = self._spec()
 
         def source(scheduler: abc.SchedulerBase) -> reactivex.Observable[TokenEvent]:
-            return run_observable(spec, task, scheduler)
+            return run_observable(spec, task, scheduler, record=record)
 
         return source
 
-    def _delivery(self, streaming_callback: StreamingCallback | None, *, awaiting: bool) -> _drive.Delivery:
+    def _delivery(
+        self, streaming_callback: StreamingCallback | None, *, awaiting: bool, record: list[TokenEvent]
+    ) -> _drive.Delivery:
         check_callback("streaming_callback", streaming_callback)
         callback = streaming_callback or self.streaming_callback
         live = callback is None and self.print_on and self.streaming_on
         printer = ConsolePrinter(self.agent_name, self.max_loops) if live else None
         output = _drive.Output(callback, detailed=self.stream_detailed, verbose=self.verbose, printer=printer)
         handlers = output.handlers(awaiting=awaiting)
-        return _drive.Delivery(self.agent_name, handlers, on_callback_error=self.on_callback_error)
+        return _drive.Delivery(self.agent_name, handlers, on_callback_error=self.on_callback_error, record=record)
 
     def _finish(self, text: str, streaming_callback: StreamingCallback | None) -> str:
         """Without a callback and without live printing, ``print_on`` prints the answer when the run is over."""
@@ -261,7 +263,8 @@ class Agent:
         """
         task = _check_task(task)
         check_run_arguments("Agent.run", args, kwargs, AGENT_RUN)
-        dispatcher = self._delivery(streaming_callback, awaiting=False).run(self._source(task))
+        record: list[TokenEvent] = []
+        dispatcher = self._delivery(streaming_callback, awaiting=False, record=record).run(self._source(task, record))
         return self._finish(_drive.answer(dispatcher), streaming_callback)
 
     async def arun(
@@ -286,7 +289,9 @@ class Agent:
         """
         task = _check_task(task)
         check_run_arguments("Agent.arun", args, kwargs, AGENT_RUN)
-        dispatcher = await self._delivery(streaming_callback, awaiting=True).arun(self._source(task))
+        record: list[TokenEvent] = []
+        delivery = self._delivery(streaming_callback, awaiting=True, record=record)
+        dispatcher = await delivery.arun(self._source(task, record))
         return self._finish(_drive.answer(dispatcher), streaming_callback)
 
 

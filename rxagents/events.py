@@ -189,3 +189,49 @@ def new_run_id() -> str:
     creation); it is read once per run, never on the stream path.
     """
     return f"run-{time.time_ns() // 1_000_000 & 0xFFFF_FFFF_FFFF:012x}{secrets.randbits(80):020x}"
+
+
+class _Unfrozen:
+    """:class:`TokenEvent`'s slots, in its order, without its frozen ``__setattr__``: :func:`make_event` fills one
+    with plain attribute stores, then makes it a TokenEvent (same layout, so ``__class__`` may be assigned)."""
+
+    __slots__ = TokenEvent.__slots__
+
+
+def make_event(
+    kind: EventKind,
+    agent: str,
+    run_id: str,
+    seq: int,
+    loop: int,
+    text: str,
+    tool_call: ToolCallDelta | None,
+    usage: Usage | None,
+    finish_reason: str | None,
+    error: BaseException | None,
+    time: float,
+    model: str,
+) -> TokenEvent:
+    """The :class:`TokenEvent` of these fields, every one given in order: the same type and value as the
+    constructor gives, in about a third of the time (the frozen dataclass's ``__init__`` calls
+    ``object.__setattr__`` by name once per field). For code that makes one per token (the run machine); not
+    exported."""
+    made: Any = _new(_Unfrozen)
+    made.kind = kind
+    made.agent = agent
+    made.run_id = run_id
+    made.seq = seq
+    made.loop = loop
+    made.text = text
+    made.tool_call = tool_call
+    made.usage = usage
+    made.finish_reason = finish_reason
+    made.error = error
+    made.time = time
+    made.model = model
+    made.__class__ = TokenEvent
+    event: TokenEvent = made  # no cast(): it is a call, once per token
+    return event
+
+
+_new = object.__new__

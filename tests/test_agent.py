@@ -11,7 +11,7 @@ import pytest
 from reactivex import operators as ops
 from reactivex.testing import ReactiveTest, TestScheduler
 
-from rxagents import Agent, ConfigurationError, EventKind, OfflineModel, RunError, TokenEvent
+from rxagents import Agent, ConfigurationError, EventKind, OfflineModel, RunError, TokenEvent, _drive
 from rxagents.testing._faults import Reply, StallAfter, words
 from rxagents.testing._server import LocalModelServer
 
@@ -362,3 +362,32 @@ def test_backend_chooses_litellm_or_direct_for_the_same_endpoint() -> None:
 def test_a_bad_backend_choice_names_the_parameter(options: dict[str, object]) -> None:
     with pytest.raises(ConfigurationError, match="backend"):
         Agent(print_on=False, **options)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("asynchronous", [False, True])
+def test_run_keeps_its_events_once_in_the_list_its_run_records_them_in(
+    asynchronous: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run machine keeps the run's events (a failure's partial text is made of them); the dispatcher reads that
+    list instead of keeping a second one."""
+    seen: list[tuple[_drive.Delivery, Any]] = []
+    run, arun = _drive.Delivery.run, _drive.Delivery.arun
+
+    def spy_run(self: _drive.Delivery, source: _drive.Source) -> Any:
+        dispatcher = run(self, source)
+        seen.append((self, dispatcher))
+        return dispatcher
+
+    async def spy_arun(self: _drive.Delivery, source: _drive.Source) -> Any:
+        dispatcher = await arun(self, source)
+        seen.append((self, dispatcher))
+        return dispatcher
+
+    monkeypatch.setattr(_drive.Delivery, "run", spy_run)
+    monkeypatch.setattr(_drive.Delivery, "arun", spy_arun)
+    agent = _offline("one two three")
+    answer = asyncio.run(agent.arun("task")) if asynchronous else agent.run("task")
+    ((delivery, dispatcher),) = seen
+    assert answer == "one two three"
+    assert delivery.record is not None and dispatcher.events is delivery.record  # one list
+    assert [e.seq for e in delivery.record] == list(range(dispatcher.delivered))  # each event once

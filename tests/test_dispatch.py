@@ -9,6 +9,7 @@ import concurrent.futures
 import itertools
 import logging
 import os
+import queue
 import threading
 from collections import defaultdict
 from collections.abc import AsyncIterator
@@ -16,10 +17,13 @@ from typing import Any
 from unittest import mock
 
 import pytest
+import reactivex
 from hypothesis import given
 from hypothesis import strategies as st
+from reactivex import Observable, abc
+from reactivex.disposable import Disposable
 
-from rxagents import Agent, ConfigurationError, EventKind, OfflineModel, RunError, _dispatch
+from rxagents import Agent, ConfigurationError, EventKind, OfflineModel, RunError, TokenEvent, _dispatch, _runtime
 from rxagents.models import Delta, ModelRequest
 from rxagents.testing._faults import Reply, StallAfter, words
 from rxagents.testing._server import LocalModelServer, StreamRecord
@@ -350,3 +354,120 @@ def test_gathered_concurrent_workflow_aruns_each_deliver_their_exact_texts(model
             mine = [token for token in seen[w] if token.startswith(f" w{w}a{a}t")]
             assert mine == list(replies[w, a])
         assert len(seen[w]) == WORKFLOW_AGENTS * len(replies[w, 0])
+
+
+# --- run(): the hand-off to the calling thread, a loop turn's events at a time -----------------------------------
+class _CountingQueue(queue.SimpleQueue):  # type: ignore[type-arg]
+    """The dispatcher's queue, noting what each hand-over carried (a batch's size, or "end")."""
+
+    def __init__(self) -> None:
+        self.handed: list[int | str] = []
+
+    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+        self.handed.append(len(item) if isinstance(item, list) else "end")
+        super().put(item, block, timeout)
+
+
+def _turns(sizes: list[int], disposed: list[bool] | None = None) -> Observable[TokenEvent]:
+    """Token events on the runtime loop: ``sizes[i]`` of them in loop turn i, then completion in a turn of its own."""
+
+    def subscribe(observer: abc.ObserverBase[TokenEvent], _: abc.SchedulerBase | None = None) -> abc.DisposableBase:
+        loop = _runtime.runtime_loop()
+        seq = itertools.count()
+
+        def turn(i: int) -> None:
+            if disposed:
+                return
+            if i == len(sizes):
+                observer.on_completed()
+                return
+            for _ in range(sizes[i]):
+                k = next(seq)
+                observer.on_next(TokenEvent(EventKind.TOKEN, "A", "r1", k, text=f"t{k} "))
+            loop.call_soon(turn, i + 1)
+
+        loop.call_soon_threadsafe(turn, 0)
+        return Disposable(lambda: disposed.append(True) if disposed is not None else None)
+
+    return reactivex.create(subscribe)
+
+
+def _dispatcher(handler: _dispatch.Handler, **kw: Any) -> tuple[_dispatch.Dispatcher, _CountingQueue]:
+    dispatcher = _dispatch.Dispatcher([handler], agent="A", **kw)
+    dispatcher._queue = spy = _CountingQueue()
+    return dispatcher, spy
+
+
+def test_run_hands_each_loop_turns_events_to_the_calling_thread_at_once_in_order() -> None:
+    seen: list[tuple[int, int]] = []
+    dispatcher, spy = _dispatcher(lambda e: seen.append((threading.get_ident(), e.seq)))
+    dispatcher.consume(_turns([40, 1, 25]))
+    assert spy.handed == [40, 1, 25, "end"]  # one wake-up of this thread per loop turn, not per event
+    assert seen == [(threading.get_ident(), k) for k in range(66)]  # all, once, in order, on this thread
+    assert dispatcher.error is None and dispatcher.delivered == 66 and len(dispatcher.events) == 66
+
+
+def test_run_stops_inside_a_batch_when_a_callback_error_is_fatal() -> None:
+    calls: list[int] = []
+    disposed: list[bool] = []
+
+    def handler(event: TokenEvent) -> None:
+        calls.append(event.seq)
+        if event.seq == 5:
+            raise ValueError("callback bug")
+
+    dispatcher, _ = _dispatcher(handler, on_callback_error="raise")
+    dispatcher.consume(_turns([40, 40], disposed))
+    assert calls == list(range(6)) and disposed == [True]
+    assert isinstance(dispatcher.error, RunError) and isinstance(dispatcher.error.__cause__, ValueError)
+    assert dispatcher.error.partial_text == "".join(f"t{k} " for k in range(6))
+    assert [e.seq for e in dispatcher.error.events] == list(range(6))
+
+
+def test_run_keeps_going_through_a_batch_past_isolated_callback_errors(caplog: pytest.LogCaptureFixture) -> None:
+    calls: list[int] = []
+
+    def handler(event: TokenEvent) -> None:
+        calls.append(event.seq)
+        if event.seq % 10 == 3:
+            raise ValueError("callback bug")
+
+    dispatcher, _ = _dispatcher(handler)
+    with caplog.at_level(logging.WARNING, logger="rxagents"):
+        dispatcher.consume(_turns([40, 40]))
+    assert calls == list(range(80)) and dispatcher.error is None and dispatcher.callback_errors == 8
+    assert ["raised 8 time(s)" in r.getMessage() for r in caplog.records if r.name == "rxagents"] == [True]
+
+
+def test_an_interrupt_in_a_callback_mid_batch_disposes_the_run_and_propagates() -> None:
+    disposed: list[bool] = []
+    calls: list[int] = []
+
+    def handler(event: TokenEvent) -> None:
+        calls.append(event.seq)
+        if event.seq == 3:
+            raise KeyboardInterrupt
+
+    dispatcher, _ = _dispatcher(handler)
+    with pytest.raises(KeyboardInterrupt):
+        dispatcher.consume(_turns([40, 40], disposed))
+    assert calls == [0, 1, 2, 3] and disposed == [True]
+
+
+def test_events_pushed_with_no_loop_running_are_handed_over_at_once() -> None:
+    dispatcher, spy = _dispatcher(lambda e: None)
+    dispatcher.consume(reactivex.from_iterable([TokenEvent(EventKind.TOKEN, "A", "r1", k) for k in range(3)]))
+    assert spy.handed == [1, 1, 1, "end"] and dispatcher.delivered == 3
+
+
+def test_events_a_source_gives_while_subscribing_on_a_loop_thread_are_handed_over_at_once() -> None:
+    """``run()`` from a thread whose loop runs (Jupyter): that loop waits for the handlers, so it cannot flush."""
+    seen: list[int] = []
+    dispatcher, spy = _dispatcher(lambda e: seen.append(e.seq))
+    first = TokenEvent(EventKind.START, "A", "r0", 0)
+
+    async def main() -> None:
+        dispatcher.consume(reactivex.concat(reactivex.of(first), _turns([3])))  # blocks this loop meanwhile
+
+    asyncio.run(main())
+    assert spy.handed == [1, 3, "end"] and seen == [0, 0, 1, 2]

@@ -2,12 +2,13 @@ from __future__ import annotations
 
 import dataclasses
 import doctest
+import pickle
 import re
 
 import pytest
 from reactivex import operators as ops
 
-from rxagents.events import EventKind, TokenEvent, ToolCallDelta, Usage
+from rxagents.events import EventKind, TokenEvent, ToolCallDelta, Usage, make_event
 
 
 def _event(kind: EventKind, **kw: object) -> TokenEvent:
@@ -95,6 +96,29 @@ def test_events_are_frozen_and_slotted() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         event.text = "y"  # type: ignore[misc]
     assert not hasattr(event, "__dict__")
+
+
+@pytest.mark.parametrize("kind", list(EventKind))
+def test_make_event_gives_the_same_frozen_event_as_the_constructor(kind: EventKind) -> None:
+    fields = {"kind": kind, "agent": "A", "run_id": "run-1", "seq": 3, "loop": 2, "text": "", "tool_call": None,
+              "usage": None, "finish_reason": None, "error": None, "time": 12.5, "model": "m"}
+    fields |= _PAYLOADS.get(kind, {})
+    made, built = make_event(*fields.values()), TokenEvent(**fields)  # type: ignore[arg-type]
+    assert type(made) is TokenEvent
+    assert all(getattr(made, name) is value for name, value in fields.items())
+    assert made == built and hash(made) == hash(built) and repr(made) == repr(built)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        made.seq = 4  # type: ignore[misc]
+    assert dataclasses.replace(made, seq=4) == dataclasses.replace(built, seq=4)
+    assert pickle.loads(pickle.dumps(made.to_dict())) == built.to_dict()
+    if kind is not EventKind.ERROR:  # exceptions compare by identity
+        assert pickle.loads(pickle.dumps(made)) == built
+
+
+def test_make_event_takes_every_field_in_order() -> None:
+    import inspect
+
+    assert list(inspect.signature(make_event).parameters) == [f.name for f in dataclasses.fields(TokenEvent)]
 
 
 def test_repr_is_short_and_readable() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -10,9 +11,9 @@ from reactivex.notification import OnError
 from reactivex.testing import TestScheduler
 
 from rxagents._run import RetryPolicy, RunSpec, run_events, run_observable
-from rxagents.errors import RxAgentsError
-from rxagents.events import TokenEvent
-from rxagents.models import OfflineModel
+from rxagents.errors import RxAgentsError, StallTimeout
+from rxagents.events import EventKind, TokenEvent
+from rxagents.models import Delta, ModelRequest, OfflineModel
 
 SCENARIOS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "clean, two loops": ({"length": 6}, {"max_loops": 2}),
@@ -80,3 +81,97 @@ def test_a_network_backend_in_virtual_time_is_refused_with_the_fix() -> None:
     results = scheduler.start(lambda: run_observable(network, "t", scheduler))
     error = results.messages[-1].value.exception
     assert "needs a scripted backend" in str(error) and "Use an asyncio scheduler" in str(error)
+
+
+class Paced:
+    """Yields one token after each delay (None: never again), then the finish."""
+
+    name = "paced"
+
+    def __init__(self, delays: list[float | None]) -> None:
+        self.delays = delays
+
+    async def _deltas(self) -> AsyncIterator[Delta]:
+        for i, delay in enumerate(self.delays):
+            if delay is None:
+                await asyncio.Event().wait()
+            elif delay:
+                await asyncio.sleep(delay)
+            yield Delta(EventKind.TOKEN, text=f"t{i} ")
+        yield Delta(EventKind.FINISH, finish_reason="stop")
+
+    def stream(self, request: ModelRequest) -> AsyncIterator[Delta]:
+        return self._deltas()
+
+
+def paced(delays: list[float | None], **run: Any) -> RunSpec:
+    return RunSpec(agent="A", backend=Paced(delays), model="paced", **run)
+
+
+async def text_of(spec: RunSpec, *, consumer_pause: float = 0.0) -> str:
+    async def consume() -> str:
+        parts = []
+        async for event in run_events(spec, "t", asyncio.get_running_loop().time):
+            parts.append(event.text if event.kind is EventKind.TOKEN else "")
+            if consumer_pause:
+                await asyncio.sleep(consumer_pause)
+        return "".join(parts)
+
+    return await asyncio.wait_for(consume(), 20)  # far beyond any limit below: a hang fails, never a slow machine
+
+
+def test_a_run_longer_than_its_stall_limit_completes_while_each_delta_comes_within_it() -> None:
+    text = asyncio.run(text_of(paced([0.04] * 8, stall_timeout=0.2, first_token_timeout=0.2)))
+    assert text == "".join(f"t{i} " for i in range(8))
+
+
+def test_a_stall_limit_shorter_than_the_first_token_limit_runs_from_each_delta() -> None:
+    spec = paced([0, 0, None], first_token_timeout=30, stall_timeout=0.05)
+    with pytest.raises(StallTimeout) as caught:
+        asyncio.run(text_of(spec))
+    assert caught.value.phase == "stall" and caught.value.partial_text == "t0 t1 "
+
+
+def test_silence_before_the_first_token_fails_at_the_first_token_limit() -> None:
+    with pytest.raises(StallTimeout) as caught:
+        asyncio.run(text_of(paced([None], first_token_timeout=0.05, stall_timeout=30)))
+    assert caught.value.phase == "first_token" and caught.value.partial_text == ""
+
+
+def test_a_consumer_slower_than_the_stall_limit_is_not_a_silent_model() -> None:
+    spec = paced([0] * 4, first_token_timeout=0.05, stall_timeout=0.05)
+    assert asyncio.run(text_of(spec, consumer_pause=0.15)) == "t0 t1 t2 t3 "
+
+
+def test_a_finished_run_leaves_no_timer_on_the_loop() -> None:
+    async def main() -> list[asyncio.TimerHandle]:
+        assert await text_of(paced([0, 0.01], first_token_timeout=30, stall_timeout=30)) == "t0 t1 "
+        loop = asyncio.get_running_loop()
+        return [h for h in getattr(loop, "_scheduled", []) if not h.cancelled()]
+
+    assert asyncio.run(main()) == []
+
+
+def _recorded_virtually(spec: RunSpec, record: list[TokenEvent]) -> list[TokenEvent]:
+    scheduler = TestScheduler()
+    results = scheduler.start(lambda: run_observable(spec, "t", scheduler, record=record))
+    return [m.value.value for m in results.messages if m.value.kind == "N"]
+
+
+def _recorded_on_the_loop(spec: RunSpec, record: list[TokenEvent]) -> list[TokenEvent]:
+    async def main() -> list[TokenEvent]:
+        got: list[TokenEvent] = []
+        done = asyncio.Event()
+        run_observable(spec, "t", record=record).subscribe(got.append, lambda _: done.set(), done.set)
+        await done.wait()
+        return got
+
+    return asyncio.run(main())
+
+
+@pytest.mark.parametrize("driver", [_recorded_virtually, _recorded_on_the_loop])
+@pytest.mark.parametrize("name", ["clean, two loops", "fails after output"])
+def test_a_run_keeps_its_events_in_the_record_it_is_given(name: str, driver: Any) -> None:
+    record: list[TokenEvent] = []
+    got = driver(spec(*SCENARIOS[name]), record)
+    assert got and len(record) == len(got) and all(a is b for a, b in zip(record, got, strict=True))

@@ -1,4 +1,4 @@
-"""rxagents/_runtime.py: the backpressure Gate between stream readers and one consumer."""
+"""rxagents/_runtime.py: the backpressure Gate between stream readers and one consumer; the loop clock."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from rxagents._runtime import Gate
+from rxagents._runtime import Gate, clock, loop_clock, loop_scheduler
 
 
 @pytest.mark.parametrize("size", [0, -1, 1.5, True, None])
@@ -40,3 +40,18 @@ def test_readers_wait_while_the_gate_is_full_and_resume_when_the_consumer_takes(
         return log
 
     assert asyncio.run(main()) == ["r1", "r2", "r3"]
+
+
+def test_the_loop_clock_reads_the_schedulers_seconds_from_the_loops_time() -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        scheduler = loop_scheduler(loop)
+        before = clock(scheduler)
+        now = loop_clock(loop)
+        readings = [now() for _ in range(1000)]
+        after = clock(scheduler)
+        # the same clock (epoch seconds, as scheduler.now), within what the two clocks may drift apart meanwhile
+        assert before - 0.5 <= readings[0] and readings[-1] <= after + 0.5
+        assert readings == sorted(readings)  # never backwards: the loop's clock is monotonic
+    finally:
+        loop.close()

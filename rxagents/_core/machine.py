@@ -41,7 +41,7 @@ from rxagents._core.partial import PartialText
 from rxagents._core.policy import NO_RETRY, GiveUp, RetryPolicy
 from rxagents._core.silence import Silence, SilenceWatch, limit
 from rxagents.errors import ModelError, RxAgentsError, StallTimeout
-from rxagents.events import EventKind, TokenEvent, ToolCallDelta, Usage
+from rxagents.events import EventKind, TokenEvent, ToolCallDelta, Usage, make_event
 
 __all__ = ["Command", "Complete", "DeltaLike", "Fail", "Open", "Pull", "RunMachine", "Step", "Wait"]
 
@@ -123,6 +123,16 @@ class _Phase(enum.Enum):
     ENDED = "ended"
 
 
+#: ``Step(events, command)`` without the frame of the NamedTuple's ``__new__``: for :meth:`RunMachine.delta`.
+_new_step = tuple.__new__
+
+# Read once: an enum member read from its class (``EventKind.TOKEN``) costs a metaclass lookup each time, which on
+# the per-delta path costs as much as a rule.
+_STREAMING = _Phase.STREAMING
+_TOKEN, _REASONING, _TOOL_CALL = EventKind.TOKEN, EventKind.REASONING, EventKind.TOOL_CALL
+_USAGE, _FINISH = EventKind.USAGE, EventKind.FINISH
+
+
 class RunMachine:
     """The state of one run and its rules (see the module docstring). Not thread-safe: one driver feeds it.
 
@@ -131,6 +141,8 @@ class RunMachine:
         max_loops: model requests whose answers build on each other (``Agent(max_loops=...)``).
         retry: the :class:`~rxagents._core.policy.RetryPolicy`.
         first_token_timeout, stall_timeout: the silence limits of a request, seconds (None: no limit).
+        events: the (empty) list to keep the run's events in, as :attr:`events` (a failure's partial text is made
+            of them), for a consumer that reads them there instead of keeping its own copy; default: a new list.
     """
 
     def __init__(
@@ -143,6 +155,7 @@ class RunMachine:
         retry: RetryPolicy = NO_RETRY,
         first_token_timeout: float | None = None,
         stall_timeout: float | None = None,
+        events: list[TokenEvent] | None = None,
     ) -> None:
         self.agent = agent
         self.model = model
@@ -157,7 +170,8 @@ class RunMachine:
         self.usage: Usage | None = None
         self.finish_reason: str | None = None
         self.answers: list[str] = []
-        self.events: list[TokenEvent] = []
+        #: Every event emitted, in order.
+        self.events: list[TokenEvent] = [] if events is None else events
         self._current: list[str] = []  # the answer text of the open request
         self._mark: tuple[int, Usage | None] = (0, None)  # seq and usage when the open request was sent
         self._time = float("-inf")
@@ -173,18 +187,19 @@ class RunMachine:
 
     def delta(self, delta: DeltaLike, now: float) -> Step:
         """The open request yielded ``delta``."""
-        if self._phase is not _Phase.STREAMING:
-            self._expect(_Phase.STREAMING, "delta")
+        if self._phase is not _STREAMING:
+            self._expect(_STREAMING, "delta")
         kind = delta.kind
         events: tuple[TokenEvent, ...] = ()
-        if kind is EventKind.TOKEN or kind is EventKind.REASONING or kind is EventKind.TOOL_CALL:
-            if kind is EventKind.TOKEN:
-                self._current.append(delta.text)
-            events = (self._emit(kind, now, text=delta.text, tool_call=delta.tool_call),)
-        elif kind is EventKind.USAGE:
+        if kind is _TOKEN or kind is _REASONING or kind is _TOOL_CALL:
+            text = delta.text
+            if kind is _TOKEN:
+                self._current.append(text)
+            events = (self._emit(kind, now, text, delta.tool_call),)
+        elif kind is _USAGE:
             if delta.usage is not None:
                 self.usage = delta.usage if self.usage is None else self.usage + delta.usage
-        elif kind is EventKind.FINISH:
+        elif kind is _FINISH:
             self.finish_reason = delta.finish_reason or "stop"
         else:
             return self.failed(
@@ -194,9 +209,10 @@ class RunMachine:
                 ),
                 now,
             )
-        self.watch.seen()
-        limit = self.watch.limit
-        return Step(events, self._pull_then if limit is self.watch.then else Pull(limit))
+        watch = self.watch
+        watch.seen()
+        limit = watch.limit
+        return _new_step(Step, (events, self._pull_then if limit is watch.then else Pull(limit)))
 
     def end(self, now: float) -> Step:
         """The open request's deltas ended: the next loop, or the run's end (a request without a finish
@@ -279,27 +295,17 @@ class RunMachine:
         self,
         kind: EventKind,
         now: float,
-        *,
         text: str = "",
         tool_call: ToolCallDelta | None = None,
         usage: Usage | None = None,
         finish_reason: str | None = None,
         error: BaseException | None = None,
     ) -> TokenEvent:
-        self._time = max(self._time, now)
-        event = TokenEvent(
-            kind,
-            self.agent,
-            self.run_id,
-            self.seq,
-            self.loop,
-            text=text,
-            tool_call=tool_call,
-            usage=usage,
-            finish_reason=finish_reason,
-            error=error,
-            time=self._time,
-            model=self.model,
+        if now > self._time:
+            self._time = now
+        event = make_event(
+            kind, self.agent, self.run_id, self.seq, self.loop, text, tool_call, usage, finish_reason, error,
+            self._time, self.model,
         )
         self.seq += 1
         self.events.append(event)

@@ -1,15 +1,22 @@
-"""The answer text of a stream as its consumers hold it: :class:`PartialText`."""
+"""The answer text of a stream as its consumers hold it: :class:`PartialText`, and a run's answer,
+:class:`AnswerText`.
+
+What text survives a ``retry`` is decided here, once: :meth:`PartialText.add`. Every other reading of a run's text
+(the partial text of an error, the answer ``Agent.run`` returns, a workflow's answers and token counts) is made
+with these."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from rxagents.events import EventKind, TokenEvent
 
-__all__ = ["PartialText", "RunKey"]
+__all__ = ["AnswerText", "PartialText", "RunKey", "answer_of"]
 
 #: A run of a stream: ``(agent, run_id)``; None for text that belongs to no run (plain ``str`` items).
 RunKey = tuple[str, str] | None
+
+_TOKEN, _RETRY = EventKind.TOKEN, EventKind.RETRY  # read once: a member read from its class is a metaclass lookup
 
 
 class PartialText:
@@ -39,9 +46,9 @@ class PartialText:
     def add(self, event: TokenEvent) -> None:
         """Take ``event`` into account: a token adds its text, a retry discards its run's text."""
         kind = event.kind
-        if kind is EventKind.TOKEN:
+        if kind is _TOKEN:
             self._pieces.append(((event.agent, event.run_id), event.text))
-        elif kind is EventKind.RETRY:
+        elif kind is _RETRY:
             self.discard((event.agent, event.run_id))
 
     def append(self, key: RunKey, text: str) -> None:
@@ -57,6 +64,11 @@ class PartialText:
         self._pieces.clear()
 
     @property
+    def count(self) -> int:
+        """How many texts are kept (for a stream of events: the ``token`` events not discarded)."""
+        return len(self._pieces)
+
+    @property
     def text(self) -> str:
         """All the text kept, in arrival order."""
         return "".join(text for _, text in self._pieces)
@@ -70,3 +82,44 @@ class PartialText:
 
     def __repr__(self) -> str:
         return f"PartialText({self.text!r})"
+
+
+class AnswerText:
+    """The answer of one run, followed as its events pass (in order), keeping none of them: the text of its latest
+    loop, of what survives its retries (:class:`PartialText` decides that: a ``retry`` starts the run, so the text,
+    over). Once the run has finished it is the answer ``Agent.run`` returns; a workflow hands it to the next agent.
+
+    >>> from rxagents.events import EventKind as K, TokenEvent as E
+    >>> answer = AnswerText()
+    >>> for event in [E(K.TOKEN, "A", "r1", 1, loop=1, text="draft"), E(K.TOKEN, "A", "r1", 2, loop=2, text="final")]:
+    ...     answer.add(event)
+    >>> answer.text
+    'final'
+    """
+
+    __slots__ = ("_loop", "_text")
+
+    def __init__(self) -> None:
+        self._loop = 0
+        self._text = PartialText()
+
+    def add(self, event: TokenEvent) -> None:
+        """Follow ``event`` (the next event of the run)."""
+        loop = event.loop
+        if loop != self._loop:
+            if loop > self._loop:  # a later loop: the answer is its text alone
+                self._text.clear()
+            self._loop = loop  # (an earlier one only after a retry, which discarded the text)
+        self._text.add(event)
+
+    @property
+    def text(self) -> str:
+        return self._text.text
+
+
+def answer_of(events: Sequence[TokenEvent]) -> str:
+    """The answer of one run from its events, in order: :attr:`AnswerText.text` once all were added."""
+    answer = AnswerText()
+    for event in events:
+        answer.add(event)
+    return answer.text

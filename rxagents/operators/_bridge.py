@@ -21,7 +21,7 @@ from rxagents._core.partial import PartialText
 from rxagents.events import TokenEvent
 from rxagents.operators._errors import SlowConsumerError
 
-__all__ = ["ObservableIterator", "from_async_iter", "to_async_iter"]
+__all__ = ["ObservableIterator", "from_async_iter", "iterate", "to_async_iter", "to_gated_iter"]
 
 _T = TypeVar("_T")
 log = logging.getLogger("rxagents")
@@ -34,8 +34,9 @@ class _Channel(Generic[_T]):
     alive: dropping the iterator disposes the subscription.
     """
 
-    def __init__(self, maxsize: int) -> None:
+    def __init__(self, maxsize: int, gate: _runtime.Gate | None = None) -> None:
         self.maxsize = maxsize
+        self.gate = gate  # counts each item queued as handed over to the consumer
         self.items: deque[_T] = deque()
         self.ended = False
         self.error: BaseException | None = None
@@ -45,11 +46,17 @@ class _Channel(Generic[_T]):
         self.subscription: abc.DisposableBase | None = None
         self.lock = threading.Lock()
         self.in_flight = 0  # items handed to call_soon_threadsafe, not yet queued
-        self.text = PartialText()  # of the items queued, for SlowConsumerError.partial_text
+        #: of the items queued, for SlowConsumerError.partial_text (only a bounded channel raises it)
+        self.text = PartialText() if maxsize else None
 
     # --- producer side (any thread) ---------------------------------------------------------------------------
     def on_next(self, item: _T) -> None:
-        self.deliver(self.push, item)
+        # On the consumer's thread with nothing in flight (the usual case): queue it now, no lock needed. Another
+        # thread only ever adds to in_flight, and never during this call (on_next calls do not overlap).
+        if self.in_flight == 0 and threading.get_ident() == self.thread:
+            self.push(item)
+        else:
+            self.deliver(self.push, item)
 
     def on_error(self, error: Exception) -> None:
         self.deliver(self.finish, error)
@@ -88,14 +95,18 @@ class _Channel(Generic[_T]):
                     f"the consumer fell {self.maxsize} events behind the stream (maxsize={self.maxsize}); "
                     "the subscription was disposed — consume faster or raise maxsize (0 = unbounded)",
                     maxsize=self.maxsize,
-                    partial_text=self.text.text,
+                    partial_text=self.text.text if self.text is not None else "",
                 )
             )
             return
-        if isinstance(item, TokenEvent):
+        if self.text is not None and isinstance(item, TokenEvent):
             self.text.add(item)
         self.items.append(item)
-        self.wake()
+        if self.gate is not None:
+            self.gate.handed += 1
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def finish(self, error: BaseException | None) -> None:
         if self.ended:
@@ -123,15 +134,45 @@ class ObservableIterator(AsyncIterator[_T], Generic[_T]):
     cancelled while waiting, or when the iterator is dropped (``break`` out of ``async for``).
     """
 
-    def __init__(self, observable: Observable[_T], maxsize: int) -> None:
+    def __init__(self, observable: Observable[_T], maxsize: int, gate: _runtime.Gate | None = None) -> None:
         self._observable = observable
-        self._channel: _Channel[_T] = _Channel(maxsize)
+        self._channel: _Channel[_T] = _Channel(maxsize, gate)
         self._closed = False
 
     def __aiter__(self) -> ObservableIterator[_T]:
         return self
 
     async def __anext__(self) -> _T:
+        items = self._channel.items
+        if not items:
+            await self._wait()
+            items = self._channel.items
+        return items.popleft()
+
+    async def next_batch(self) -> list[_T]:
+        """Every item waiting, in order, at once: for a consumer that handles items a batch at a time (one wake-up
+        per batch, not per item). Waits for an item if none waits; at the end, raises ``StopAsyncIteration`` (or
+        the stream's error) as ``__anext__`` does. The items it returns no longer count towards ``maxsize``.
+
+        Example::
+
+            async with to_async_iter(agent.stream(task)) as events:
+                while True:
+                    try:
+                        batch = await events.next_batch()
+                    except StopAsyncIteration:
+                        break
+                    print("".join(e.text for e in batch), end="", flush=True)
+        """
+        channel = self._channel
+        if not channel.items:
+            await self._wait()
+        items = list(channel.items)
+        channel.items.clear()
+        return items
+
+    async def _wait(self) -> None:
+        """Return once an item waits; raise ``StopAsyncIteration`` or the stream's error at its end."""
         channel = self._channel
         if self._closed:
             raise StopAsyncIteration
@@ -145,7 +186,7 @@ class ObservableIterator(AsyncIterator[_T], Generic[_T]):
                 channel.subscription = subscription
         while True:
             if channel.items:
-                return channel.items.popleft()
+                return
             if channel.ended:
                 self._closed = True
                 channel.dispose()
@@ -223,6 +264,13 @@ def to_async_iter(observable: Observable[_T], *, maxsize: int = 0) -> Observable
     return ObservableIterator(observable, maxsize)
 
 
+def to_gated_iter(observable: Observable[_T], gate: _runtime.Gate) -> ObservableIterator[_T]:
+    """:func:`to_async_iter` (unbounded) whose items count as handed over to ``gate`` as they are queued for the
+    consumer, who calls ``gate.take()`` as it takes each: the readers of runs started on a
+    :class:`~rxagents._runtime.GatedScheduler` of ``gate`` wait while ``gate.size`` items wait (``arun``)."""
+    return ObservableIterator(observable, 0, gate)
+
+
 def from_async_iter(
     factory: Callable[[], AsyncIterable[_T]], *, scheduler: abc.SchedulerBase | None = None
 ) -> Observable[_T]:
@@ -265,61 +313,69 @@ def from_async_iter(
     def subscribe(
         observer: abc.ObserverBase[_T], subscribe_scheduler: abc.SchedulerBase | None = None
     ) -> abc.DisposableBase:
-        loop = _runtime.loop_of(scheduler or subscribe_scheduler)
-        disposed = False
-        delivering = False  # inside observer.on_next: a dispose there lets pump stop and close by itself
-
-        async def pump() -> None:
-            nonlocal delivering
-            iterator: AsyncIterator[_T] | None = None
-            try:
-                iterator = aiter(factory())
-                while not disposed:
-                    try:
-                        item = await anext(iterator)
-                    except StopAsyncIteration:
-                        if not disposed:
-                            observer.on_completed()
-                        return
-                    if disposed:
-                        return
-                    delivering = True
-                    try:
-                        observer.on_next(item)
-                    except Exception:
-                        log.error("an observer of from_async_iter raised; the stream stopped", exc_info=True)
-                        raise
-                    finally:
-                        delivering = False
-            except Exception as error:
-                if not disposed:
-                    observer.on_error(error)
-            finally:
-                close = getattr(iterator, "aclose", None)
-                if close is not None:
-                    await close()
-
-        if _runtime.running_loop() is loop:
-            task = loop.create_task(pump())
-
-            def cancel() -> None:
-                nonlocal disposed
-                disposed = True
-                if _runtime.running_loop() is loop:
-                    if not delivering:
-                        task.cancel()
-                elif not loop.is_closed():
-                    loop.call_soon_threadsafe(task.cancel)
-
-            return Disposable(cancel)
-
-        future: concurrent.futures.Future[None] = asyncio.run_coroutine_threadsafe(pump(), loop)
-
-        def cancel_threadsafe() -> None:
-            nonlocal disposed
-            disposed = True
-            future.cancel()
-
-        return Disposable(cancel_threadsafe)
+        return iterate(factory, observer, _runtime.loop_of(scheduler or subscribe_scheduler))
 
     return reactivex.create(subscribe)
+
+
+def iterate(
+    factory: Callable[[], AsyncIterable[_T]], observer: abc.ObserverBase[_T], loop: asyncio.AbstractEventLoop
+) -> abc.DisposableBase:
+    """What a subscription to :func:`from_async_iter` does, for an observer already wrapped (by the
+    ``reactivex.create`` of a caller that builds its own cold Observable on it): iterate ``factory()`` in a new
+    task on ``loop``, delivering to ``observer``; the disposable cancels it."""
+    disposed = False
+    delivering = False  # inside observer.on_next: a dispose there lets pump stop and close by itself
+
+    async def pump() -> None:
+        nonlocal delivering
+        iterator: AsyncIterator[_T] | None = None
+        try:
+            iterator = aiter(factory())
+            while not disposed:
+                try:
+                    item = await anext(iterator)
+                except StopAsyncIteration:
+                    if not disposed:
+                        observer.on_completed()
+                    return
+                if disposed:
+                    return
+                delivering = True
+                try:
+                    observer.on_next(item)
+                except Exception:
+                    log.error("an observer of from_async_iter raised; the stream stopped", exc_info=True)
+                    raise
+                finally:
+                    delivering = False
+        except Exception as error:
+            if not disposed:
+                observer.on_error(error)
+        finally:
+            close = getattr(iterator, "aclose", None)
+            if close is not None:
+                await close()
+
+    if _runtime.running_loop() is loop:
+        task = loop.create_task(pump())
+
+        def cancel() -> None:
+            nonlocal disposed
+            disposed = True
+            if _runtime.running_loop() is loop:
+                if not delivering:
+                    task.cancel()
+            elif not loop.is_closed():
+                loop.call_soon_threadsafe(task.cancel)
+
+        return Disposable(cancel)
+
+    future: concurrent.futures.Future[None] = asyncio.run_coroutine_threadsafe(pump(), loop)
+
+    def cancel_threadsafe() -> None:
+        nonlocal disposed
+        disposed = True
+        future.cancel()
+
+    return Disposable(cancel_threadsafe)

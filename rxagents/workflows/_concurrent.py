@@ -10,11 +10,12 @@ from reactivex import abc
 from reactivex import operators as ops
 from reactivex.scheduler import CurrentThreadScheduler
 
+from rxagents._core.partial import AnswerText
 from rxagents._validate import check_bool, check_int, check_task
 from rxagents.agent import Agent, StreamingCallback
 from rxagents.events import TokenEvent
 from rxagents.workflows._base import Workflow, handoff_prompt
-from rxagents.workflows._results import AnswerText, WorkflowError, WorkflowResult
+from rxagents.workflows._results import WorkflowError, WorkflowResult
 
 __all__ = ["ConcurrentWorkflow"]
 

@@ -12,8 +12,9 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from rxagents._core.partial import AnswerText, PartialText, answer_of
 from rxagents._validate import fail
-from rxagents.errors import RunError, RxAgentsError, partial_text_of
+from rxagents.errors import RunError, RxAgentsError
 from rxagents.events import EventKind, TokenEvent, Usage
 
 __all__ = ["AgentOutput", "AnswerText", "OutputStatus", "WorkflowError", "WorkflowResult"]
@@ -23,32 +24,6 @@ __all__ = ["AgentOutput", "AnswerText", "OutputStatus", "WorkflowError", "Workfl
 #: agent never started (an earlier agent of a sequential chain failed, or ``fail_fast`` stopped the
 #: workflow before its turn came under ``max_concurrency``).
 OutputStatus = Literal["done", "error", "cancelled", "skipped"]
-
-
-class AnswerText:
-    """The answer of one run, followed as its events pass, keeping none of them: the text of its latest loop (a
-    ``retry`` event starts the run, so the text, over). Once the run has finished it is the run's answer, as
-    :meth:`AgentOutput.from_run` gives it; a workflow hands it to the next agent."""
-
-    __slots__ = ("_loop", "_parts")
-
-    def __init__(self) -> None:
-        self._loop = 0
-        self._parts: list[str] = []
-
-    def add(self, event: TokenEvent) -> None:
-        """Follow ``event`` (the next event of the run)."""
-        if event.kind is EventKind.RETRY:
-            self._loop, self._parts = 0, []
-            return
-        if event.loop > self._loop:
-            self._loop, self._parts = event.loop, []
-        if event.kind is EventKind.TOKEN and event.loop == self._loop:
-            self._parts.append(event.text)
-
-    @property
-    def text(self) -> str:
-        return "".join(self._parts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,23 +72,20 @@ class AgentOutput:
             status = "done"
         elif last.kind is EventKind.ERROR:
             status, error = "error", last.error
-        # A retry event restarts the run: the text before it is discarded (as partial_text_of does).
-        restart = max((i for i, e in enumerate(events) if e.kind is EventKind.RETRY), default=-1)
-        tokens = [e for e in events[restart + 1 :] if e.kind is EventKind.TOKEN]
-        final_loop = max((e.loop for e in events), default=1)
-        partial = partial_text_of(events)
+        kept = PartialText(events)  # what survives the run's retries
+        partial = kept.text
         if isinstance(error, RxAgentsError) and error.partial_text:
             partial = error.partial_text
         usage = next((e.usage for e in reversed(events) if e.kind is EventKind.USAGE), None)
         return cls(
             agent=first.agent,
             status=status,
-            text="".join(e.text for e in tokens if e.loop == final_loop),
+            text=answer_of(events),
             partial_text=partial,
             error=error,
             usage=usage,
             finish_reason=last.finish_reason if status == "done" else None,
-            tokens=len(tokens),
+            tokens=kept.count,
             run_id=first.run_id,
             events=tuple(events),
         )

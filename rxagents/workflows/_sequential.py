@@ -9,11 +9,12 @@ import reactivex
 from reactivex import abc
 from reactivex import operators as ops
 
+from rxagents._core.partial import AnswerText
 from rxagents._validate import check_task
 from rxagents.agent import Agent, StreamingCallback
 from rxagents.events import TokenEvent
 from rxagents.workflows._base import Workflow, handoff_prompt
-from rxagents.workflows._results import AnswerText, WorkflowError, WorkflowResult
+from rxagents.workflows._results import WorkflowError, WorkflowResult
 
 __all__ = ["SequentialWorkflow"]
 

@@ -1,10 +1,10 @@
-"""PartialText: the answer text consumers hold, honouring retry events."""
+"""PartialText: the answer text consumers hold, honouring retry events; AnswerText: a run's answer, made with it."""
 
 from __future__ import annotations
 
 from hypothesis import given
 
-from rxagents._core.partial import PartialText
+from rxagents._core.partial import AnswerText, PartialText, answer_of
 from rxagents.errors import partial_text_of
 from rxagents.events import EventKind, TokenEvent
 from rxagents.testing._strategies import token_runs
@@ -49,3 +49,32 @@ def test_it_is_the_text_after_the_last_retry(run: list[TokenEvent]) -> None:
     last = max((i for i, e in enumerate(run) if e.kind is R), default=-1)
     expected = "".join(e.text for e in run[last + 1 :] if e.kind is T)
     assert PartialText(run).text == expected == partial_text_of(run)
+
+
+@given(token_runs(retries=True))
+def test_the_count_is_of_the_token_texts_a_retry_left(run: list[TokenEvent]) -> None:
+    last = max((i for i, e in enumerate(run) if e.kind is R), default=-1)
+    assert PartialText(run).count == sum(1 for e in run[last + 1 :] if e.kind is T)
+
+
+def _loops(*pieces: tuple[EventKind, int, str]) -> list[TokenEvent]:
+    return [TokenEvent(kind, "A", "r", seq, loop=loop, text=text) for seq, (kind, loop, text) in enumerate(pieces)]
+
+
+def test_the_answer_is_the_latest_loops_text_after_the_last_retry() -> None:
+    run = _loops((T, 1, "draft"), (T, 2, "better"), (R, 2, "cut"), (T, 1, "again"), (T, 2, "best"), (T, 2, "!"))
+    assert answer_of(run) == "best!"
+    assert answer_of(run[:4]) == "again"  # restarted, back in loop 1: what arrived since
+    assert answer_of(run[:3]) == ""  # the retry discarded everything
+
+
+def test_a_loop_without_text_is_an_empty_answer() -> None:
+    assert answer_of(_loops((T, 1, "first"), (EventKind.FINISH, 2, ""))) == ""
+
+
+def test_the_answer_followed_event_by_event_is_the_answer_of_the_events_so_far() -> None:
+    run = _loops((T, 1, "a"), (T, 1, "b"), (T, 2, "c"), (R, 2, "cut"), (T, 1, "d"), (T, 2, "e"))
+    answer = AnswerText()
+    for i, event in enumerate(run):
+        answer.add(event)
+        assert answer.text == answer_of(run[: i + 1])

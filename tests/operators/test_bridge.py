@@ -183,6 +183,56 @@ async def test_slow_consumer_partial_text_drops_what_a_retry_discarded() -> None
 
 
 @pytest.mark.asyncio
+async def test_next_batch_takes_every_item_waiting_at_once_in_order() -> None:
+    tracked = Tracked()
+    iterator = to_async_iter(tracked.observable)
+    first = asyncio.ensure_future(iterator.next_batch())  # subscribes, then waits: nothing waits yet
+    await asyncio.sleep(0)
+    assert not first.done() and tracked.subscribed == 1
+    tracked.subject.on_next(1)
+    tracked.subject.on_next(2)  # both before the consumer runs again
+    assert await first == [1, 2]
+    for item in (3, 4, 5):
+        tracked.subject.on_next(item)
+    assert await anext(iterator) == 3  # __anext__ and next_batch share the queue
+    assert await iterator.next_batch() == [4, 5]
+    tracked.subject.on_next(6)
+    tracked.subject.on_completed()
+    assert await iterator.next_batch() == [6]
+    with pytest.raises(StopAsyncIteration):
+        await iterator.next_batch()
+    assert tracked.disposed == 1
+
+
+@pytest.mark.asyncio
+async def test_next_batch_raises_the_error_after_the_items_before_it() -> None:
+    boom = ValueError("boom")
+    iterator = to_async_iter(reactivex.concat(reactivex.from_iterable([1, 2]), reactivex.throw(boom)))
+    assert await iterator.next_batch() == [1, 2]  # delivered while subscribing, in one batch
+    with pytest.raises(ValueError, match="boom") as info:
+        await iterator.next_batch()
+    assert info.value is boom
+    with pytest.raises(StopAsyncIteration):
+        await iterator.next_batch()
+
+
+@pytest.mark.asyncio
+async def test_items_a_batch_took_no_longer_count_towards_maxsize() -> None:
+    tracked = Tracked()
+    iterator = to_async_iter(tracked.observable, maxsize=2)
+    first = asyncio.ensure_future(iterator.next_batch())
+    await asyncio.sleep(0)
+    for event in tokens("a", "b"):
+        tracked.subject.on_next(event)
+    assert [e.text for e in await first] == ["a", "b"]
+    for event in tokens("c", "d"):
+        tracked.subject.on_next(event)  # room again: no overflow
+    assert [e.text for e in await iterator.next_batch()] == ["c", "d"]
+    assert tracked.disposed == 0
+    await iterator.aclose()
+
+
+@pytest.mark.asyncio
 async def test_agent_stream_through_the_bridge() -> None:
     agent = Agent(agent_name="W", llm=OfflineModel(length=12), print_on=False)
     events = [e async for e in to_async_iter(agent.stream("Say hello"))]

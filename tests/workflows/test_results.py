@@ -47,3 +47,16 @@ def test_a_retry_starts_the_answer_over_and_a_new_loop_replaces_it() -> None:
                              (EventKind.TOKEN, 2, "b"), (EventKind.TOKEN, 2, "c")]:
         answer.add(TokenEvent(kind, "A", "run-1", 0, loop=loop, text=text))
     assert answer.text == "bc"
+
+
+def test_a_run_stopped_after_a_restart_keeps_the_text_of_its_attempt_since() -> None:
+    """Its latest loop is the one it restarted in: the text of the loops of the attempt before does not hide it."""
+    kinds = [(EventKind.START, 1, ""), (EventKind.TOKEN, 1, "old"), (EventKind.TOKEN, 2, "older"),
+             (EventKind.RETRY, 2, "cut"), (EventKind.TOKEN, 1, "new")]
+    run = [TokenEvent(kind, "A", "run-1", seq, loop=loop, text=text) for seq, (kind, loop, text) in enumerate(kinds)]
+    output = AgentOutput.from_run(run)
+    answer = AnswerText()
+    for event in run:
+        answer.add(event)
+    assert output.status == "cancelled" and output.text == "new" == answer.text
+    assert output.tokens == 1 and output.partial_text == "new"
