@@ -328,9 +328,10 @@ def play_virtual(
 
 
 def run_observable(
-    spec: RunSpec, task: str, scheduler: abc.SchedulerBase | None = None
+    spec: RunSpec, task: str, scheduler: abc.SchedulerBase | None = None, run_id: str | None = None
 ) -> reactivex.Observable[TokenEvent]:
-    """A cold Observable: each subscription is a new run; disposing it cancels the run.
+    """A cold Observable: each subscription is a new run; disposing it cancels the run. Its events carry
+    ``run_id`` (default: a new :func:`~rxagents.events.new_run_id` per subscription).
 
     With an asyncio scheduler (or none) the run executes on that loop (or the current/runtime
     loop, see :mod:`rxagents._runtime`); with a :class:`~rxagents._runtime.GatedScheduler` the run
@@ -343,12 +344,12 @@ def run_observable(
     ) -> abc.DisposableBase:
         chosen = scheduler or subscribe_scheduler
         if isinstance(chosen, VirtualTimeScheduler):
-            return play_virtual(spec, task, observer, chosen)
+            return play_virtual(spec, task, observer, chosen, run_id)
         sched = _runtime.loop_scheduler(_runtime.loop_of(chosen))
         gate = chosen.gate if isinstance(chosen, _runtime.GatedScheduler) else None
 
         def events() -> AsyncIterator[TokenEvent]:
-            run = run_events(spec, task, lambda: _runtime.clock(sched))
+            run = run_events(spec, task, lambda: _runtime.clock(sched), run_id)
             return run if gate is None else _gated(run, gate)
 
         return from_async_iter(events, scheduler=sched).subscribe(observer)
