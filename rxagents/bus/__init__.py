@@ -23,7 +23,7 @@ from __future__ import annotations
 from rxagents.bus._attach import aattach, attach
 from rxagents.bus._base import Bus, RunInfo, RunStatus
 from rxagents.bus._connect import connect_bus
-from rxagents.bus._errors import BusError, BusGapError, BusUnavailable, RemoteRunError, RunNotFound
+from rxagents.bus._errors import BusError, BusGapError, BusUnavailable, RemoteRunError, RunCancelled, RunNotFound
 from rxagents.bus._local import LocalNatsServer, LocalRedisServer, nats_server_path, redis_server_path
 from rxagents.bus._nats import NatsBus
 from rxagents.bus._publish import apublish, publish
@@ -41,6 +41,7 @@ __all__ = [
     "NatsBus",
     "RedisBus",
     "RemoteRunError",
+    "RunCancelled",
     "RunInfo",
     "RunNotFound",
     "RunStatus",

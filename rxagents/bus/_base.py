@@ -27,13 +27,13 @@ from types import TracebackType
 from typing import Any, Literal, Self
 
 from rxagents._urls import safe_url
-from rxagents.bus._errors import BusError
+from rxagents.bus._errors import BusError, RemoteRunError, RunCancelled
 from rxagents.bus._wire import Message
 from rxagents.events import EventKind, TokenEvent
 
-__all__ = ["Bus", "Outgoing", "RunInfo", "RunStatus", "Transient", "run_info", "scrub"]
+__all__ = ["Bus", "Outgoing", "RunInfo", "RunStatus", "Transient", "is_cancellation", "run_info", "scrub"]
 
-RunStatus = Literal["running", "finished", "failed"]
+RunStatus = Literal["running", "finished", "failed", "cancelled"]
 
 
 class Transient(Exception):
@@ -49,7 +49,8 @@ class RunInfo:
         agent: the agent's name (of the run's last event).
         model: the model name.
         status: ``"running"`` until the run's terminal event is stored, then ``"finished"`` (a ``finish``
-            event) or ``"failed"`` (an ``error`` event).
+            event), ``"cancelled"`` (an ``error`` event of a :class:`~rxagents.bus.RunCancelled`) or
+            ``"failed"`` (any other ``error`` event).
         tokens: the run's token events stored so far.
         last_seq: the seq of the run's last stored event.
         time: the ``time`` of that event (the producing process's scheduler clock).
@@ -64,12 +65,19 @@ class RunInfo:
     time: float
 
 
+def is_cancellation(error: BaseException | None) -> bool:
+    """Whether ``error`` is a :class:`RunCancelled`, here or as it crossed a broker."""
+    return isinstance(error, RunCancelled) or (isinstance(error, RemoteRunError) and error.type == "RunCancelled")
+
+
 def run_info(last: Message) -> RunInfo:
     """What a run's last stored message says about the run."""
     event = last.events[-1]
-    status: RunStatus = (
-        "finished" if event.kind is EventKind.FINISH else "failed" if event.kind is EventKind.ERROR else "running"
-    )
+    status: RunStatus = "running"
+    if event.kind is EventKind.FINISH:
+        status = "finished"
+    elif event.kind is EventKind.ERROR:
+        status = "cancelled" if is_cancellation(event.error) else "failed"
     return RunInfo(last.run_id, event.agent, event.model, status, last.tokens, last.last, event.time)
 
 
