@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 
 import pytest
 from reactivex import Subject
@@ -50,7 +51,7 @@ async def test_disposing_after_the_run_ended_adds_nothing(bus: Bus) -> None:
         done = asyncio.get_running_loop().create_future()
         source: Subject[TokenEvent] = Subject()
         subscription = source.pipe(publish(bus)).subscribe(
-            lambda _: None, done.set_exception, lambda: done.set_result(None)
+            lambda _: None, done.set_exception, functools.partial(done.set_result, None)
         )
         for event in events:
             source.on_next(event)
