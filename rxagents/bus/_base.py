@@ -14,7 +14,8 @@ only; an adapter (:class:`~rxagents.bus.NatsBus`, :class:`~rxagents.bus.RedisBus
   included. ``cursor`` is the position just after a message; reading again with it resumes after that
   message (``None``: from the start). It yields ``None`` at least every second while nothing arrives (so the
   caller can keep its timers), and raises :class:`Transient` when the connection drops;
-- ``runs()``: the runs the broker holds.
+- ``runs()``: the runs the broker holds, and ``last_message(run_id)``: the last one stored of a run;
+- ``queue``: the work queue of tasks and the cancel requests (a :class:`~rxagents.bus._queue.TaskQueue`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from typing import Any, Literal, Self
 
 from rxagents._urls import safe_url
 from rxagents.bus._errors import BusError, RemoteRunError, RunCancelled
+from rxagents.bus._queue import TaskQueue
 from rxagents.bus._wire import Message
 from rxagents.events import EventKind, TokenEvent
 
@@ -201,6 +203,20 @@ class Bus(abc.ABC):
 
     @abc.abstractmethod
     def _read(self, run_id: str, from_seq: int, cursor: Any) -> AsyncIterator[tuple[bytes, Any] | None]: ...
+
+    @property
+    @abc.abstractmethod
+    def queue(self) -> TaskQueue:
+        """The bus's work queue and cancel requests (see :mod:`rxagents.bus._queue`); used by
+        :func:`~rxagents.bus.submit`, :func:`~rxagents.bus.cancel` and :class:`~rxagents.bus.Worker`."""
+
+    @abc.abstractmethod
+    async def last_message(self, run_id: str) -> Message | None:
+        """The last stored message of ``run_id`` (None: the broker has none).
+
+        Raises:
+            BusUnavailable: the broker cannot be reached.
+        """
 
     @abc.abstractmethod
     async def runs(self) -> list[RunInfo]:
