@@ -4,27 +4,20 @@ taker stops keeping them, removed when acknowledged; cancel requests stored and 
 from __future__ import annotations
 
 import asyncio
-import itertools
 
 import pytest
 
 from rxagents.bus import Bus, apublish
 from rxagents.bus._queue import Taken
-from tests.bus.brokers import fresh_run_id, make_bus, run_events
+from tests.bus.brokers import fresh_group, fresh_run_id, make_bus, queue_names, run_events
 
 pytestmark = pytest.mark.asyncio
-_groups = itertools.count()
-
-
-def _group() -> str:
-    """A group of its own per test: the brokers live for the whole session."""
-    return f"g{next(_groups)}x{fresh_run_id('q').replace('-', '')}"
 
 
 async def test_a_task_submitted_twice_is_queued_once_and_taken_once(broker: tuple[str, str]) -> None:
     kind, url = broker
-    group, run_id = _group(), fresh_run_id()
-    async with make_bus(kind, url, **_names(kind, group)) as bus:
+    group, run_id = fresh_group(), fresh_run_id()
+    async with make_bus(kind, url, **queue_names(kind, group)) as bus:
         assert await bus.queue.put(run_id, b"task-1") is True
         assert await bus.queue.put(run_id, b"task-1 again") is False
         await bus.queue.join(group, "w1", 30.0)
@@ -36,8 +29,8 @@ async def test_a_task_submitted_twice_is_queued_once_and_taken_once(broker: tupl
 
 async def test_an_unkept_task_is_redelivered_to_another_worker_a_kept_one_is_not(broker: tuple[str, str]) -> None:
     kind, url = broker
-    group = _group()
-    names = _names(kind, group)
+    group = fresh_group()
+    names = queue_names(kind, group)
     async with make_bus(kind, url, **names) as first, make_bus(kind, url, **names) as second:
         kept, dropped = fresh_run_id(), fresh_run_id()
         await first.queue.put(kept, b"kept")
@@ -69,8 +62,8 @@ async def _take_all_taken(bus: Bus, count: int) -> list[Taken]:
 
 async def test_cancel_requests_are_stored_and_announced(broker: tuple[str, str]) -> None:
     kind, url = broker
-    group = _group()
-    async with make_bus(kind, url, **_names(kind, group)) as bus:
+    group = fresh_group()
+    async with make_bus(kind, url, **queue_names(kind, group)) as bus:
         run_id, other = fresh_run_id("team.a/run 1"), fresh_run_id()
         assert await bus.queue.cancel_reason(run_id) is None
         requests = bus.queue.cancel_requests()
@@ -88,11 +81,3 @@ async def test_last_message_is_the_runs_last_stored_message(bus: Bus) -> None:
     await apublish(bus, events[:4])
     last = await bus.last_message(events[0].run_id)
     assert last is not None and last.last == 3 and last.events[-1] == events[3]
-
-
-def _names(kind: str, group: str) -> dict[str, str]:
-    """Queue names of this test alone."""
-    if kind == "nats":
-        return {"task_stream": f"T{group}", "task_subject": f"t.{group}", "cancel_stream": f"C{group}",
-                "cancel_prefix": f"c.{group}"}  # fmt: skip
-    return {"prefix": f"rx{group}"}
