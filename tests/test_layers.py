@@ -23,7 +23,7 @@ LAYERS = {
     "rxagents._drive": 5, "rxagents._swarms": 5, "rxagents.agent": 5, "rxagents.workflows": 5,
     # The bus's workers build agents and workflows from task specs, so the bus sits above them.
     "rxagents.bus": 5,
-    "rxagents.cli": 6, "rxagents._serve_cmd": 6, "rxagents._doctor": 6, "rxagents": 6,
+    "rxagents.cli": 6, "rxagents._serve_cmd": 6, "rxagents._worker_cmd": 6, "rxagents._doctor": 6, "rxagents": 6,
 }
 
 
