@@ -123,7 +123,9 @@ def submit_main(argv: Sequence[str] | None = None) -> int:
 
     async def main() -> int:
         from rxagents.bus import connect_bus, submit
+        from rxagents.bus._spec import check_spec
 
+        check_spec(args.spec)  # before connecting: a bad spec is a usage error wherever the broker is
         async with connect_bus(args.bus) as bus:
             print(await submit(bus, args.task, args.spec, run_id=args.run_id), flush=True)
         return 0

@@ -32,6 +32,7 @@ from rxagents.bus._local import LocalNatsServer, LocalRedisServer, nats_server_p
 from rxagents.bus._nats import NatsBus
 from rxagents.bus._publish import apublish, publish
 from rxagents.bus._redis import RedisBus
+from rxagents.bus._serve import BusRuns
 from rxagents.bus._submit import cancel, submit
 from rxagents.bus._wire import Message, decode_message, encode_message, event_from_wire, event_to_wire
 from rxagents.bus._worker import Worker, WorkerStats, run_worker
@@ -40,6 +41,7 @@ __all__ = [
     "Bus",
     "BusError",
     "BusGapError",
+    "BusRuns",
     "BusUnavailable",
     "LocalNatsServer",
     "LocalRedisServer",

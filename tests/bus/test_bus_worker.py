@@ -4,18 +4,16 @@ submitted id, workflows as one run, strict specs, cancel before and during a run
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-import pytest_asyncio
 
 from rxagents import Agent, OfflineModel
 from rxagents.bus import Bus, RemoteRunError, Worker, aattach, cancel, submit
 from rxagents.errors import ConfigurationError
 from rxagents.events import EventKind, TokenEvent
 from rxagents.operators import collect_text, to_async_iter
-from tests.bus.brokers import collect, fresh_group, make_bus, queue_names
+from tests.bus.brokers import collect
 
 pytestmark = pytest.mark.asyncio
 TASK = "Explain why streams compose."
@@ -35,15 +33,6 @@ def check_run(events: list[TokenEvent], run_id: str) -> None:
     assert events[0].kind is EventKind.START and events[-1].is_terminal
     assert sum(e.kind is EventKind.START for e in events) == 1
     assert sum(e.is_terminal for e in events) == 1
-
-
-@pytest_asyncio.fixture
-async def queue_bus(broker: tuple[str, str]) -> AsyncIterator[tuple[Bus, str]]:
-    """A bus whose work queue belongs to this test, and its worker group."""
-    kind, url = broker
-    group = fresh_group()
-    async with make_bus(kind, url, **queue_names(kind, group)) as bus:
-        yield bus, group
 
 
 async def test_submit_then_a_worker_runs_it_and_attach_gets_the_exact_text(queue_bus: tuple[Bus, str]) -> None:
