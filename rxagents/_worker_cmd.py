@@ -3,6 +3,7 @@
     rxagents worker --bus URL [--concurrency N] [--group NAME] [--redeliver-after S] [--allow-api-base URL]...
     rxagents submit --bus URL "task" [--spec JSON] [--run-id ID]       prints the run id
     rxagents cancel --bus URL RUN_ID [--reason TEXT]
+    rxagents watch --bus URL [--poll S] [--exit-when-idle S] [--title T]   the terminal dashboard of live runs
 
 A worker takes tasks until SIGINT or SIGTERM: the first one stops it taking tasks and waits for the runs in
 progress to end; a second one ends them now (each with an error event of RunCancelled). Provider keys come from
@@ -23,7 +24,7 @@ from typing import Any
 from rxagents import _cli_args
 from rxagents.errors import ConfigurationError, RxAgentsError
 
-__all__ = ["cancel_main", "submit_main", "worker_main"]
+__all__ = ["cancel_main", "submit_main", "watch_main", "worker_main"]
 
 DEFAULT_SPEC = '{"agent": {"agent_name": "Agent", "model_name": "offline"}}'
 
@@ -150,3 +151,32 @@ def cancel_main(argv: Sequence[str] | None = None) -> int:
         return 0
 
     return _run("rxagents cancel", main)
+
+
+def watch_main(argv: Sequence[str] | None = None) -> int:
+    """``rxagents watch``: the terminal dashboard of every live run on the bus. Returns the exit status."""
+    parser = _parser("rxagents watch", "Show every live run on a bus in the terminal dashboard, one lane a run.")
+    parser.add_argument("--poll", type=_cli_args.seconds(positive=True), default=1.0,
+                        help="seconds between looks for new runs (default 1)")  # fmt: skip
+    parser.add_argument("--exit-when-idle", type=_cli_args.seconds(positive=True), default=None,
+                        help="stop once every run seen ended and none started for this many seconds "
+                        "(default: watch until Ctrl-C)")  # fmt: skip
+    parser.add_argument("--title", type=_cli_args.non_empty, default=None, help="the dashboard's title")
+    args = parser.parse_args(None if argv is None else list(argv))
+
+    async def main() -> int:
+        from rxagents.bus import connect_bus, watch
+        from rxagents.operators import to_async_iter
+        from rxagents.sinks import dashboard
+
+        async with connect_bus(args.bus) as bus:
+            title = args.title or f"runs on {bus.url}"
+            live = watch(bus, poll=args.poll, exit_when_idle=args.exit_when_idle).pipe(dashboard(title, []))
+            runs: set[str] = set()
+            async with to_async_iter(live) as events:
+                async for event in events:
+                    runs.add(event.run_id)
+        print(f"rxagents watch: {len(runs)} run(s) watched", flush=True)
+        return 0
+
+    return _run("rxagents watch", main)

@@ -8,6 +8,7 @@
     rxagents worker --bus URL [--concurrency N] [--group G] [--redeliver-after S] [--allow-api-base URL]
     rxagents submit --bus URL "task" [--spec JSON] [--run-id ID]
     rxagents cancel --bus URL RUN_ID [--reason TEXT]
+    rxagents watch --bus URL [--poll S] [--exit-when-idle S]
     rxagents --version
 
 Every option is checked while the arguments are parsed: a bad value prints the subcommand's usage and one
@@ -195,6 +196,12 @@ def _cancel(args: argparse.Namespace) -> int:
     return cancel_main(list(args.passthrough))
 
 
+def _watch(args: argparse.Namespace) -> int:
+    from rxagents._worker_cmd import watch_main
+
+    return watch_main(list(args.passthrough))
+
+
 def _configuration_error(error: ConfigurationError) -> int:
     print(f"rxagents: error: {_one_line(error)}", file=sys.stderr)
     return 2
@@ -248,6 +255,8 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     submit.set_defaults(func=_submit)
     cancel = sub.add_parser("cancel", help="stop a run on a bus, from any machine", add_help=False)
     cancel.set_defaults(func=_cancel)
+    watch = sub.add_parser("watch", help="the terminal dashboard of every live run on a bus", add_help=False)
+    watch.set_defaults(func=_watch)
     return parser, {"run": run, "demo": demo}
 
 
@@ -264,7 +273,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser, commands = _parser()
     try:
         args, extra = parser.parse_known_args(argv)
-        if args.func in (_serve, _serve_test_model, _doctor, _worker, _submit, _cancel):
+        if args.func in (_serve, _serve_test_model, _doctor, _worker, _submit, _cancel, _watch):
             args.passthrough = extra  # these parse their own options (and --help)
         elif extra:
             commands[args.command].error(f"unrecognized arguments: {' '.join(extra)}")

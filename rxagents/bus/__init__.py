@@ -34,6 +34,7 @@ from rxagents.bus._publish import apublish, publish
 from rxagents.bus._redis import RedisBus
 from rxagents.bus._serve import BusRuns
 from rxagents.bus._submit import cancel, submit
+from rxagents.bus._watch import awatch, watch
 from rxagents.bus._wire import Message, decode_message, encode_message, event_from_wire, event_to_wire
 from rxagents.bus._worker import Worker, WorkerStats, run_worker
 
@@ -58,6 +59,7 @@ __all__ = [
     "aattach",
     "apublish",
     "attach",
+    "awatch",
     "cancel",
     "connect_bus",
     "decode_message",
@@ -69,4 +71,5 @@ __all__ = [
     "redis_server_path",
     "run_worker",
     "submit",
+    "watch",
 ]

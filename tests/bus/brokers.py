@@ -26,10 +26,11 @@ def fresh_group() -> str:
 
 
 def queue_names(kind: str, group: str) -> dict[str, str]:
-    """Bus options giving the work queue of ``group`` names of its own (the brokers live for the session)."""
+    """Bus options giving the runs and work queue of ``group`` names of their own (the brokers live for the
+    session, and other tests leave runs there)."""
     if kind == "nats":
-        return {"task_stream": f"T{group}", "task_subject": f"t.{group}", "cancel_stream": f"C{group}",
-                "cancel_prefix": f"c.{group}"}  # fmt: skip
+        return {"stream": f"R{group}", "subject_prefix": f"r.{group}", "task_stream": f"T{group}",
+                "task_subject": f"t.{group}", "cancel_stream": f"C{group}", "cancel_prefix": f"c.{group}"}  # fmt: skip
     return {"prefix": f"rx{group}"}
 
 
