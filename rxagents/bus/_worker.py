@@ -224,8 +224,10 @@ class Worker:
         keeper = loop.create_task(self._keep(active))
         active.tasks = [task, keeper]
 
-        def done(_: asyncio.Task[None]) -> None:
+        def done(finished: asyncio.Task[None]) -> None:
             keeper.cancel()
+            if not finished.cancelled() and finished.exception() is not None:
+                log.error("worker %s: a task failed", self.name, exc_info=finished.exception())
             self._active.pop(key, None)
             if self._wake is not None:
                 self._wake.set()
@@ -259,7 +261,7 @@ class Worker:
                 return
             try:
                 run = runner(job.spec, api_bases=self.api_bases)
-            except ConfigurationError as error:
+            except Exception as error:  # ConfigurationError: an unknown model, a key missing here, an api_base...
                 log.error("worker %s: run %s cannot run here: %s", self.name, run_id, error)
                 if await self._end(run_id, error, last, agent, model):
                     self.stats.rejected += 1

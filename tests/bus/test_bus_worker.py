@@ -136,3 +136,20 @@ async def test_cancel_stops_a_running_run_with_a_terminal_cancelled_event(queue_
     worker.stop()
     await working
     assert worker.stats.cancelled == 1
+
+
+async def test_a_model_the_worker_has_no_key_for_fails_the_run_naming_the_variable(
+    queue_bus: tuple[Bus, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    bus, group = queue_bus
+    worker = Worker(bus, group=group, redeliver_after=3.0)
+    working = asyncio.create_task(worker.run())
+    run_id = await submit(bus, TASK, {"agent": {"agent_name": "w", "model_name": "anthropic/claude-3-5-haiku"}})
+    events, error = await asyncio.wait_for(collect(aattach(bus, run_id)), 20)
+    worker.stop()
+    await working
+    check_run(events, run_id)
+    assert isinstance(error, RemoteRunError) and error.type == "ConfigurationError"
+    assert "ANTHROPIC_API_KEY" in error.message
+    assert worker.stats.rejected == 1
