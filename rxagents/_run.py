@@ -381,9 +381,15 @@ def play_virtual(
 
 
 def run_observable(
-    spec: RunSpec, task: str, scheduler: abc.SchedulerBase | None = None, *, record: list[TokenEvent] | None = None
+    spec: RunSpec,
+    task: str,
+    scheduler: abc.SchedulerBase | None = None,
+    run_id: str | None = None,
+    *,
+    record: list[TokenEvent] | None = None,
 ) -> reactivex.Observable[TokenEvent]:
-    """A cold Observable: each subscription is a new run; disposing it cancels the run.
+    """A cold Observable: each subscription is a new run; disposing it cancels the run. Its events carry
+    ``run_id`` (default: a new :func:`~rxagents.events.new_run_id` per subscription).
 
     ``record``: an empty list the run appends each event to as it is made, before it is delivered (for a
     consumer that reads the events there instead of keeping a second list, see
@@ -400,12 +406,12 @@ def run_observable(
     ) -> abc.DisposableBase:
         chosen = scheduler or subscribe_scheduler
         if isinstance(chosen, VirtualTimeScheduler):
-            return play_virtual(spec, task, observer, chosen, record=record)
+            return play_virtual(spec, task, observer, chosen, run_id, record=record)
         loop = _runtime.loop_of(chosen)
         gate = chosen.gate if isinstance(chosen, _runtime.GatedScheduler) else None
 
         def events() -> AsyncIterator[TokenEvent]:
-            run = run_events(spec, task, _runtime.loop_clock(loop), record=record)
+            run = run_events(spec, task, _runtime.loop_clock(loop), run_id, record=record)
             return run if gate is None else _gated(run, gate)
 
         return iterate(events, observer, loop)  # observer is create()'s already: no second wrapper

@@ -187,10 +187,15 @@ class Agent:
             stall_timeout=self.stall_timeout,
         )
 
-    def stream(self, task: str, *, scheduler: abc.SchedulerBase | None = None) -> reactivex.Observable[TokenEvent]:
+    def stream(
+        self, task: str, *, scheduler: abc.SchedulerBase | None = None, run_id: str | None = None
+    ) -> reactivex.Observable[TokenEvent]:
         """The run as a cold ``Observable[TokenEvent]``.
 
         Each subscription starts a new run; disposing it cancels the run and closes its HTTP stream.
+        Its events carry ``run_id``: by default a new :func:`~rxagents.events.new_run_id` per
+        subscription; pass one to name the run yourself (a run submitted to a bus keeps the id chosen
+        at submit time), and every subscription then uses it.
         Events are delivered on the loop the run executes on: the running asyncio loop of the
         subscribing thread, else the rxagents runtime thread. Pass ``scheduler=`` an asyncio
         scheduler to choose the loop, or a ``TestScheduler`` to play the offline model in virtual time.
@@ -199,7 +204,8 @@ class Agent:
 
             agent.stream("Explain streams").pipe(ops.filter(lambda e: e.kind == "token"))
         """
-        return run_observable(self._spec(), _check_task(task), scheduler)
+        run_id = check_str("run_id", run_id, none="for a new run id per subscription")
+        return run_observable(self._spec(), _check_task(task), scheduler, run_id)
 
     async def astream(self, task: str) -> AsyncIterator[TokenEvent]:
         """``async for event in agent.astream(task)``: the run's events on the current loop.

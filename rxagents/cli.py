@@ -5,6 +5,10 @@
     rxagents serve [--host H] [--port P] [--agents N] [--task T] [--model M] ...   (live SSE dashboard)
     rxagents serve-test-model [--host H] [--port P] [--tokens N] [--token-delay SECONDS]
     rxagents doctor [--model M] [--api-base URL] [--timeout SECONDS]
+    rxagents worker --bus URL [--concurrency N] [--group G] [--redeliver-after S] [--allow-api-base URL]
+    rxagents submit --bus URL "task" [--spec JSON] [--run-id ID]
+    rxagents cancel --bus URL RUN_ID [--reason TEXT]
+    rxagents watch --bus URL [--poll S] [--exit-when-idle S]
     rxagents --version
 
 Every option is checked while the arguments are parsed: a bad value prints the subcommand's usage and one
@@ -174,6 +178,30 @@ def _serve_test_model(args: argparse.Namespace) -> int:
     return serve_main(list(args.passthrough))
 
 
+def _worker(args: argparse.Namespace) -> int:
+    from rxagents._worker_cmd import worker_main
+
+    return worker_main(list(args.passthrough))
+
+
+def _submit(args: argparse.Namespace) -> int:
+    from rxagents._worker_cmd import submit_main
+
+    return submit_main(list(args.passthrough))
+
+
+def _cancel(args: argparse.Namespace) -> int:
+    from rxagents._worker_cmd import cancel_main
+
+    return cancel_main(list(args.passthrough))
+
+
+def _watch(args: argparse.Namespace) -> int:
+    from rxagents._worker_cmd import watch_main
+
+    return watch_main(list(args.passthrough))
+
+
 def _configuration_error(error: ConfigurationError) -> int:
     print(f"rxagents: error: {_one_line(error)}", file=sys.stderr)
     return 2
@@ -220,6 +248,15 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     serve.set_defaults(func=_serve_test_model)
     doctor = sub.add_parser("doctor", help="check configuration, keys (never shown), endpoint, litellm", add_help=False)
     doctor.set_defaults(func=_doctor)
+    worker = sub.add_parser("worker", help="take tasks from a bus (NATS, Redis), run them, publish their events",
+                            add_help=False)  # fmt: skip
+    worker.set_defaults(func=_worker)
+    submit = sub.add_parser("submit", help="queue a task on a bus for a worker; print its run id", add_help=False)
+    submit.set_defaults(func=_submit)
+    cancel = sub.add_parser("cancel", help="stop a run on a bus, from any machine", add_help=False)
+    cancel.set_defaults(func=_cancel)
+    watch = sub.add_parser("watch", help="the terminal dashboard of every live run on a bus", add_help=False)
+    watch.set_defaults(func=_watch)
     return parser, {"run": run, "demo": demo}
 
 
@@ -236,7 +273,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser, commands = _parser()
     try:
         args, extra = parser.parse_known_args(argv)
-        if args.func in (_serve, _serve_test_model, _doctor):
+        if args.func in (_serve, _serve_test_model, _doctor, _worker, _submit, _cancel, _watch):
             args.passthrough = extra  # these parse their own options (and --help)
         elif extra:
             commands[args.command].error(f"unrecognized arguments: {' '.join(extra)}")

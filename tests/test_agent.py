@@ -76,6 +76,33 @@ def test_the_observable_is_cold_each_subscription_a_new_run() -> None:
     assert second[0].time == first[0].time + 2.5
 
 
+def test_stream_with_run_id_names_every_event_in_virtual_time_and_on_a_loop() -> None:
+    scheduler = TestScheduler()
+    virtual: list[TokenEvent] = []
+    _offline(pace=1.0).stream("task", scheduler=scheduler, run_id="run-chosen").subscribe(virtual.append)
+    scheduler.start()
+
+    async def on_loop() -> list[TokenEvent]:
+        got: list[TokenEvent] = []
+        done = asyncio.get_running_loop().create_future()
+        _offline().stream("task", run_id="run-chosen").subscribe(got.append, done.set_exception,
+                                                                  lambda: done.set_result(None))
+        await done
+        return got
+
+    looped = asyncio.run(on_loop())
+    for events in (virtual, looped):
+        assert events[-1].kind is EventKind.FINISH
+        assert {e.run_id for e in events} == {"run-chosen"}
+        assert [e.seq for e in events] == list(range(len(events)))
+
+
+@pytest.mark.parametrize("run_id", ["", "  ", 7])
+def test_stream_refuses_a_bad_run_id(run_id: object) -> None:
+    with pytest.raises(ConfigurationError, match="run_id must be a non-empty string"):
+        _offline().stream("task", run_id=run_id)  # type: ignore[arg-type]
+
+
 def test_a_failing_run_ends_with_an_error_event_then_on_error() -> None:
     scheduler = TestScheduler()
     results = scheduler.start(lambda: _offline(pace=1.0, fail_after=2).stream("task", scheduler=scheduler))

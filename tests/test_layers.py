@@ -19,9 +19,11 @@ LAYERS = {
     "rxagents._runtime": 1, "rxagents._loop_thread": 1, "rxagents._core": 1,
     "rxagents.models": 2,
     "rxagents.operators": 3,
-    "rxagents.sinks": 4, "rxagents.bus": 4, "rxagents._run": 4, "rxagents._dispatch": 4, "rxagents.testing": 4,
+    "rxagents.sinks": 4, "rxagents._run": 4, "rxagents._dispatch": 4, "rxagents.testing": 4,
     "rxagents._drive": 5, "rxagents._swarms": 5, "rxagents.agent": 5, "rxagents.workflows": 5,
-    "rxagents.cli": 6, "rxagents._serve_cmd": 6, "rxagents._doctor": 6, "rxagents": 6,
+    # The bus's workers build agents and workflows from task specs, so the bus sits above them.
+    "rxagents.bus": 5,
+    "rxagents.cli": 6, "rxagents._serve_cmd": 6, "rxagents._worker_cmd": 6, "rxagents._doctor": 6, "rxagents": 6,
 }
 
 

@@ -14,6 +14,10 @@ Two brokers behind one interface, :class:`Bus`:
         await agent.stream(task).pipe(publish(bus))          # in the worker
         text = await attach(bus, run_id).pipe(collect_text())  # anywhere else
 
+Work runs on workers in other processes: :func:`submit` queues a task (an agent or workflow spec, as JSON) and
+returns its run id at once, a :class:`Worker` (``rxagents worker --bus URL``) takes it, runs it and publishes its
+events under that id, and :func:`cancel` stops a run from any process.
+
 Importing :mod:`rxagents` does not import this package; the adapters import their client library (``nats-py``,
 ``redis``: the ``nats`` and ``redis`` extras) when they connect. See docs/scale-out.md.
 """
@@ -23,17 +27,22 @@ from __future__ import annotations
 from rxagents.bus._attach import aattach, attach
 from rxagents.bus._base import Bus, RunInfo, RunStatus
 from rxagents.bus._connect import connect_bus
-from rxagents.bus._errors import BusError, BusGapError, BusUnavailable, RemoteRunError, RunNotFound
+from rxagents.bus._errors import BusError, BusGapError, BusUnavailable, RemoteRunError, RunCancelled, RunNotFound
 from rxagents.bus._local import LocalNatsServer, LocalRedisServer, nats_server_path, redis_server_path
 from rxagents.bus._nats import NatsBus
 from rxagents.bus._publish import apublish, publish
 from rxagents.bus._redis import RedisBus
+from rxagents.bus._serve import BusRuns
+from rxagents.bus._submit import cancel, submit
+from rxagents.bus._watch import awatch, watch
 from rxagents.bus._wire import Message, decode_message, encode_message, event_from_wire, event_to_wire
+from rxagents.bus._worker import Worker, WorkerStats, run_worker
 
 __all__ = [
     "Bus",
     "BusError",
     "BusGapError",
+    "BusRuns",
     "BusUnavailable",
     "LocalNatsServer",
     "LocalRedisServer",
@@ -41,12 +50,17 @@ __all__ = [
     "NatsBus",
     "RedisBus",
     "RemoteRunError",
+    "RunCancelled",
     "RunInfo",
     "RunNotFound",
     "RunStatus",
+    "Worker",
+    "WorkerStats",
     "aattach",
     "apublish",
     "attach",
+    "awatch",
+    "cancel",
     "connect_bus",
     "decode_message",
     "encode_message",
@@ -55,4 +69,7 @@ __all__ = [
     "nats_server_path",
     "publish",
     "redis_server_path",
+    "run_worker",
+    "submit",
+    "watch",
 ]

@@ -14,7 +14,8 @@ only; an adapter (:class:`~rxagents.bus.NatsBus`, :class:`~rxagents.bus.RedisBus
   included. ``cursor`` is the position just after a message; reading again with it resumes after that
   message (``None``: from the start). It yields ``None`` at least every second while nothing arrives (so the
   caller can keep its timers), and raises :class:`Transient` when the connection drops;
-- ``runs()``: the runs the broker holds.
+- ``runs()``: the runs the broker holds, and ``last_message(run_id)``: the last one stored of a run;
+- ``queue``: the work queue of tasks and the cancel requests (a :class:`~rxagents.bus._queue.TaskQueue`).
 """
 
 from __future__ import annotations
@@ -27,13 +28,14 @@ from types import TracebackType
 from typing import Any, Literal, Self
 
 from rxagents._urls import safe_url
-from rxagents.bus._errors import BusError
+from rxagents.bus._errors import BusError, RemoteRunError, RunCancelled
+from rxagents.bus._queue import TaskQueue
 from rxagents.bus._wire import Message
 from rxagents.events import EventKind, TokenEvent
 
-__all__ = ["Bus", "Outgoing", "RunInfo", "RunStatus", "Transient", "run_info", "scrub"]
+__all__ = ["Bus", "Outgoing", "RunInfo", "RunStatus", "Transient", "is_cancellation", "run_info", "scrub"]
 
-RunStatus = Literal["running", "finished", "failed"]
+RunStatus = Literal["running", "finished", "failed", "cancelled"]
 
 
 class Transient(Exception):
@@ -49,7 +51,8 @@ class RunInfo:
         agent: the agent's name (of the run's last event).
         model: the model name.
         status: ``"running"`` until the run's terminal event is stored, then ``"finished"`` (a ``finish``
-            event) or ``"failed"`` (an ``error`` event).
+            event), ``"cancelled"`` (an ``error`` event of a :class:`~rxagents.bus.RunCancelled`) or
+            ``"failed"`` (any other ``error`` event).
         tokens: the run's token events stored so far.
         last_seq: the seq of the run's last stored event.
         time: the ``time`` of that event (the producing process's scheduler clock).
@@ -64,12 +67,19 @@ class RunInfo:
     time: float
 
 
+def is_cancellation(error: BaseException | None) -> bool:
+    """Whether ``error`` is a :class:`RunCancelled`, here or as it crossed a broker."""
+    return isinstance(error, RunCancelled) or (isinstance(error, RemoteRunError) and error.type == "RunCancelled")
+
+
 def run_info(last: Message) -> RunInfo:
     """What a run's last stored message says about the run."""
     event = last.events[-1]
-    status: RunStatus = (
-        "finished" if event.kind is EventKind.FINISH else "failed" if event.kind is EventKind.ERROR else "running"
-    )
+    status: RunStatus = "running"
+    if event.kind is EventKind.FINISH:
+        status = "finished"
+    elif event.kind is EventKind.ERROR:
+        status = "cancelled" if is_cancellation(event.error) else "failed"
     return RunInfo(last.run_id, event.agent, event.model, status, last.tokens, last.last, event.time)
 
 
@@ -193,6 +203,20 @@ class Bus(abc.ABC):
 
     @abc.abstractmethod
     def _read(self, run_id: str, from_seq: int, cursor: Any) -> AsyncIterator[tuple[bytes, Any] | None]: ...
+
+    @property
+    @abc.abstractmethod
+    def queue(self) -> TaskQueue:
+        """The bus's work queue and cancel requests (see :mod:`rxagents.bus._queue`); used by
+        :func:`~rxagents.bus.submit`, :func:`~rxagents.bus.cancel` and :class:`~rxagents.bus.Worker`."""
+
+    @abc.abstractmethod
+    async def last_message(self, run_id: str) -> Message | None:
+        """The last stored message of ``run_id`` (None: the broker has none).
+
+        Raises:
+            BusUnavailable: the broker cannot be reached.
+        """
 
     @abc.abstractmethod
     async def runs(self) -> list[RunInfo]:

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from rxagents.errors import RxAgentsError
 from rxagents.events import TokenEvent
 
-__all__ = ["BusError", "BusGapError", "BusUnavailable", "RemoteRunError", "RunNotFound"]
+__all__ = ["BusError", "BusGapError", "BusUnavailable", "RemoteRunError", "RunCancelled", "RunNotFound"]
 
 
 class BusError(RxAgentsError):
@@ -51,6 +51,31 @@ class RunNotFound(BusError):
     def __init__(self, message: str, *, run_id: str) -> None:
         super().__init__(message)
         self.run_id = run_id
+
+
+class RunCancelled(RxAgentsError):
+    """A run ended before its model finished because it was cancelled: :func:`~rxagents.bus.cancel` asked for
+    it, its worker stopped, or the subscription publishing it was disposed. It is the error of the run's
+    terminal ``error`` event, so every process attached to the run sees the run end (as a
+    :class:`RemoteRunError` of type ``"RunCancelled"``) and ``bus.runs()`` shows it ``"cancelled"``.
+
+    ``run_id`` is the run, ``reason`` why it was cancelled; ``partial_text`` the answer text before it.
+
+    >>> str(RunCancelled("run-1", "cancelled on request"))
+    'run run-1 was cancelled: cancelled on request'
+    """
+
+    def __init__(self, run_id: str, reason: str, *, partial_text: str = "") -> None:
+        super().__init__(f"run {run_id} was cancelled: {reason}", partial_text=partial_text)
+        self.run_id = run_id
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_run_cancelled, (self.run_id, self.reason, self.partial_text))
+
+
+def _run_cancelled(run_id: str, reason: str, partial_text: str) -> RunCancelled:
+    return RunCancelled(run_id, reason, partial_text=partial_text)
 
 
 class RemoteRunError(RxAgentsError):

@@ -29,7 +29,8 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 from rxagents._urls import safe_url
 from rxagents.bus._base import Bus, Outgoing, RunInfo, Transient, run_info, scrub
 from rxagents.bus._errors import BusError, BusUnavailable
-from rxagents.bus._wire import decode_message
+from rxagents.bus._nats_queue import NatsQueue
+from rxagents.bus._wire import Message, decode_message
 from rxagents.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -100,6 +101,8 @@ class NatsBus(Bus):
             re-subscribes from where it was.
         reconnect_wait: seconds between reconnect attempts after the connection drops (the client keeps trying).
         name: the connection name shown in NATS monitoring.
+        task_stream, task_subject: the work queue's stream (work-queue retention) and subject.
+        cancel_stream, cancel_prefix: the stream of cancel requests and the prefix of their subjects.
     """
 
     def __init__(
@@ -122,17 +125,32 @@ class NatsBus(Bus):
         heartbeat: float = 1.0,
         reconnect_wait: float = 0.25,
         name: str = "rxagents",
+        task_stream: str = "RXAGENTS_TASKS",
+        task_subject: str = "rxagents.task",
+        cancel_stream: str = "RXAGENTS_CANCEL",
+        cancel_prefix: str = "rxagents.cancel",
     ) -> None:
         servers, url_user, url_password, url_token = _split_servers(url)
         super().__init__(servers[0])
         self.url = ",".join(safe_url(server) for server in servers)
-        if not _NAME.fullmatch(stream):
-            raise ConfigurationError(f"stream must be a name of A-Z a-z 0-9 _ - (e.g. 'RXAGENTS_RUNS'), got {stream!r}")
-        if not _SUBJECT.fullmatch(subject_prefix):
-            raise ConfigurationError(
-                f"subject_prefix must be dot-separated tokens of A-Z a-z 0-9 _ - (e.g. 'rxagents.run'), "
-                f"got {subject_prefix!r}"
-            )
+        for option, name, example in (
+            ("stream", stream, "RXAGENTS_RUNS"),
+            ("task_stream", task_stream, "RXAGENTS_TASKS"),
+            ("cancel_stream", cancel_stream, "RXAGENTS_CANCEL"),
+        ):
+            if not isinstance(name, str) or not _NAME.fullmatch(name):
+                raise ConfigurationError(
+                    f"{option} must be a name of A-Z a-z 0-9 _ - (e.g. {example!r}), got {name!r}"
+                )
+        for option, name, example in (
+            ("subject_prefix", subject_prefix, "rxagents.run"),
+            ("task_subject", task_subject, "rxagents.task"),
+            ("cancel_prefix", cancel_prefix, "rxagents.cancel"),
+        ):
+            if not isinstance(name, str) or not _SUBJECT.fullmatch(name):
+                raise ConfigurationError(
+                    f"{option} must be dot-separated tokens of A-Z a-z 0-9 _ - (e.g. {example!r}), got {name!r}"
+                )
         for option, value in (("max_age", max_age), ("duplicate_window", duplicate_window)):
             _positive(option, value, allow_none=option == "max_age")
         for option, count in (("max_bytes", max_bytes), ("max_msgs_per_run", max_msgs_per_run)):
@@ -164,8 +182,13 @@ class NatsBus(Bus):
         self._heartbeat = heartbeat
         self._reconnect_wait = reconnect_wait
         self._name = name
+        self.task_stream = task_stream
+        self.task_subject = task_subject
+        self.cancel_stream = cancel_stream
+        self.cancel_prefix = cancel_prefix
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
+        self._queue: NatsQueue | None = None
 
     def __repr__(self) -> str:
         return f"NatsBus({self.url!r}, stream={self.stream!r})"
@@ -263,7 +286,16 @@ class NatsBus(Bus):
         if current != wanted or have.subjects != config.subjects or not have.allow_direct:
             await jsm.update_stream(config.evolve(storage=have.storage))
 
+    @property
+    def queue(self) -> NatsQueue:
+        if self._queue is None:
+            self._queue = NatsQueue(self)
+        return self._queue
+
     async def _close(self) -> None:
+        queue, self._queue = self._queue, None
+        if queue is not None:
+            await queue.close()
         nc, self._nc, self._js = self._nc, None, None
         if nc is not None:
             with contextlib.suppress(Exception):
@@ -383,6 +415,18 @@ class NatsBus(Bus):
                     await asyncio.wait_for(jsm.delete_consumer(self.stream, consumer), 1.0)
 
     # --- listing ----------------------------------------------------------------------------------------------
+
+    async def last_message(self, run_id: str) -> Message | None:
+        nats = _nats()
+        nc, _ = self._client()
+        jsm = nc.jsm(timeout=self._ack_timeout)
+        try:
+            raw = await jsm.get_last_msg(self.stream, self.subject(run_id), direct=True)
+        except nats.js.errors.NotFoundError:
+            return None
+        except (TimeoutError, nats.errors.Error, OSError) as error:
+            raise BusUnavailable(f"cannot read run {run_id!r} on {self.url}: {type(error).__name__}: {error}") from None
+        return decode_message(raw.data) if raw.data else None
 
     async def runs(self) -> list[RunInfo]:
         nats = _nats()

@@ -13,10 +13,10 @@ from reactivex.disposable import CompositeDisposable, Disposable, SingleAssignme
 
 from rxagents import _runtime
 from rxagents.bus._base import Bus
-from rxagents.bus._errors import BusError
+from rxagents.bus._errors import BusError, RunCancelled
 from rxagents.bus._publisher import Publisher, check_options
 from rxagents.errors import ConfigurationError
-from rxagents.events import TokenEvent
+from rxagents.events import EventKind, TokenEvent
 
 __all__ = ["apublish", "publish"]
 
@@ -53,7 +53,9 @@ def publish(
 
     Several runs may share one stream (a workflow's merged events): each goes to its own log. Events from
     another thread are handed to the bus's loop in order. Disposing the subscription stops the source; what was
-    handed over is still sent, in the background.
+    handed over is still sent, in the background, and every run whose terminal event had not come gets one: an
+    ``error`` event of :class:`~rxagents.bus.RunCancelled` (seq: the run's next), so the run never stays
+    ``"running"`` on the broker and every attached process sees it end.
 
     .. code-block:: text
 
@@ -63,6 +65,9 @@ def publish(
 
         source:  -s-a-b-f-|        the broker is down for unavailable_timeout
         output:  -s-a-b-f---#      BusUnavailable, .unpublished == (s, a, b, f)
+
+        source:  -s-a-b-           disposed after b
+        broker:   s a b e          e: an error event of RunCancelled, seq 3
 
     Args:
         bus: a connected :class:`~rxagents.bus.Bus`.
@@ -97,6 +102,8 @@ def publish(
             loop = bus.loop  # raises BusError (to on_error) when the bus is not connected
             lock = threading.RLock()
             done = False
+            ended = False  # the source terminated (on_completed / on_error)
+            open_runs: dict[str, TokenEvent] = {}  # the last event of each run whose terminal event has not come
             publisher: Publisher | None = None
             upstream = SingleAssignmentDisposable()
 
@@ -127,6 +134,10 @@ def publish(
             def on_next(event: TokenEvent) -> None:
                 if done:
                     return
+                if event.is_terminal:
+                    open_runs.pop(event.run_id, None)
+                else:
+                    open_runs[event.run_id] = event
                 if on_loop():
                     hand(event)
                 else:
@@ -156,6 +167,8 @@ def publish(
                     observer.on_completed()
 
             def end(error: Exception | None) -> None:
+                nonlocal ended
+                ended = True
                 if done:
                     return
                 if on_loop():
@@ -163,15 +176,30 @@ def publish(
                 else:
                     loop.call_soon_threadsafe(lambda: _keep(loop.create_task(finish(error))))
 
+            def end_open_runs(endings: list[TokenEvent]) -> None:
+                """On the loop: hand the terminal events of the runs left open, then let the publisher finish."""
+                for event in endings:
+                    try:
+                        the_publisher().offer(event)
+                    except BusError as error:
+                        log.warning("run %s: could not publish its cancellation: %s", event.run_id, error)
+                        break
+                if publisher is not None:
+                    publisher.close()
+                    if endings:
+                        _keep(loop.create_task(_drain(publisher)))
+
             def dispose() -> None:
                 nonlocal done
                 with lock:
+                    over = done or ended  # failed, or the source ended: no run is left open by disposing
                     done = True
-                if publisher is not None:
-                    if on_loop():
-                        publisher.close()
-                    elif not loop.is_closed():
-                        loop.call_soon_threadsafe(publisher.close)
+                    endings = [] if over else [_cancelled(last) for last in open_runs.values()]
+                    open_runs.clear()
+                if on_loop():
+                    end_open_runs(endings)
+                elif not loop.is_closed():
+                    loop.call_soon_threadsafe(end_open_runs, endings)
 
             upstream.disposable = source.subscribe(on_next, end, lambda: end(None), scheduler=scheduler)
             return CompositeDisposable(upstream, Disposable(dispose))
@@ -179,6 +207,22 @@ def publish(
         return reactivex.create(subscribe)
 
     return operator
+
+
+def _cancelled(last: TokenEvent) -> TokenEvent:
+    """The terminal event of a run whose publishing subscription was disposed after ``last``."""
+    error = RunCancelled(last.run_id, "the subscription publishing it was disposed before the run ended")
+    return TokenEvent(
+        EventKind.ERROR, last.agent, last.run_id, last.seq + 1, loop=last.loop, error=error, time=last.time,
+        model=last.model,
+    )
+
+
+async def _drain(publisher: Publisher) -> None:
+    try:
+        await publisher.flush()
+    except BusError as error:
+        log.warning("publishing the end of disposed runs failed: %s", error)
 
 
 def _keep(task: asyncio.Task[None]) -> None:

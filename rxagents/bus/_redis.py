@@ -28,7 +28,8 @@ from urllib.parse import unquote, urlsplit
 from rxagents._urls import safe_url
 from rxagents.bus._base import Bus, Outgoing, RunInfo, Transient, run_info, scrub
 from rxagents.bus._errors import BusError, BusUnavailable
-from rxagents.bus._wire import decode_message
+from rxagents.bus._redis_queue import RedisQueue
+from rxagents.bus._wire import Message, decode_message
 from rxagents.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -145,6 +146,7 @@ class RedisBus(Bus):
         self._block = block
         self._client: Redis | None = None
         self._script: AsyncScript | None = None
+        self._queue: RedisQueue | None = None
 
     def __repr__(self) -> str:
         return f"RedisBus({self.url!r}, prefix={self.prefix!r})"
@@ -186,7 +188,16 @@ class RedisBus(Bus):
         self._client = client
         self._script = client.register_script(_APPEND)
 
+    @property
+    def queue(self) -> RedisQueue:
+        if self._queue is None:
+            self._queue = RedisQueue(self)
+        return self._queue
+
     async def _close(self) -> None:
+        queue, self._queue = self._queue, None
+        if queue is not None:
+            await queue.close()
         client, self._client = self._client, None
         if client is not None:
             with contextlib.suppress(Exception):
@@ -254,6 +265,15 @@ class RedisBus(Bus):
                     yield fields[b"m"], entry_id
 
     # --- listing ----------------------------------------------------------------------------------------------
+
+    async def last_message(self, run_id: str) -> Message | None:
+        redis = _redis()
+        client = self._redis_client()
+        try:
+            last: Any = await client.xrevrange(self.key(run_id), "+", "-", count=1)
+        except (redis.exceptions.RedisError, OSError) as error:
+            raise BusUnavailable(self._fault(f"cannot read run {run_id!r}", error)) from None
+        return decode_message(last[0][1][b"m"]) if last else None
 
     async def runs(self) -> list[RunInfo]:
         redis = _redis()

@@ -9,6 +9,9 @@ function ``task -> Observable[TokenEvent]`` in a small aiohttp server::
     GET  /runs/{id}            the run's status as JSON
     GET  /runs/{id}/events     text/event-stream of the run; resumes after Last-Event-ID
 
+With a run source (``serve_sse(BusRuns(bus, spec))``, see :mod:`rxagents.sinks._sse_source`) the runs live
+elsewhere (on a bus): ``POST /runs`` creates one there and every server of the source serves every run by its id.
+
 Each SSE message is ``id: N`` (the event's 1-based position in the run's merged stream: unique across the
 agents of a workflow), ``event: <kind>`` and ``data: <TokenEvent.to_dict() as JSON>``; the last one is
 ``event: complete``. A run starts when its first subscriber connects and is shared by all of them; its
@@ -35,10 +38,12 @@ from aiohttp import web
 from reactivex import Observable
 
 from rxagents._loop_thread import LoopThread
+from rxagents.errors import RxAgentsError
 from rxagents.events import TokenEvent
 from rxagents.operators._bridge import to_async_iter
 from rxagents.sinks._origin import host_refusal, origin_refusal
 from rxagents.sinks._sse_runs import RunInfo, RunStatus, SharedRun
+from rxagents.sinks._sse_source import RunSource, stream_source
 
 __all__ = ["DEFAULT_TASK", "FIRST_SUBSCRIBER_GRACE", "MAX_TASK_CHARS", "RunInfo", "RunStatus", "SSEServer", "serve_sse"]
 
@@ -138,7 +143,7 @@ class SSEServer:
 
     def __init__(
         self,
-        factory: Factory,
+        factory: Factory | None,
         *,
         host: str,
         port: int,
@@ -150,8 +155,10 @@ class SSEServer:
         title: str,
         agents: Sequence[str],
         task: str,
+        run_source: RunSource | None = None,
     ) -> None:
         self._factory = factory
+        self._run_source = run_source
         self.host = host
         self.replay = replay
         self.idle_grace = idle_grace
@@ -287,6 +294,7 @@ class SSEServer:
 
     # --- runs (on the loop) ------------------------------------------------------------------------------------
     def _create_run(self, task: str) -> SharedRun:
+        assert self._factory is not None
         observable = self._factory(task)  # may raise: a bad task is the client's error
         if not isinstance(observable, Observable):
             raise TypeError(f"the factory must return an Observable[TokenEvent], got {type(observable).__name__}")
@@ -404,6 +412,8 @@ class SSEServer:
         if refused is not None:
             return refused
         assert task is not None
+        if self._run_source is not None:
+            return await self._create_at_source(task)
         try:
             run = self._create_run(task)
         except _Busy as exc:
@@ -412,13 +422,46 @@ class SSEServer:
             return _json_error(400, f"{type(exc).__name__}: {exc}")
         return web.json_response(self._run_json(run), status=201, headers={"Location": f"/runs/{run.run_id}"})
 
+    async def _create_at_source(self, task: str) -> web.Response:
+        assert self._run_source is not None
+        try:
+            run_id = await self._run_source.create(task)
+        except ValueError as exc:  # the source refused the task (ConfigurationError is a ValueError)
+            return _json_error(400, f"{type(exc).__name__}: {exc}")
+        except RxAgentsError as exc:  # the source is unreachable
+            return _json_error(503, f"{type(exc).__name__}: {exc}")
+        body = {"run_id": run_id, "task": task, "status": "pending", "reason": None, "events": 0,
+                "agents": self.agents, "events_url": f"/runs/{run_id}/events"}  # fmt: skip
+        return web.json_response(body, status=201, headers={"Location": f"/runs/{run_id}"})
+
+    async def _source_status(self, run_id: str) -> web.Response:
+        assert self._run_source is not None
+        try:
+            info = await self._run_source.info(run_id)
+        except RxAgentsError as exc:
+            return _json_error(503, f"{type(exc).__name__}: {exc}")
+        if info is None:
+            return _json_error(404, "no such run (it may not have started yet, or it expired)")
+        body = {"run_id": run_id, "task": "", "status": "running", "reason": None,
+                "events": int(info.get("last_seq", -1)) + 1} | info  # fmt: skip
+        return web.json_response(body | {"agents": self.agents, "events_url": f"/runs/{run_id}/events"})
+
     async def _status(self, request: web.Request) -> web.Response:
+        if self._run_source is not None:
+            return await self._source_status(request.match_info["run_id"])
         run = self._runs.get(request.match_info["run_id"])
         if run is None:
             return _json_error(404, "no such run (it may have finished and been forgotten)")
         return web.json_response(self._run_json(run))
 
     async def _events(self, request: web.Request) -> web.StreamResponse:
+        if self._run_source is not None:
+            try:
+                last = _last_event_id(request)
+            except ValueError as exc:
+                return _json_error(400, str(exc))
+            run_id = request.match_info["run_id"]
+            return await stream_source(self._run_source, run_id, last, request, _SSE_HEADERS, RETRY_MS, self.heartbeat)
         run = self._runs.get(request.match_info["run_id"])
         if run is None:
             return _json_error(404, "no such run (it may have finished and been forgotten)")
@@ -463,8 +506,12 @@ class SSEServer:
         return response
 
 
-def _source(source: object) -> tuple[Factory, list[str], str]:
-    """The factory, agent names and title of a ``source``: something with ``.stream(task)``, or a function."""
+def _source(source: object) -> tuple[Factory | None, list[str], str]:
+    """The factory, agent names and title of a ``source``: something with ``.stream(task)``, or a function
+    (a :class:`RunSource` has no factory: its runs live elsewhere)."""
+    if isinstance(source, RunSource):
+        names = getattr(source, "agent_names", [])
+        return None, [str(n) for n in names], str(getattr(source, "name", None) or "rxagents")
     stream = getattr(source, "stream", None)
     if callable(stream):
         names = getattr(source, "agent_names", None)
@@ -481,8 +528,8 @@ def _source(source: object) -> tuple[Factory, list[str], str]:
     if callable(source):
         return source, [], "rxagents"
     raise TypeError(
-        "source must be an Agent or a workflow (anything with .stream(task)), or a function "
-        f"task -> Observable[TokenEvent]; got {type(source).__name__}"
+        "source must be an Agent or a workflow (anything with .stream(task)), a function "
+        f"task -> Observable[TokenEvent], or a RunSource (e.g. BusRuns); got {type(source).__name__}"
     )
 
 
@@ -514,8 +561,9 @@ def serve_sse(
         client A':               (Last-Event-ID: 3)  4--5--6|   exactly the rest: no gap, no duplicate
 
     Args:
-        source: an Agent or a workflow (anything with a cold ``stream(task)``), or a function
-            ``task -> Observable[TokenEvent]``.
+        source: an Agent or a workflow (anything with a cold ``stream(task)``), a function
+            ``task -> Observable[TokenEvent]``, or a :class:`RunSource` whose runs live elsewhere
+            (:class:`rxagents.bus.BusRuns`: runs on a bus, served by every server of the bus).
         host: the interface to bind; loopback by default. On a loopback bind, requests whose ``Host``
             header is not a loopback name are refused (DNS-rebinding guard).
         port: the TCP port; 0 picks a free one (see :attr:`SSEServer.url`).
@@ -559,5 +607,5 @@ def serve_sse(
         factory, host=host, port=port, replay=replay, idle_grace=float(idle_grace),
         keep_finished=float(keep_finished), max_runs=max_runs, heartbeat=float(heartbeat),
         title=title or default_title, agents=list(agents) if agents is not None else names,
-        task=task or DEFAULT_TASK,
+        task=task or DEFAULT_TASK, run_source=source if isinstance(source, RunSource) else None,
     )  # fmt: skip

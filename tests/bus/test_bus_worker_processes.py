@@ -1,0 +1,199 @@
+"""Workers as real processes on real brokers: a worker killed with SIGKILL mid-run (the run completes on another,
+after a retry event), cancel from a third process (the model's HTTP stream closes, as the server sees it), no
+provider key or broker password on the broker or in the worker's output, and many runs on three workers."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from rxagents.bus import Bus, LocalNatsServer, LocalRedisServer, RemoteRunError, aattach, submit
+from rxagents.events import EventKind, TokenEvent
+from rxagents.testing._server import LocalModelServer
+from tests.bus.brokers import BROKERS, collect, make_bus, server_for
+from tests.bus.processes import WorkerProcess, run_command
+from tests.bus.test_bus_worker import TASK, check_run, local_text
+
+pytestmark = pytest.mark.asyncio
+
+
+@pytest.fixture(params=BROKERS)
+def own_server(request: pytest.FixtureRequest) -> Iterator[tuple[str, LocalNatsServer | LocalRedisServer]]:
+    """A broker of each kind for this test alone (the workers use the default queue names)."""
+    kind: str = request.param
+    with server_for(kind) as server:
+        yield kind, server
+
+
+def answer_text(events: list[TokenEvent]) -> str:
+    """The answer a consumer keeps: the token text after the last retry event."""
+    text: list[str] = []
+    for event in events:
+        if event.kind is EventKind.RETRY:
+            text.clear()
+        elif event.kind is EventKind.TOKEN:
+            text.append(event.text)
+    return "".join(text)
+
+
+async def test_a_worker_killed_mid_run_the_run_completes_on_another_after_a_retry(
+    own_server: tuple[str, LocalNatsServer | LocalRedisServer],
+) -> None:
+    kind, server = own_server
+    first = WorkerProcess(server.url, "--redeliver-after", "1.5").wait_ready()
+    second: WorkerProcess | None = None
+    try:
+        async with make_bus(kind, server.url) as bus:
+            spec = {"agent": {"agent_name": "writer", "offline": {"pace": 0.01, "length": 200}}}
+            run_id = await submit(bus, TASK, spec)
+            seen: list[TokenEvent] = []
+            follower = aattach(bus, run_id)
+            async for event in follower:
+                seen.append(event)
+                if len(seen) == 30:
+                    break
+            second = WorkerProcess(server.url, "--redeliver-after", "1.5").wait_ready()
+            first.kill()
+            events, error = await asyncio.wait_for(collect(aattach(bus, run_id)), 60)
+        assert error is None, second.output
+        check_run(events, run_id)
+        assert events[: len(seen)] == seen  # the live consumer saw the same run
+        retries = [e for e in events if e.kind is EventKind.RETRY]
+        assert len(retries) == 1 and retries[0].seq >= 30
+        assert "starts over" in retries[0].text
+        assert answer_text(events) == await local_text(length=200)
+        assert events[-1].kind is EventKind.FINISH
+    finally:
+        first.stop()
+        if second is not None:
+            assert second.stop() == 0, second.output
+    assert "1 continued" in second.output
+
+
+async def test_cancel_from_a_third_process_closes_the_models_http_stream(
+    own_server: tuple[str, LocalNatsServer | LocalRedisServer],
+) -> None:
+    kind, server = own_server
+    key = "sk-worker-only-0123456789abcdef"
+    with LocalModelServer(default_tokens=400, token_delay=0.05) as model:
+        worker = WorkerProcess(server.url, "--allow-api-base", model.url, "--verbose",
+                               env={"OPENAI_API_KEY": key}).wait_ready()  # fmt: skip
+        try:
+            async with make_bus(kind, server.url) as bus:
+                spec = {"agent": {"agent_name": "w", "model_name": "test-model", "api_base": model.url}}
+                run_id = await submit(bus, TASK, spec)
+                seen = 0
+                async for event in aattach(bus, run_id):
+                    seen += event.kind is EventKind.TOKEN
+                    if seen == 5:
+                        break
+                assert model.active_streams == 1
+                assert model.request_records[-1].api_key_present  # the worker's own key went to the model
+                result = await asyncio.to_thread(run_command, "cancel", "--bus", server.url, run_id)
+                assert result.returncode == 0, result.stderr
+                closed = await asyncio.to_thread(
+                    model.wait_until, lambda: model.active_streams == 0 and bool(model.closed_streams), 15.0
+                )
+                assert closed, model.closed_streams
+                assert model.closed_streams[-1].outcome == "client_disconnected"
+                assert model.closed_streams[-1].events_sent < 400
+                events, error = await asyncio.wait_for(collect(aattach(bus, run_id)), 20)
+                check_run(events, run_id)
+                assert isinstance(error, RemoteRunError) and error.type == "RunCancelled"
+                assert {run.run_id: run.status for run in await bus.runs()}[run_id] == "cancelled"
+                everything = await broker_contents(kind, bus)
+        finally:
+            assert worker.stop() == 0, worker.output
+    assert key.encode() not in everything and key not in worker.output
+    assert run_id.encode() in everything  # the dump holds the run: the check above looked at real data
+
+
+async def broker_contents(kind: str, bus: Bus) -> bytes:
+    """Every message and value the broker holds, raw."""
+    if kind == "nats":
+        import nats
+
+        nc = await nats.connect(bus.url)
+        try:
+            jsm = nc.jsm()
+            chunks: list[bytes] = []
+            for info in await jsm.streams_info():
+                for seq in range(info.state.first_seq, info.state.last_seq + 1):
+                    try:
+                        raw = await jsm.get_msg(info.config.name, seq)
+                    except nats.js.errors.NotFoundError:
+                        continue
+                    chunks.append(raw.data or b"")
+                    chunks.append(repr(raw.headers).encode())
+            return b"\n".join(chunks)
+        finally:
+            await nc.close()
+    import redis.asyncio
+
+    client = redis.asyncio.Redis.from_url(bus.url)
+    try:
+        chunks = []
+        async for key in client.scan_iter():
+            kind_of = (await client.type(key)).decode()
+            if kind_of == "stream":
+                chunks += [repr(entry).encode() for entry in await client.xrange(key)]
+            elif kind_of == "string":
+                chunks.append(await client.get(key) or b"")
+            elif kind_of == "zset":
+                chunks += await client.zrange(key, 0, -1)
+            chunks.append(key)
+        return b"\n".join(chunks)
+    finally:
+        await client.aclose()
+
+
+async def test_broker_credentials_never_show_in_a_workers_output() -> None:
+    password = "broker-pass-7d41c9"
+    with LocalNatsServer(args=("--user", "rx", "--pass", password)) as server:
+        url = f"nats://rx:{password}@127.0.0.1:{server.port}"
+        worker = WorkerProcess(url, "--verbose").wait_ready()
+        async with make_bus("nats", url) as bus:
+            run_id = await submit(bus, TASK, {"agent": {"agent_name": "w", "offline": {"length": 10}}})
+            events, error = await asyncio.wait_for(collect(aattach(bus, run_id)), 30)
+            assert error is None and events[-1].kind is EventKind.FINISH
+        assert worker.stop() == 0
+    assert "taking tasks from nats://127.0.0.1" in worker.output
+    assert password not in worker.output
+
+
+async def test_three_workers_a_hundred_runs_nothing_lost_nothing_duplicated(
+    own_server: tuple[str, LocalNatsServer | LocalRedisServer],
+) -> None:
+    kind, server = own_server
+    runs, tokens = 100, 200
+    workers = [WorkerProcess(server.url, "--concurrency", "40") for _ in range(3)]
+    try:
+        for worker in workers:
+            worker.wait_ready()
+        started = time.monotonic()
+        async with make_bus(kind, server.url) as bus:
+            tasks = [f"{TASK} (run {i})" for i in range(runs)]
+            spec = {"agent": {"agent_name": "writer", "offline": {"length": tokens}}}
+            run_ids = await asyncio.gather(*(submit(bus, task, spec) for task in tasks))
+            results = await asyncio.wait_for(
+                asyncio.gather(*(collect(aattach(bus, run_id, start_timeout=60)) for run_id in run_ids)), 120
+            )
+            listed = {run.run_id: run for run in await bus.runs()}
+        elapsed = time.monotonic() - started
+        for task, run_id, (events, error) in zip(tasks, run_ids, results, strict=True):
+            assert error is None, run_id
+            check_run(events, run_id)
+            assert not any(e.kind is EventKind.RETRY for e in events)
+            assert answer_text(events) == await local_text(task, length=tokens)
+            assert listed[run_id].status == "finished"
+            assert listed[run_id].tokens == sum(e.kind is EventKind.TOKEN for e in events)
+    finally:
+        codes = [worker.stop() for worker in workers]
+    assert codes == [0, 0, 0]
+    finished = sum(int(line.split("stopped; ")[1].split(" finished")[0]) for w in workers for line in w.lines
+                   if "stopped; " in line)  # fmt: skip
+    assert finished == runs  # each run ran once: none lost, none run twice
+    print(f"{kind}: {runs} runs x {tokens} tokens on 3 workers in {elapsed:.1f} s")
