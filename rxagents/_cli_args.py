@@ -24,6 +24,14 @@ exit status:
 """
 
 
+def add_listen_options(parser: argparse.ArgumentParser, default_port: int) -> None:
+    """``--host`` (default 127.0.0.1, local only) and ``--port`` (0 to 65535, 0: any free port) of a server command."""
+    parser.add_argument("--host", type=non_empty, default="127.0.0.1",
+                        help="interface to bind (default: 127.0.0.1, local only)")  # fmt: skip
+    parser.add_argument("--port", type=port, default=default_port,
+                        help=f"TCP port, 0 to 65535 (default {default_port}; 0: any free port)")  # fmt: skip
+
+
 def port(text: str) -> int:
     """A TCP port: an integer from 0 to 65535, 0 meaning any free port (the command prints the one it got)."""
     try:

@@ -36,10 +36,7 @@ def serve_main(argv: Sequence[str] | None = None) -> int:
         epilog=_cli_args.EXIT_STATUS,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--host", type=_cli_args.non_empty, default="127.0.0.1",
-                        help="interface to bind (default: 127.0.0.1, local only)")  # fmt: skip
-    parser.add_argument("--port", type=_cli_args.port, default=8000,
-                        help="TCP port, 0 to 65535 (default 8000; 0: any free port)")  # fmt: skip
+    _cli_args.add_listen_options(parser, default_port=8000)
     parser.add_argument("--agents", type=_cli_args.integer(1), default=3, help="number of agents, >= 1 (default 3)")
     parser.add_argument("--task", type=_cli_args.task(MAX_TASK_CHARS), default=DEFAULT_TASK,
                         help="the task the page starts with")  # fmt: skip

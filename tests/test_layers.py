@@ -16,7 +16,7 @@ LAYERS = {
     "rxagents._cli_args": 0, "rxagents._supply_chain": 0,
     # The text a stream's consumers hold: a value over events (errors carry it), so it sits with the values.
     "rxagents._core.partial": 0,
-    "rxagents._runtime": 1, "rxagents._loop_thread": 1, "rxagents._core": 1,
+    "rxagents._runtime": 1, "rxagents._loop_thread": 1, "rxagents._core": 1, "rxagents._web": 1,
     "rxagents.models": 2,
     "rxagents.operators": 3,
     "rxagents.sinks": 4, "rxagents._run": 4, "rxagents._dispatch": 4, "rxagents.testing": 4,

@@ -34,6 +34,7 @@ from aiohttp.web_protocol import RequestHandler
 
 from rxagents._loop_thread import LoopThread
 from rxagents._validate import check_int, check_seconds, check_str
+from rxagents._web import listen
 from rxagents.testing import _responses
 from rxagents.testing._faults import HttpError, OpenAIReply, Reply
 from rxagents.testing._responses import Outcome
@@ -178,14 +179,8 @@ class LocalModelServer:
 
     async def _astart(self) -> None:
         runner = web.ServerRunner(_TrackingServer(self), shutdown_timeout=1.0)
-        await runner.setup()
-        try:
-            await web.TCPSite(runner, self.host, self._requested_port).start()
-        except BaseException:
-            await runner.cleanup()
-            raise
+        _, self._port = await listen(runner, self.host, self._requested_port)
         self._runner = runner
-        self._port = int(runner.addresses[0][1])
 
     async def _ashutdown(self) -> None:
         with self._cond:

@@ -21,10 +21,7 @@ def serve_main(argv: list[str] | None = None) -> int:
         epilog=_cli_args.EXIT_STATUS,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--host", type=_cli_args.non_empty, default="127.0.0.1",
-                        help="interface to bind (default: 127.0.0.1, local only)")  # fmt: skip
-    parser.add_argument("--port", type=_cli_args.port, default=8765,
-                        help="TCP port, 0 to 65535 (default 8765; 0: any free port)")  # fmt: skip
+    _cli_args.add_listen_options(parser, default_port=8765)
     parser.add_argument("--tokens", type=_cli_args.integer(1), default=20,
                         help="chunks in the default reply, >= 1 (default 20)")  # fmt: skip
     parser.add_argument("--token-delay", type=_cli_args.seconds(), default=0.0,
