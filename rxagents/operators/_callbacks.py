@@ -448,7 +448,7 @@ def tap_safe(
     if payload is None:
         payload = "dict" if detailed else "text"
     else:
-        payload = check_choice("payload", payload, ("text", "dict", "event"))  # type: ignore[assignment]
+        check_choice("payload", payload, ("text", "dict", "event"))
         if detailed and payload != "dict":
             fail("payload", "'dict' (or None) with detailed=True", payload, hint="pass only one of them")
     chosen: frozenset[EventKind] | None

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, cast
 
 from reactivex import Notification, Observable, abc
 from reactivex.disposable import Disposable
@@ -70,6 +70,18 @@ Schedule: TypeAlias = "list[tuple[float, TokenEvent]]"
 #: What :func:`record` returns: ``(virtual seconds, notification)`` pairs.
 Trace: TypeAlias = "list[tuple[float, Notification[Any]]]"
 
+
+
+def at(time: float, notification: Any) -> Recorded[Any]:
+    """A notification recorded at ``time`` (virtual seconds; reactivex types the time as an int, but
+    TestScheduler takes any number)."""
+    return Recorded(cast(int, time), notification)
+
+
+def on_error(error: BaseException) -> Notification[Any]:
+    """The ``OnError`` notification of ``error`` (reactivex types it for ``Exception`` only; a run's error
+    event may carry any exception)."""
+    return OnError(cast(Exception, error))
 
 def _stamp(template: MarbleValue, *, agent: str, run_id: str, seq: int, time: float, model: str) -> TokenEvent:
     if isinstance(template, TokenEvent):
@@ -158,7 +170,7 @@ def events_from_marbles(
     def emit(time: float, template: MarbleValue) -> None:
         nonlocal seq
         event = _stamp(template, agent=agent, run_id=rid, seq=seq, time=time, model=model)
-        out.append(Recorded(time, OnNext(event)))  # type: ignore[arg-type]
+        out.append(at(time, OnNext(event)))
         seq += 1
 
     emit(0.0, TokenEvent(EventKind.START, agent, rid, 0))
@@ -169,11 +181,11 @@ def events_from_marbles(
             raise ValueError(f"marbles: {sym!r} after the end of the run in {marbles!r}")
         if sym == "|":
             emit(time, TokenEvent(EventKind.FINISH, agent, rid, 0, finish_reason=finish_reason))
-            out.append(Recorded(time, OnCompleted()))  # type: ignore[arg-type]
+            out.append(at(time, OnCompleted()))
             ended = True
         elif sym == "#":
             emit(time, TokenEvent(EventKind.ERROR, agent, rid, 0, error=exc))
-            out.append(Recorded(time, OnError(exc)))  # type: ignore[arg-type,arg-type]
+            out.append(at(time, on_error(exc)))
             ended = True
         else:
             emit(time, lookup.get(sym, sym))
@@ -262,15 +274,15 @@ def schedule_messages(schedule: Sequence[tuple[float, TokenEvent]], *, complete:
     its exception follows at the same time; otherwise ``on_completed`` follows (unless
     ``complete=False``, for a stream that never ends).
     """
-    out: list[Recorded[Any]] = [Recorded(t, OnNext(ev)) for t, ev in schedule]  # type: ignore[arg-type]
+    out: list[Recorded[Any]] = [at(t, OnNext(ev)) for t, ev in schedule]
     if schedule:
         t_end, last = schedule[-1]
         if last.kind is EventKind.ERROR:
             exc = last.error if last.error is not None else RuntimeError("error event without an exception")
-            out.append(Recorded(t_end, OnError(exc)))  # type: ignore[arg-type]
+            out.append(at(t_end, on_error(exc)))
             return out
     if complete:
-        out.append(Recorded(schedule[-1][0] if schedule else 0.0, OnCompleted()))  # type: ignore[arg-type]
+        out.append(at(schedule[-1][0] if schedule else 0.0, OnCompleted()))
     return out
 
 
@@ -301,7 +313,7 @@ def hot_events(
     Late subscribers miss what happened before they subscribed (that is what hot means).
     """
     msgs: list[Recorded[TokenEvent]] = [
-        Recorded(round(m.time + offset, 9), m.value)  # type: ignore[arg-type]
+        at(round(m.time + offset, 9), m.value)
         for m in events_from_marbles(marbles, values, **kwargs)
     ]
     return scheduler.create_hot_observable(msgs)
