@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from rxagents.errors import EmptyStreamError, StreamCutError
 from rxagents.events import EventKind, ToolCallDelta, Usage
 
-__all__ = ["Delta", "ModelBackend", "ModelRequest"]
+__all__ = ["Delta", "ModelBackend", "ModelRequest", "stream_end"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,3 +53,22 @@ class ModelBackend(Protocol):
     def name(self) -> str: ...
 
     def stream(self, request: ModelRequest) -> AsyncIterator[Delta]: ...
+
+
+def stream_end(
+    model: str, finish: str | None, produced: bool, usage: Usage | None, *, cut: str, empty: str
+) -> Iterator[Delta]:
+    """How every network backend judges the end of a chat-completions stream: the last deltas to yield, or why
+    the stream is not an answer.
+
+    No finish reason: the connection was cut (:class:`~rxagents.errors.StreamCutError`; ``cut`` names what
+    was missing). Nothing produced and no usage: an empty stream (:class:`~rxagents.errors.EmptyStreamError`;
+    ``empty`` names where it ended). Otherwise the usage delta (if any) and the finish delta.
+    """
+    if finish is None:
+        raise StreamCutError(f"model {model!r}: the stream ended without {cut} (connection cut?)")
+    if not produced and usage is None:
+        raise EmptyStreamError(f"model {model!r} sent an empty stream: no text, tool call or usage before {empty}")
+    if usage is not None:
+        yield Delta(EventKind.USAGE, usage=usage)
+    yield Delta(EventKind.FINISH, finish_reason=finish)

@@ -28,9 +28,9 @@ from collections.abc import AsyncIterator
 from types import ModuleType
 from typing import Any
 
-from rxagents.errors import ConfigurationError, EmptyStreamError, StreamCutError
+from rxagents.errors import ConfigurationError
 from rxagents.events import EventKind, ToolCallDelta, Usage
-from rxagents.models._base import Delta, ModelRequest
+from rxagents.models._base import Delta, ModelRequest, stream_end
 from rxagents.models._http_pool import DEFAULT_CONNECT_TIMEOUT
 from rxagents.models._litellm_errors import wrap_error
 from rxagents.models._litellm_loops import close_clients_at_loop_shutdown
@@ -157,12 +157,5 @@ class LiteLLMModel:
             raise wrap_error(exc, request, connect_timeout=self.connect_timeout) from exc
         finally:
             await response.aclose()
-        if finish is None:
-            raise StreamCutError(f"model {request.model!r}: the stream ended without a finish_reason (connection cut?)")
-        if not content and usage is None:
-            raise EmptyStreamError(
-                f"model {request.model!r} sent an empty stream: no text, tool call or usage before [DONE]"
-            )
-        if usage is not None:
-            yield Delta(EventKind.USAGE, usage=usage)
-        yield Delta(EventKind.FINISH, finish_reason=finish)
+        for delta in stream_end(request.model, finish, content, usage, cut="a finish_reason", empty="[DONE]"):
+            yield delta

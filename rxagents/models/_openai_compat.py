@@ -32,9 +32,8 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from rxagents._validate import MAX_TIMEOUT, check_int, check_seconds
-from rxagents.errors import EmptyStreamError, StreamCutError
 from rxagents.events import EventKind, ToolCallDelta, Usage
-from rxagents.models._base import Delta, ModelRequest
+from rxagents.models._base import Delta, ModelRequest, stream_end
 from rxagents.models._http_pool import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_MAX_CONNECTIONS,
@@ -207,17 +206,9 @@ class OpenAICompatibleModel:
             else:
                 response.release()  # the body ended cleanly
                 released = True
-            if finish is None:
-                raise StreamCutError(
-                    f"model {request.model!r}: the stream ended without a finish_reason or [DONE] (connection cut?)"
-                )
-            if not produced and usage is None:
-                raise EmptyStreamError(
-                    f"model {request.model!r} sent an empty stream: no text, tool call or usage before its end"
-                )
-            if usage is not None:
-                yield Delta(EventKind.USAGE, usage=usage)
-            yield Delta(EventKind.FINISH, finish_reason=finish)
+            ends = stream_end(request.model, finish, produced, usage, cut="a finish_reason or [DONE]", empty="its end")
+            for delta in ends:
+                yield delta
         finally:
             if response is not None and not released:
                 response.close()  # closes the connection: never back to the pool half-read
