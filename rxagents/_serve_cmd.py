@@ -20,7 +20,7 @@ from typing import Any
 from rxagents import _cli_args
 from rxagents.agent import Agent
 from rxagents.models import OfflineModel
-from rxagents.sinks._sse import DEFAULT_TASK, MAX_TASK_CHARS, serve_sse
+from rxagents.sinks._sse import DEFAULT_TASK, MAX_TASK_CHARS, SSEServer, serve_sse
 from rxagents.workflows import ConcurrentWorkflow
 
 __all__ = ["serve_main"]
@@ -69,28 +69,34 @@ def serve_main(argv: Sequence[str] | None = None) -> int:
     workflow = ConcurrentWorkflow(name="rxagents serve", agents=agents)
     server = serve_sse(workflow, host=args.host, port=args.port, task=args.task)
 
+    model = "the offline model" if args.model == "offline" else f"model {args.model!r}"
+
     async def main() -> int:
-        try:
-            await server.astart()
-        except OSError as exc:
-            print(f"rxagents serve: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
-            return 1
-        try:
-            model = "the offline model" if args.model == "offline" else f"model {args.model!r}"
-            print(f"rxagents serve: dashboard at {server.url}/ ({args.agents} agents on {model})", flush=True)
-            if args.exit_after is None:
-                print("Press Ctrl-C to stop.", flush=True)
-                await asyncio.Event().wait()
-            else:
-                await asyncio.sleep(args.exit_after)
-        finally:
-            await server.aclose()
-        return 0
+        return await _serve(server, args, f"{args.agents} agents on {model}")
 
     try:
         return asyncio.run(main())
     except KeyboardInterrupt:
         return 0
+
+
+async def _serve(server: SSEServer, args: argparse.Namespace, what: str) -> int:
+    """Listen, say where, and serve until Ctrl-C (or ``--exit-after`` seconds); the exit status."""
+    try:
+        await server.astart()
+    except OSError as exc:
+        print(f"rxagents serve: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
+    try:
+        print(f"rxagents serve: dashboard at {server.url}/ ({what})", flush=True)
+        if args.exit_after is None:
+            print("Press Ctrl-C to stop.", flush=True)
+            await asyncio.Event().wait()
+        else:
+            await asyncio.sleep(args.exit_after)
+    finally:
+        await server.aclose()
+    return 0
 
 
 def _prompt(role: str) -> str:
@@ -123,22 +129,7 @@ def _serve_bus(args: argparse.Namespace) -> int:
     async def main() -> int:
         async with connect_bus(args.bus) as bus:
             server = serve_sse(BusRuns(bus, _spec(args)), host=args.host, port=args.port, task=args.task)
-            try:
-                await server.astart()
-            except OSError as exc:
-                print(f"rxagents serve: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
-                return 1
-            try:
-                print(f"rxagents serve: dashboard at {server.url}/ (runs on {bus.url}; start workers with "
-                      f"rxagents worker --bus URL)", flush=True)  # fmt: skip
-                if args.exit_after is None:
-                    print("Press Ctrl-C to stop.", flush=True)
-                    await asyncio.Event().wait()
-                else:
-                    await asyncio.sleep(args.exit_after)
-            finally:
-                await server.aclose()
-        return 0
+            return await _serve(server, args, f"runs on {bus.url}; start workers with rxagents worker --bus URL")
 
     try:
         return asyncio.run(main())
