@@ -514,8 +514,8 @@ def test_bad_reliability_options_are_rejected(options: dict[str, Any], match: st
     ("options", "match"),
     [
         ({"retries": True}, "retries must be an int"),
-        ({"backoff": -1}, "backoff must be seconds"),
-        ({"max_wait": float("inf")}, "max_wait must be seconds"),
+        ({"backoff": -1}, "backoff must be a finite number of seconds >= 0, got -1; or pass a function"),
+        ({"max_wait": float("inf")}, "max_wait must be a finite number of seconds >= 0, or None"),
         ({"after_tokens": "replay"}, "after_tokens must be 'fail' or 'restart'"),
     ],
 )
