@@ -9,7 +9,7 @@ import reactivex
 from reactivex import Observable, abc
 
 from rxagents import _runtime
-from rxagents.bus._base import Bus, Transient
+from rxagents.bus._base import Bus, Transient, check_bus
 from rxagents.bus._errors import BusError, BusGapError, BusUnavailable, RemoteRunError, RunNotFound
 from rxagents.bus._wire import Message, decode_message
 from rxagents.errors import ConfigurationError
@@ -23,8 +23,7 @@ MAX_HELD = 10_000
 
 
 def _check(bus: object, run_id: object, from_seq: object, timeouts: dict[str, float | None]) -> None:
-    if not isinstance(bus, Bus):
-        raise ConfigurationError(f"bus must be a Bus (e.g. connect_bus(url)), got {type(bus).__name__}")
+    check_bus(bus)
     if not isinstance(run_id, str) or not run_id:
         raise ConfigurationError(f"run_id must be a non-empty string, got {run_id!r}")
     if isinstance(from_seq, bool) or not isinstance(from_seq, int) or from_seq < 0:

@@ -31,9 +31,10 @@ from rxagents._urls import safe_url
 from rxagents.bus._errors import BusError, RemoteRunError, RunCancelled
 from rxagents.bus._queue import TaskQueue
 from rxagents.bus._wire import Message
+from rxagents.errors import ConfigurationError
 from rxagents.events import EventKind, TokenEvent
 
-__all__ = ["Bus", "Outgoing", "RunInfo", "RunStatus", "Transient", "is_cancellation", "run_info", "scrub"]
+__all__ = ["Bus", "Outgoing", "RunInfo", "RunStatus", "Transient", "check_bus", "is_cancellation", "run_info", "scrub"]
 
 RunStatus = Literal["running", "finished", "failed", "cancelled"]
 
@@ -225,3 +226,10 @@ class Bus(abc.ABC):
         Raises:
             BusUnavailable: the broker cannot be reached.
         """
+
+
+def check_bus(bus: object) -> Bus:
+    """``bus``, which must be a :class:`Bus` (what publish, attach, watch, submit, workers and servers take)."""
+    if not isinstance(bus, Bus):
+        raise ConfigurationError(f"bus must be a Bus (e.g. connect_bus(url)), got {type(bus).__name__}")
+    return bus

@@ -12,7 +12,7 @@ from reactivex import Observable, abc
 from reactivex.disposable import CompositeDisposable, Disposable, SingleAssignmentDisposable
 
 from rxagents import _runtime
-from rxagents.bus._base import Bus
+from rxagents.bus._base import Bus, check_bus
 from rxagents.bus._errors import BusError, RunCancelled
 from rxagents.bus._publisher import Publisher, check_options
 from rxagents.errors import ConfigurationError
@@ -22,11 +22,6 @@ __all__ = ["apublish", "publish"]
 
 log = logging.getLogger("rxagents.bus")
 _background: set[asyncio.Task[None]] = set()  # publishers finishing after their subscription was disposed
-
-
-def _check_bus(bus: object) -> None:
-    if not isinstance(bus, Bus):
-        raise ConfigurationError(f"bus must be a Bus (e.g. connect_bus(url)), got {type(bus).__name__}")
 
 
 def publish(
@@ -85,7 +80,7 @@ def publish(
         async with connect_bus("nats://127.0.0.1:4222") as bus:
             await agent.stream(task).pipe(publish(bus), collect_text())
     """
-    _check_bus(bus)
+    check_bus(bus)
     check_options(coalesce, max_batch, max_in_flight, max_buffer, unavailable_timeout)
     options = {
         "coalesce": coalesce,
@@ -252,7 +247,7 @@ async def apublish(
 
         count = await apublish(bus, agent.astream(task))
     """
-    _check_bus(bus)
+    check_bus(bus)
     check_options(coalesce, max_batch, max_in_flight, max_buffer, unavailable_timeout)
     if asyncio.get_running_loop() is not bus.loop:
         raise BusError(f"{bus!r} belongs to another event loop: publish from the loop it connected on")

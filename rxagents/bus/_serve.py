@@ -8,10 +8,9 @@ from typing import Any
 from reactivex import Observable
 
 from rxagents.bus._attach import attach
-from rxagents.bus._base import Bus, run_info
+from rxagents.bus._base import Bus, check_bus, run_info
 from rxagents.bus._spec import check_spec
 from rxagents.bus._submit import submit
-from rxagents.errors import ConfigurationError
 from rxagents.events import TokenEvent
 
 __all__ = ["BusRuns"]
@@ -40,8 +39,7 @@ class BusRuns:
     """
 
     def __init__(self, bus: Bus, spec: dict[str, Any], *, start_timeout: float = 60.0) -> None:
-        if not isinstance(bus, Bus):
-            raise ConfigurationError(f"bus must be a Bus (e.g. connect_bus(url)), got {type(bus).__name__}")
+        check_bus(bus)
         self.bus = bus
         self.spec = check_spec(spec)
         self.start_timeout = start_timeout

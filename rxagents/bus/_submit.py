@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from rxagents.bus._base import Bus
+from rxagents.bus._base import Bus, check_bus
 from rxagents.bus._errors import BusError
 from rxagents.bus._spec import check_spec, check_submitted_task
 from rxagents.errors import ConfigurationError
@@ -63,11 +63,6 @@ def decode_task(payload: bytes) -> SubmittedTask:
         raise InvalidTask(str(error), run_id) from error
 
 
-def _check_bus(bus: object) -> Bus:
-    if not isinstance(bus, Bus):
-        raise ConfigurationError(f"bus must be a Bus (e.g. connect_bus(url)), got {type(bus).__name__}")
-    return bus
-
 
 async def submit(bus: Bus, task: str, spec: dict[str, Any], *, run_id: str | None = None) -> str:
     """Queue ``task`` for a worker to run with ``spec`` and return the run's id, at once: attach to it with
@@ -94,7 +89,7 @@ async def submit(bus: Bus, task: str, spec: dict[str, Any], *, run_id: str | Non
         run_id = await submit(bus, "Explain streams", {"agent": {"agent_name": "writer", "model_name": "offline"}})
         text = await attach(bus, run_id).pipe(collect_text())
     """
-    _check_bus(bus)
+    check_bus(bus)
     task = check_submitted_task(task)
     checked = check_spec(spec)
     if run_id is None:
@@ -118,7 +113,7 @@ async def cancel(bus: Bus, run_id: str, reason: str = CANCEL_REASON) -> None:
 
         await cancel(bus, run_id)
     """
-    _check_bus(bus)
+    check_bus(bus)
     if not isinstance(run_id, str) or not run_id:
         raise ConfigurationError(f"run_id must be a non-empty string, got {run_id!r}")
     if not isinstance(reason, str) or not reason.strip():

@@ -12,7 +12,7 @@ from reactivex import Observable, abc
 
 from rxagents import _runtime
 from rxagents.bus._attach import aattach
-from rxagents.bus._base import Bus
+from rxagents.bus._base import Bus, check_bus
 from rxagents.bus._errors import BusError, RemoteRunError
 from rxagents.errors import ConfigurationError
 from rxagents.events import TokenEvent
@@ -24,8 +24,7 @@ log = logging.getLogger("rxagents.bus")
 
 
 def _check(bus: object, poll: object, exit_when_idle: object) -> None:
-    if not isinstance(bus, Bus):
-        raise ConfigurationError(f"bus must be a Bus (e.g. connect_bus(url)), got {type(bus).__name__}")
+    check_bus(bus)
     if isinstance(poll, bool) or not isinstance(poll, int | float) or not poll > 0:
         raise ConfigurationError(f"poll must be a number of seconds > 0, got {poll!r}")
     if exit_when_idle is not None and (

@@ -32,7 +32,7 @@ from reactivex import Observable
 
 from rxagents._validate import check_int, check_seconds, check_str
 from rxagents.bus._attempt import Stop, continue_run, ending
-from rxagents.bus._base import Bus, Transient
+from rxagents.bus._base import Bus, Transient, check_bus
 from rxagents.bus._errors import BusError, RunCancelled
 from rxagents.bus._publish import apublish, publish
 from rxagents.bus._queue import Taken
@@ -112,8 +112,7 @@ class Worker:
         name: str | None = None,
         publish_options: Mapping[str, Any] | None = None,
     ) -> None:
-        if not isinstance(bus, Bus):
-            raise ConfigurationError(f"bus must be a Bus (e.g. connect_bus(url)), got {type(bus).__name__}")
+        check_bus(bus)
         self.bus = bus
         self.concurrency = check_int("concurrency", concurrency, maximum=10_000)
         self.group = check_str("group", group)
