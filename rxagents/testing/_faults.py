@@ -33,6 +33,7 @@ __all__ = [
     "StallAfter",
     "ToolCallSpec",
     "UsageLike",
+    "distinct_text",
     "words",
 ]
 
@@ -199,12 +200,17 @@ class OpenAIReply:
     response id (``chatcmpl-local-<n>``); ``default_tokens`` is the length of the default text.
     """
 
-    def __init__(self, body: dict[str, Any], reply: Reply, *, n: int, default_tokens: int) -> None:
+    def __init__(
+        self, body: dict[str, Any], reply: Reply, *, n: int, default_tokens: int, distinct: bool = False
+    ) -> None:
         self.body, self.reply, self.model = body, reply, str(body.get("model", ""))
         messages = [m for m in body["messages"] if isinstance(m, dict)]
         tokens = reply.tokens
-        if tokens is None:
-            tokens = () if reply.tool_calls else default_text(last_user_text(messages), default_tokens)
+        if tokens is None and reply.tool_calls:
+            tokens = ()
+        elif tokens is None:
+            task = last_user_text(messages)
+            tokens = distinct_text(self.model, task, default_tokens) if distinct else default_text(task, default_tokens)
         self.tokens = tokens
         self.id = f"chatcmpl-local-{n}"
         self.created = int(time.time())
@@ -311,3 +317,15 @@ def default_text(task: str, n: int) -> tuple[str, ...]:
         word = _FILLER[(start + i) % len(_FILLER)]
         tokens.append(word if word.startswith(" ") else " " + word)
     return tuple(tokens)
+
+
+def distinct_text(model: str, task: str, n: int) -> tuple[str, ...]:
+    """``n`` tokens that belong to this ``model`` and ``task`` only: ``" <key>:<k>"`` for k = 0 .. n-1, where
+    ``key`` is 8 hex digits of a CRC of both. A token delivered twice, out of order or to another run (another
+    model or task) then shows in the text a client received. Deterministic across runs and processes.
+
+    >>> distinct_text("m", "task", 3)
+    (' 3c22a1bf:0', ' 3c22a1bf:1', ' 3c22a1bf:2')
+    """
+    key = format(zlib.crc32(f"{model}\n{task}".encode()), "08x")
+    return tuple(f" {key}:{k}" for k in range(n))

@@ -73,9 +73,20 @@ async def pause(conn: Conn, delay: float | None) -> None:
 
 
 async def stream(
-    request: web.BaseRequest, conn: Conn, render: OpenAIReply, delay: float, progress: Progress
+    request: web.BaseRequest,
+    conn: Conn,
+    render: OpenAIReply,
+    delay: float,
+    progress: Progress,
+    per_write: int = 1,
 ) -> web.StreamResponse:
-    """``text/event-stream``: one ``data:`` event per chunk, ``delay`` seconds apart, then ``data: [DONE]``."""
+    """``text/event-stream``: the reply's ``data:`` events, then ``data: [DONE]``.
+
+    The events go out ``per_write`` at a time, each group in one write (as a real server's TCP coalesces events
+    that are ready together), ``delay`` seconds apart; ``[DONE]`` goes with the last group (with ``per_write=1``:
+    in a write of its own, right after the last event). A fault's position still counts events: the events
+    before it are written first.
+    """
     fault = render.reply.fault
     if isinstance(fault, SlowFirstByte):
         await pause(conn, fault.delay)
@@ -91,10 +102,19 @@ async def stream(
         events = render.events(include_usage=usage)
     at = min(fault.after, len(events)) if isinstance(fault, DropAfter | MalformedAfter | StallAfter) else -1
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+    group: list[bytes] = []  # events not written yet
+
+    async def flush() -> None:
+        if group:
+            await response.write(b"".join(group))
+            progress.events += len(group) - (group[-1] == _DONE)
+            group.clear()
+
     try:
         await response.prepare(request)
         for position in range(len(events) + 1):
             if position == at:
+                await flush()
                 if isinstance(fault, DropAfter):  # abort: no terminating chunk, no [DONE]
                     progress.outcome = "fault"
                     if request.transport is not None:
@@ -106,16 +126,22 @@ async def stream(
                     await response.write(b"data: " + _malformed(render.chunk({"content": "x"}), fault) + b"\n\n")
             if position == len(events):
                 break
-            await pause(conn, delay if position else 0)
-            await response.write(b"data: " + _dumps(events[position]) + b"\n\n")
-            progress.events += 1
+            if not group:
+                await pause(conn, delay if position else 0)
+            group.append(b"data: " + _dumps(events[position]) + b"\n\n")
+            if len(group) >= per_write:
+                await flush()
         if not isinstance(fault, NoDone):
-            await response.write(b"data: [DONE]\n\n")
+            group.append(_DONE)
+        await flush()
         await response.write_eof()
     except ConnectionError as exc:  # a write found the connection closed
         raise ClientGone from exc
     progress.outcome = "completed"
     return response
+
+
+_DONE = b"data: [DONE]\n\n"
 
 
 async def raw_stream(
