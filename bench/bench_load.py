@@ -13,6 +13,7 @@ the direct backend (chosen by resolution for an ``api_base`` target: no litellm)
 * **astream**: ``asyncio.gather`` of N ``async for event in agent.astream(task)``;
 * **arun**: ``asyncio.gather`` of N ``agent.arun(task, streaming_callback=...)``, the callback keeping each token;
 * **workflow**: one ``ConcurrentWorkflow`` of the N agents, ``async for event in workflow.astream(task)``;
+* **merge**: ``reactivex.merge(*(agent.stream(task) for ...))`` subscribed on the loop (the Rx primitive);
 * **offline**: astream on the offline model (``--pace`` between tokens): no HTTP, rxagents' own cost.
 
 Each variant runs ``--rounds`` rounds of N runs (after a small warm-up); per round it prints the wall time from the
@@ -31,7 +32,7 @@ N x T at >= 50,000 tokens/s aggregate (median round), 0 lost, 0 duplicated. Exit
 Usage::
 
     python bench/bench_load.py [--runs 1000] [--tokens 200] [--rounds 3] [--events-per-write 8]
-                               [--variant astream arun workflow offline] [--profile VARIANT]
+                               [--variant astream arun workflow merge offline] [--profile VARIANT]
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+import reactivex  # noqa: E402
 from _server_process import ServerProcess, server_process  # noqa: E402  (bench/ is on sys.path)
 
 from rxagents import Agent, EventKind, OfflineModel, TokenEvent  # noqa: E402
@@ -68,7 +70,7 @@ from rxagents.workflows import ConcurrentWorkflow  # noqa: E402
 
 TASK = "Load: stream your reply."
 TARGET = 50_000  # tokens/s aggregate
-VARIANTS = ("astream", "arun", "workflow", "offline")
+VARIANTS = ("astream", "arun", "workflow", "merge", "offline")
 _TOKEN, _START, _USAGE, _FINISH = EventKind.TOKEN, EventKind.START, EventKind.USAGE, EventKind.FINISH
 
 
@@ -187,6 +189,27 @@ async def arun_all(runs: Sequence[Run]) -> None:
     await asyncio.gather(*(_arun_one(run) for run in runs))
 
 
+async def merge_all(runs: Sequence[Run]) -> None:
+    by_agent = {run.agent.agent_name: run for run in runs}
+    done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def on_next(event: TokenEvent) -> None:
+        by_agent[event.agent].on_event(event)
+
+    def on_error(error: Exception) -> None:
+        for run in runs:
+            run.failure = run.failure or error
+        done.set_result(None)
+
+    subscription = reactivex.merge(*(run.agent.stream(TASK) for run in runs)).subscribe(
+        on_next, on_error, lambda: done.set_result(None)
+    )
+    try:
+        await done
+    finally:
+        subscription.dispose()
+
+
 async def workflow_all(runs: Sequence[Run]) -> None:
     by_agent = {run.agent.agent_name: run for run in runs}
     workflow = ConcurrentWorkflow(name="load", agents=[run.agent for run in runs])
@@ -202,6 +225,7 @@ DRIVERS: dict[str, Callable[[Sequence[Run]], Awaitable[None]]] = {
     "astream": astream_all,
     "arun": arun_all,
     "workflow": workflow_all,
+    "merge": merge_all,
     "offline": astream_all,
 }
 
