@@ -14,6 +14,8 @@ the direct backend (chosen by resolution for an ``api_base`` target: no litellm)
 * **arun**: ``asyncio.gather`` of N ``agent.arun(task, streaming_callback=...)``, the callback keeping each token;
 * **workflow**: one ``ConcurrentWorkflow`` of the N agents, ``async for event in workflow.astream(task)``;
 * **merge**: ``reactivex.merge(*(agent.stream(task) for ...))`` subscribed on the loop (the Rx primitive);
+* **aiohttp**: the floor without rxagents: the same pooled ``aiohttp`` session, a streaming POST per run, ``data:``
+  lines split and parsed with ``json.loads``;
 * **offline**: astream on the offline model (``--pace`` between tokens): no HTTP, rxagents' own cost.
 
 Each variant runs ``--rounds`` rounds of N runs (after a small warm-up); per round it prints the wall time from the
@@ -32,7 +34,7 @@ N x T at >= 50,000 tokens/s aggregate (median round), 0 lost, 0 duplicated. Exit
 Usage::
 
     python bench/bench_load.py [--runs 1000] [--tokens 200] [--rounds 3] [--events-per-write 8]
-                               [--variant astream arun workflow merge offline] [--profile VARIANT]
+                               [--variant astream arun workflow merge aiohttp offline] [--profile VARIANT]
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ import asyncio
 import collections
 import cProfile
 import gc
+import json
 import os
 import pstats
 import resource
@@ -64,13 +67,14 @@ import reactivex  # noqa: E402
 from _server_process import ServerProcess, server_process  # noqa: E402  (bench/ is on sys.path)
 
 from rxagents import Agent, EventKind, OfflineModel, TokenEvent  # noqa: E402
+from rxagents.models._http_pool import loop_session  # noqa: E402
 from rxagents.models._tokenize import tokenize  # noqa: E402
 from rxagents.testing._faults import distinct_text  # noqa: E402
 from rxagents.workflows import ConcurrentWorkflow  # noqa: E402
 
 TASK = "Load: stream your reply."
 TARGET = 50_000  # tokens/s aggregate
-VARIANTS = ("astream", "arun", "workflow", "merge", "offline")
+VARIANTS = ("astream", "arun", "workflow", "merge", "aiohttp", "offline")
 _TOKEN, _START, _USAGE, _FINISH = EventKind.TOKEN, EventKind.START, EventKind.USAGE, EventKind.FINISH
 
 
@@ -221,11 +225,41 @@ async def workflow_all(runs: Sequence[Run]) -> None:
             run.failure = run.failure or exc
 
 
+async def aiohttp_all(runs: Sequence[Run]) -> None:
+    """The floor: one pooled aiohttp session, a streaming POST per run, ``data:`` lines split and parsed with
+    ``json.loads``, each ``delta.content`` kept; no rxagents."""
+    session = await loop_session()
+    assert session is not None
+    url = f"{runs[0].agent._api_base}/chat/completions"
+
+    async def one(run: Run) -> None:
+        body = {"model": run.agent.model_name, "messages": [{"role": "user", "content": TASK}], "stream": True,
+                "stream_options": {"include_usage": True}}  # fmt: skip
+        try:
+            async with session.post(url, json=body, headers={"Authorization": "Bearer sk-load"}) as response:
+                response.raise_for_status()
+                pending = b""
+                async for chunk in response.content.iter_any():
+                    lines = (pending + chunk).split(b"\n")
+                    pending = lines.pop()
+                    for line in lines:
+                        if line.startswith(b"data: ") and line != b"data: [DONE]":
+                            for choice in json.loads(line[6:]).get("choices") or ():
+                                content = (choice.get("delta") or {}).get("content")
+                                if content:
+                                    run.on_token(content)
+        except Exception as exc:
+            run.failure = exc
+
+    await asyncio.gather(*(one(run) for run in runs))
+
+
 DRIVERS: dict[str, Callable[[Sequence[Run]], Awaitable[None]]] = {
     "astream": astream_all,
     "arun": arun_all,
     "workflow": workflow_all,
     "merge": merge_all,
+    "aiohttp": aiohttp_all,
     "offline": astream_all,
 }
 
@@ -284,7 +318,7 @@ async def measure(variant: str, runs: list[Run], server: ServerProcess | None) -
     await DRIVERS[variant](runs)
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     server1 = server.cpu() if server else None
-    result = verdict(runs, by_events=variant != "arun")
+    result = verdict(runs, by_events=variant not in ("arun", "aiohttp"))
     tokens = sum(len(run.tokens) for run in runs)
     del runs[:]
     gc.collect()
@@ -331,7 +365,7 @@ async def run_variant(variant: str, args: argparse.Namespace, server: ServerProc
         profiler.disable()
         wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
         print(f"\ncProfile of one round of {variant}: {args.runs:,} x {args.tokens} in {wall:.2f} s, {cpu:.2f} s CPU "
-              f"(profiled: slower); {verdict(runs, by_events=variant != 'arun')}")  # fmt: skip
+              f"(profiled: slower); {verdict(runs, by_events=variant not in ('arun', 'aiohttp'))}")  # fmt: skip
         stats = pstats.Stats(profiler).strip_dirs()
         stats.sort_stats("tottime").print_stats(args.top)
         stats.sort_stats("cumulative").print_stats(args.top)

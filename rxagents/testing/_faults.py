@@ -13,6 +13,7 @@ it renders so the server module is only about HTTP, lifecycle and observation.
 
 from __future__ import annotations
 
+import json
 import time
 import zlib
 from dataclasses import dataclass
@@ -260,6 +261,24 @@ class OpenAIReply:
             events.append(self._usage_chunk(len(deltas)))
         return events
 
+    def encoded_events(self, *, include_usage: bool) -> list[bytes]:
+        """:meth:`events`, each as the bytes of ``json.dumps(event, separators=(",", ":"))``, cheaply: the chunks
+        that only carry text (nearly all) are one template around each token's JSON string."""
+        head, tail = compact_json(self.chunk({"content": ""})).split(b'"content":""', 1)
+        head += b'"content":'
+        out = []
+        deltas = self.deltas()
+        for delta in deltas:
+            text = delta.get("content")
+            if len(delta) == 1 and type(text) is str:
+                out.append(head + _json_string(text).encode() + tail)
+            else:
+                out.append(compact_json(self.chunk(delta)))
+        out.append(compact_json(self.chunk({}, self.finish_reason)))
+        if include_usage:
+            out.append(compact_json(self._usage_chunk(len(deltas))))
+        return out
+
     def empty_events(self, *, include_usage: bool) -> list[dict[str, Any]]:
         events = [self.chunk({}, self.finish_reason)]
         if include_usage:
@@ -283,6 +302,14 @@ class OpenAIReply:
         choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": finish}
         usage = self.usage(0 if empty else len(self.deltas()))
         return {**self._base("chat.completion"), "choices": [choice], "usage": usage}
+
+
+def compact_json(obj: object) -> bytes:
+    """``obj`` as compact JSON bytes, as the local server writes its events."""
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+_json_string = json.encoder.encode_basestring_ascii  # what json.dumps writes for a str (ensure_ascii=True)
 
 
 def wants_usage(body: dict[str, Any]) -> bool:

@@ -11,7 +11,6 @@ counted in a :class:`Progress`.
 from __future__ import annotations
 
 import asyncio
-import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -27,6 +26,7 @@ from rxagents.testing._faults import (
     RawBody,
     SlowFirstByte,
     StallAfter,
+    compact_json,
     wants_usage,
 )
 
@@ -97,9 +97,9 @@ async def stream(
         return await raw_stream(request, conn, fault, delay, progress)
     usage = wants_usage(render.body)
     if isinstance(fault, EmptyStream):
-        events = render.empty_events(include_usage=usage) if fault.finish else []
+        events = [compact_json(event) for event in render.empty_events(include_usage=usage)] if fault.finish else []
     else:
-        events = render.events(include_usage=usage)
+        events = render.encoded_events(include_usage=usage)
     at = min(fault.after, len(events)) if isinstance(fault, DropAfter | MalformedAfter | StallAfter) else -1
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
     group: list[bytes] = []  # events not written yet
@@ -128,7 +128,7 @@ async def stream(
                 break
             if not group:
                 await pause(conn, delay if position else 0)
-            group.append(b"data: " + _dumps(events[position]) + b"\n\n")
+            group.append(b"data: " + events[position] + b"\n\n")
             if len(group) >= per_write:
                 await flush()
         if not isinstance(fault, NoDone):
@@ -180,15 +180,11 @@ async def complete(request: web.BaseRequest, conn: Conn, render: OpenAIReply, pr
     if isinstance(fault, RawBody):
         progress.outcome, progress.events = "completed", 1
         return web.Response(body=b"".join(fault.chunks), content_type="application/json")
-    payload = _dumps(render.completion(empty=isinstance(fault, EmptyStream)))
+    payload = compact_json(render.completion(empty=isinstance(fault, EmptyStream)))
     if isinstance(fault, MalformedAfter):
         payload = _malformed(render.completion(empty=False), fault, cut=len(payload) // 2)
     progress.outcome, progress.events = "completed", 1
     return web.Response(body=payload, content_type="application/json")
-
-
-def _dumps(obj: object) -> bytes:
-    return json.dumps(obj, separators=(",", ":")).encode()
 
 
 _NOT_UTF8 = b"\xff\xfe"  # never valid in UTF-8
@@ -197,7 +193,7 @@ _NOT_UTF8 = b"\xff\xfe"  # never valid in UTF-8
 def _malformed(obj: dict[str, Any], fault: MalformedAfter, cut: int = 40) -> bytes:
     """``obj`` spoiled as :class:`MalformedAfter` says: its JSON cut after ``cut`` bytes or, with
     ``invalid_utf8``, complete JSON with bytes that are not UTF-8 at the start of its first ``content`` text."""
-    data = _dumps(obj)
+    data = compact_json(obj)
     if not fault.invalid_utf8:
         return data[:cut]
     return data.replace(b'"content":"', b'"content":"' + _NOT_UTF8, 1)
