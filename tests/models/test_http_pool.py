@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 import rxagents
 from rxagents import _runtime
 from rxagents.agent import Agent
+from rxagents.models import OpenAICompatibleModel
 from rxagents.models._http_pool import loop_session, proxy_for
 from rxagents.testing._faults import Reply, words
 from rxagents.testing._server import LocalModelServer
@@ -152,3 +153,25 @@ def test_proxy_for_reads_the_environment_as_urllib_does(
     with mock.patch.dict(os.environ, cleared, clear=True):
         os.environ.update({name: value for name, value in env.items() if value is not None})
         assert proxy_for(url, host) == _urllib_proxy(url, host)
+
+
+# --- the pool's size: configurable per backend ------------------------------------------------------------------
+def test_max_connections_bounds_the_streams_open_at_once(model_server: LocalModelServer) -> None:
+    """12 gathered runs through a backend whose pool holds 4 connections: every run completes, with its own text,
+    and the server never serves more than 4 at once (the others wait for a free connection)."""
+    backend = OpenAICompatibleModel(max_connections=4)
+    models = [f"pool-4-{os.getpid()}-{i}" for i in range(12)]
+    for i, model in enumerate(models):
+        model_server.enqueue(Reply(tokens=words(f"run {i} done"), token_delay=0.02), model=model)
+    agents = [Agent(agent_name=f"P{i}", llm=backend, model_name=model, api_base=model_server.url, print_on=False)
+              for i, model in enumerate(models)]  # fmt: skip
+
+    async def main() -> list[str]:
+        return await asyncio.wait_for(asyncio.gather(*(agent.arun("t") for agent in agents)), 60)
+
+    assert asyncio.run(main()) == [f"run {i} done" for i in range(12)]
+    records = [r for r in model_server.closed_streams if r.model in models]
+    assert len(records) == 12 and {r.outcome for r in records} == {"completed"}
+    edges = sorted([(r.ended_at, -1) for r in records] + [(r.started_at, 1) for r in records])  # ends first
+    open_now = [sum(step for _, step in edges[: i + 1]) for i in range(len(edges))]
+    assert max(open_now) <= 4
