@@ -33,7 +33,7 @@ N x T at >= 50,000 tokens/s aggregate (median round), 0 lost, 0 duplicated. Exit
 
 Usage::
 
-    python bench/bench_load.py [--runs 1000] [--tokens 200] [--rounds 3] [--events-per-write 8]
+    python bench/bench_load.py [--runs 1000] [--tokens 200] [--rounds 4] [--events-per-write 8]
                                [--variant astream arun workflow merge aiohttp offline] [--profile VARIANT]
 """
 
@@ -332,7 +332,9 @@ async def measure(variant: str, runs: list[Run], server: ServerProcess | None) -
 
 
 def report(variant: str, rounds: list[Round], runs: int, tokens: int, extra: str) -> bool:
-    print(f"\n{variant}: {runs:,} concurrent runs x {tokens} tokens{extra}")
+    streamed = rounds[0].tokens // runs  # the offline model streams its own tokenization of the reply
+    each = f"{tokens} tokens" if streamed == tokens else f"{tokens} reply tokens ({streamed} streamed)"
+    print(f"\n{variant}: {runs:,} concurrent runs x {each}{extra}")
     for n, r in enumerate(rounds, 1):
         server = "" if r.server_cpu is None else f", server {r.server_cpu:5.2f} s CPU ({r.server_cpu / r.wall:4.0%})"
         print(f"  round {n}: wall {r.wall:6.2f} s  {r.tokens_per_s:>9,.0f} tokens/s  client {r.cpu:6.2f} s CPU "
@@ -400,7 +402,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=1000, help="concurrent runs per round (default 1000)")
     parser.add_argument("--tokens", type=int, default=200, help="tokens per run (default 200)")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds of --runs runs per variant (default 3)")
+    parser.add_argument("--rounds", type=int, default=4, help="rounds of --runs runs per variant (default 4)")
     parser.add_argument("--events-per-write", type=int, default=8, help="server: SSE events per write (default 8)")
     parser.add_argument("--variant", nargs="+", choices=VARIANTS, default=["astream", "arun", "workflow"])
     parser.add_argument("--pace", type=float, default=0.001, help="offline: seconds between tokens (default 0.001)")
