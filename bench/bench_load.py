@@ -19,8 +19,9 @@ the direct backend (chosen by resolution for an ``api_base`` target: no litellm)
 * **offline**: astream on the offline model (``--pace`` between tokens): no HTTP, rxagents' own cost.
 
 Each variant runs ``--rounds`` rounds of N runs (after a small warm-up); per round it prints the wall time from the
-first run's start to the last run's end, aggregate tokens/s (N x T / wall), this process's CPU per token (all its
-threads) and the server process's CPU, and the checks:
+first run's start to the last run's end, aggregate tokens/s (N x T / wall), this process's CPU (all its threads: its
+share of the wall time, per token, and the tokens/s it would sustain with a core to itself) and the server process's
+CPU (its share of the wall time: well under 100 % means the server did not limit the round), and the checks:
 
 * **lost**: a (run, seq) that never arrived; **duplicated**: one that arrived more than once (events); for arun,
   a served token the callback never got, or got more than once;
@@ -338,8 +339,8 @@ def report(variant: str, rounds: list[Round], runs: int, tokens: int, extra: str
     for n, r in enumerate(rounds, 1):
         server = "" if r.server_cpu is None else f", server {r.server_cpu:5.2f} s CPU ({r.server_cpu / r.wall:4.0%})"
         print(f"  round {n}: wall {r.wall:6.2f} s  {r.tokens_per_s:>9,.0f} tokens/s  client {r.cpu:6.2f} s CPU "
-              f"({r.cpu / r.wall:4.0%}, {r.cpu / r.tokens * 1e6:5.1f} µs/token){server}  RSS {r.rss / 2**20:6.1f} MiB"
-              )  # fmt: skip
+              f"({r.cpu / r.wall:4.0%}, {r.cpu / r.tokens * 1e6:5.1f} µs/token = {r.tokens / r.cpu:>7,.0f} tokens/s "
+              f"per client CPU s){server}  RSS {r.rss / 2**20:6.1f} MiB")  # fmt: skip
         print(f"           {'ok' if r.verdict.ok else 'FAIL'}: {r.verdict}")
     if len(rounds) > 1:
         mib = [r.rss / 2**20 for r in rounds]
