@@ -4,8 +4,10 @@
 ``rxagents serve-test-model --distinct-tokens`` runs in a **separate process** (its CPU is shown, not counted) and
 answers each request with tokens that belong to that request only (``" <key>:<k>"``, ``key`` a CRC of the model
 name and the task: :func:`rxagents.testing._faults.distinct_text`), ``--events-per-write`` SSE events per write, as
-a busy server's TCP coalesces the events that are ready together. Each run's Agent has its own model name, so a
-token delivered twice, lost, out of order or to another run shows.
+a busy server's TCP coalesces the events that are ready together, ``--write-delay`` seconds apart (default 0.05: a
+reply of 200 tokens takes at least 1.25 s, so all N runs stream at the same time; without a delay the server writes
+each reply in one burst and the runs hardly overlap). Each run's Agent has its own model name, so a token delivered
+twice, lost, out of order or to another run shows.
 
 Variants, each started the way a user starts many concurrent runs on one asyncio loop (``asyncio.run``), through
 the direct backend (chosen by resolution for an ``api_base`` target: no litellm):
@@ -34,7 +36,7 @@ N x T at >= 50,000 tokens/s aggregate (median round), 0 lost, 0 duplicated. Exit
 
 Usage::
 
-    python bench/bench_load.py [--runs 1000] [--tokens 200] [--rounds 4] [--events-per-write 8]
+    python bench/bench_load.py [--runs 1000] [--tokens 200] [--rounds 4] [--events-per-write 8] [--write-delay 0.05]
                                [--variant astream arun workflow merge aiohttp offline] [--profile VARIANT]
 """
 
@@ -98,6 +100,8 @@ class Run:
     phase: int = 0  # 0 before start, 1 in tokens, 2 after usage, 3 finished
     failure: BaseException | None = None
     token_set: frozenset[str] = frozenset()
+    first_at: float = 0.0  # perf_counter() at its first token
+    ended_at: float = 0.0  # at its finish event (or its call's return)
 
     def __post_init__(self) -> None:
         self.text = "".join(self.tokens)
@@ -111,6 +115,8 @@ class Run:
         if kind is _TOKEN:
             if self.phase != 1:
                 self.disorder += 1
+            if not self.received:
+                self.first_at = time.perf_counter()
             self.received.append(event.text)
             self.seqs.append(event.seq)
         elif kind is _START:
@@ -122,10 +128,13 @@ class Run:
         elif kind is _FINISH:
             self.disorder += self.phase != 2
             self.phase = 3
+            self.ended_at = time.perf_counter()
         else:
             self.disorder += 1
 
     def on_token(self, text: str) -> None:
+        if not self.received:
+            self.first_at = time.perf_counter()
         self.received.append(text)
 
 
@@ -187,6 +196,7 @@ async def _arun_one(run: Run) -> None:
     except Exception as exc:
         run.failure = exc
         return
+    run.ended_at = time.perf_counter()
     if answer != run.text:
         run.failure = AssertionError(f"arun returned {len(answer)} characters, expected {len(run.text)}")
 
@@ -254,6 +264,7 @@ async def aiohttp_all(runs: Sequence[Run]) -> None:
                                 content = (choice.get("delta") or {}).get("content")
                                 if content:
                                     run.on_token(content)
+            run.ended_at = time.perf_counter()
         except Exception as exc:
             run.failure = exc
 
@@ -301,6 +312,7 @@ class Round:
     cpu: float  # this process, all threads
     server_cpu: float | None
     rss: int  # bytes, after the round and a collection
+    at_once: int  # runs that had their first token before any run ended: streaming together
     tokens: int  # tokens delivered per the reply sizes (N x T served; offline: its tokenization)
     verdict: Verdict
 
@@ -326,10 +338,12 @@ async def measure(variant: str, runs: list[Run], server: ServerProcess | None) -
     server1 = server.cpu() if server else None
     result = verdict(runs, by_events=variant not in BY_CALLBACK)
     tokens = sum(len(run.tokens) for run in runs)
+    first_end = min((run.ended_at for run in runs if run.ended_at), default=0.0)
+    at_once = sum(1 for run in runs if run.first_at and run.first_at < first_end)
     del runs[:]
     gc.collect()
     server_cpu = None if server0 is None or server1 is None else server1 - server0
-    return Round(wall, cpu, server_cpu, rss_bytes(), tokens, result)
+    return Round(wall, cpu, server_cpu, rss_bytes(), at_once, tokens, result)
 
 
 def report(variant: str, rounds: list[Round], runs: int, tokens: int, extra: str) -> bool:
@@ -341,7 +355,7 @@ def report(variant: str, rounds: list[Round], runs: int, tokens: int, extra: str
         print(f"  round {n}: wall {r.wall:6.2f} s  {r.tokens_per_s:>9,.0f} tokens/s  client {r.cpu:6.2f} s CPU "
               f"({r.cpu / r.wall:4.0%}, {r.cpu / r.tokens * 1e6:5.1f} µs/token = {r.tokens / r.cpu:>7,.0f} tokens/s "
               f"per client CPU s){server}  RSS {r.rss / 2**20:6.1f} MiB")  # fmt: skip
-        print(f"           {'ok' if r.verdict.ok else 'FAIL'}: {r.verdict}")
+        print(f"           {'ok' if r.verdict.ok else 'FAIL'}: {r.verdict}; {r.at_once:,} runs streaming at once")
     if len(rounds) > 1:
         mib = [r.rss / 2**20 for r in rounds]
         steady = ""
@@ -405,6 +419,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tokens", type=int, default=200, help="tokens per run (default 200)")
     parser.add_argument("--rounds", type=int, default=4, help="rounds of --runs runs per variant (default 4)")
     parser.add_argument("--events-per-write", type=int, default=8, help="server: SSE events per write (default 8)")
+    parser.add_argument("--write-delay", type=float, default=0.05,
+                        help="server: seconds between a response's writes (default 0.05)")  # fmt: skip
     parser.add_argument("--variant", nargs="+", choices=VARIANTS, default=["astream", "arun", "workflow"])
     parser.add_argument("--pace", type=float, default=0.001, help="offline: seconds between tokens (default 0.001)")
     parser.add_argument("--profile", choices=VARIANTS, help="cProfile one round of this variant instead")
@@ -413,6 +429,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("runs", "tokens", "rounds", "events_per_write", "top"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if not args.write_delay >= 0:
+        parser.error(f"--write-delay must be >= 0 seconds, got {args.write_delay}")
     variants = [args.profile] if args.profile else args.variant
     limit = raise_fd_limit(args.runs + 256)
     if limit < args.runs + 256:
@@ -420,8 +438,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     load = os.getloadavg()
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average {load[0]:.2f} {load[1]:.2f} "
-          f"{load[2]:.2f}; server: another process, {args.events_per_write} events per write")  # fmt: skip
-    options = ["--tokens", str(args.tokens), "--distinct-tokens", "--events-per-write", str(args.events_per_write)]
+          f"{load[2]:.2f}; server: another process, {args.events_per_write} events per write, "
+          f"{args.write_delay:g} s between writes")  # fmt: skip
+    options = ["--tokens", str(args.tokens), "--distinct-tokens", "--events-per-write", str(args.events_per_write),
+               "--token-delay", repr(args.write_delay)]  # fmt: skip
     ok = True
     with server_process(*options) as server:
         for variant in variants:
