@@ -165,7 +165,8 @@ class Reply:
     - ``finish_reason``: ``None`` means ``"tool_calls"`` when there are tool calls, else ``"stop"``.
     - ``usage``: reported counts; ``None`` computes them (prompt ≈ words in all messages, completion = number
       of reasoning, text and tool-call chunks).
-    - ``token_delay``: seconds between events; ``None`` uses the server's ``token_delay``.
+    - ``token_delay``: seconds between events (between writes, on a server with ``events_per_write`` > 1); ``None``
+      uses the server's ``token_delay``.
     - ``fault``: how to break the delivery, see :data:`Fault`.
     """
 
