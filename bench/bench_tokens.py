@@ -39,8 +39,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,6 +53,8 @@ os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
+
+from _server_process import server_process  # noqa: E402  (bench/, the script's directory, is on sys.path)
 
 MODEL = "bench-model"
 API_KEY = "sk-bench"
@@ -247,28 +248,6 @@ def summarise(name: str, samples: list[Sample]) -> Figures:
                    spread)  # fmt: skip
 
 
-@contextmanager
-def server_process(tokens: int) -> Iterator[str]:
-    """``rxagents serve-test-model`` in a child process; yields its base URL."""
-    code = "import sys; from rxagents.cli import main; sys.exit(main(sys.argv[1:]))"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
-    process = subprocess.Popen(
-        [sys.executable, "-c", code, "serve-test-model", "--port", "0", "--tokens", str(tokens)],
-        stdout=subprocess.PIPE, text=True, env=env, cwd=REPO,
-    )  # fmt: skip
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        if " at http://127.0.0.1:" not in line:
-            raise RuntimeError(f"the test model server did not start: {line!r}")
-        yield line.rsplit(" ", 1)[1].strip()
-    finally:
-        process.terminate()
-        process.wait(30)
-        if process.stdout is not None:
-            process.stdout.close()
-
-
 @dataclass(frozen=True, slots=True)
 class ImportCost:
     wall: float  # seconds of ``import rxagents`` beyond bare interpreter startup (median)
@@ -369,7 +348,8 @@ def main(argv: list[str] | None = None) -> int:
     litellm = import_litellm()  # the same configured import rxagents uses
     expected = "".join(default_text(TASK, args.tokens))
     loop = asyncio.new_event_loop()  # one persistent loop for the async variants (litellm caches clients per loop)
-    with server_process(args.tokens) as url:
+    with server_process("--tokens", str(args.tokens)) as server:
+        url = server.url
         client = httpx.AsyncClient(trust_env=False, timeout=30.0)
 
         async def new_session() -> aiohttp.ClientSession:

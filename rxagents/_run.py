@@ -411,24 +411,10 @@ def run_observable(
         gate = chosen.gate if isinstance(chosen, _runtime.GatedScheduler) else None
 
         def events() -> AsyncIterator[TokenEvent]:
-            run = run_events(spec, task, _runtime.loop_clock(loop), run_id, record=record)
-            return run if gate is None else _gated(run, gate)
+            return run_events(spec, task, _runtime.loop_clock(loop), run_id, record=record)
 
-        return iterate(events, observer, loop)  # observer is create()'s already: no second wrapper
+        # observer is create()'s already: no second wrapper. With a gate, the run waits at its yield for the
+        # consumer's room, so its silence limits do not run meanwhile: a slow consumer is never a silent model.
+        return iterate(events, observer, loop, gate)
 
     return reactivex.create(subscribe)
-
-
-async def _gated(run: AsyncGenerator[TokenEvent, None], gate: _runtime.Gate) -> AsyncGenerator[TokenEvent, None]:
-    """``run``'s events, each read only once its consumer has room for it (see :class:`~rxagents._runtime.Gate`).
-
-    The run is suspended at its ``yield`` while it waits, so its silence limits do not run meanwhile: a slow
-    consumer is never mistaken for a silent model.
-    """
-    try:
-        async for event in run:
-            yield event
-            if gate.full:
-                await gate.wait()
-    finally:
-        await run.aclose()

@@ -31,7 +31,8 @@ from rxagents.workflows import ConcurrentWorkflow
 
 WAIT = 30.0  # generous limit for conditions (litellm's first request in a process imports and connects)
 TEXT = "Tokens reach the callback in order, each exactly once."
-GATHERED_AGENTS = 150
+#: More than aiohttp's default pool (100 connections): the loop's pooled session must hold every stream at once.
+GATHERED_AGENTS = 300
 GATHERED_WORKFLOWS, WORKFLOW_AGENTS = 20, 5
 
 _names = itertools.count()
@@ -318,7 +319,9 @@ def test_many_gathered_aruns_each_deliver_their_exact_text(model_server: LocalMo
     def collect(i: int) -> Any:
         return lambda token: seen[i].append(token)
 
-    agents = [_served(model_server, Reply(tokens=reply), name=f"A{i}") for i, reply in enumerate(replies)]
+    # 50 ms between events: each response stays open about half a second, while the others start
+    agents = [_served(model_server, Reply(tokens=reply, token_delay=0.05), name=f"A{i}") for i, reply in
+              enumerate(replies)]  # fmt: skip
 
     async def main() -> list[str]:
         runs = (agent.arun("task", streaming_callback=collect(i)) for i, agent in enumerate(agents))
@@ -327,6 +330,11 @@ def test_many_gathered_aruns_each_deliver_their_exact_text(model_server: LocalMo
     answers = asyncio.run(main())
     assert answers == ["".join(reply) for reply in replies]
     assert [seen[i] for i in range(GATHERED_AGENTS)] == [list(reply) for reply in replies]  # none lost or twice
+    records = [_record(model_server, agent) for agent in agents]
+    assert all(r is not None and r.outcome == "completed" for r in records)
+    first_end = min(r.ended_at for r in records if r is not None)
+    at_once = sum(r.started_at < first_end for r in records if r is not None)  # all open when the first ended
+    assert at_once > 100, f"only {at_once} of {GATHERED_AGENTS} streams were served at once: a pool limit?"
 
 
 def test_gathered_concurrent_workflow_aruns_each_deliver_their_exact_texts(model_server: LocalModelServer) -> None:

@@ -10,6 +10,7 @@ import pytest
 from reactivex.notification import OnError
 from reactivex.testing import TestScheduler
 
+from rxagents import _runtime
 from rxagents._run import RetryPolicy, RunSpec, run_events, run_observable
 from rxagents.errors import RxAgentsError, StallTimeout
 from rxagents.events import EventKind, TokenEvent
@@ -141,6 +142,35 @@ def test_silence_before_the_first_token_fails_at_the_first_token_limit() -> None
 def test_a_consumer_slower_than_the_stall_limit_is_not_a_silent_model() -> None:
     spec = paced([0] * 4, first_token_timeout=0.05, stall_timeout=0.05)
     assert asyncio.run(text_of(spec, consumer_pause=0.15)) == "t0 t1 t2 t3 "
+
+
+def test_a_run_waiting_at_a_full_gate_is_not_a_silent_model() -> None:
+    """A gated run (arun's) hands over an event, finds its consumer's buffer full and waits, suspended at its yield:
+    no pull runs meanwhile, so a consumer slower than the stall limit never fails the run."""
+    gate = _runtime.Gate(1)
+    got: list[str] = []
+    times: list[float] = []
+
+    async def main() -> None:
+        done = asyncio.get_running_loop().create_future()
+        scheduler = _runtime.GatedScheduler(asyncio.get_running_loop(), gate)
+
+        def on_next(event: TokenEvent) -> None:
+            gate.handed_over()
+            got.append(event.text if event.kind is EventKind.TOKEN else event.kind.value)
+            times.append(asyncio.get_running_loop().time())
+
+        run_observable(paced([0] * 4, first_token_timeout=0.05, stall_timeout=0.05), "t", scheduler).subscribe(
+            on_next, done.set_exception, lambda: done.set_result(None)
+        )
+        while not done.done():  # the consumer: one event every 0.15 s, three stall limits
+            await asyncio.sleep(0.15)
+            gate.take()
+        await done
+
+    asyncio.run(asyncio.wait_for(main(), 20))
+    assert got == ["start", "t0 ", "t1 ", "t2 ", "t3 ", "finish"]
+    assert times[-1] - times[0] >= 0.5  # each event after the first waited for a take (0.15 s apart): it was held
 
 
 def test_a_finished_run_leaves_no_timer_on_the_loop() -> None:

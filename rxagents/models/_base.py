@@ -9,7 +9,7 @@ from typing import Any, Protocol, runtime_checkable
 from rxagents.errors import EmptyStreamError, StreamCutError
 from rxagents.events import EventKind, ToolCallDelta, Usage
 
-__all__ = ["Delta", "ModelBackend", "ModelRequest", "stream_end"]
+__all__ = ["Delta", "ModelBackend", "ModelRequest", "stream_end", "text_delta"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +39,31 @@ class Delta:
     tool_call: ToolCallDelta | None = None
     usage: Usage | None = None
     finish_reason: str | None = None
+
+
+class _DeltaSlots:
+    """:class:`Delta`'s slots, in its order, without its frozen ``__setattr__`` (see :func:`text_delta`)."""
+
+    __slots__ = Delta.__slots__
+
+
+_new = object.__new__
+
+
+def text_delta(kind: EventKind, text: str) -> Delta:
+    """``Delta(kind, text)`` (a TOKEN or REASONING delta), the same type and value, in about a third of the time:
+    the frozen dataclass's ``__init__`` calls ``object.__setattr__`` by name once per field, this stores them
+    plainly and then makes the object a Delta (same layout, so ``__class__`` may be assigned). For a backend's
+    per-chunk path, as :func:`rxagents.events.make_event` is for the run's events."""
+    made: Any = _new(_DeltaSlots)
+    made.kind = kind
+    made.text = text
+    made.tool_call = None
+    made.usage = None
+    made.finish_reason = None
+    made.__class__ = Delta
+    delta: Delta = made
+    return delta
 
 
 @runtime_checkable

@@ -319,11 +319,15 @@ def from_async_iter(
 
 
 def iterate(
-    factory: Callable[[], AsyncIterable[_T]], observer: abc.ObserverBase[_T], loop: asyncio.AbstractEventLoop
+    factory: Callable[[], AsyncIterable[_T]],
+    observer: abc.ObserverBase[_T],
+    loop: asyncio.AbstractEventLoop,
+    gate: _runtime.Gate | None = None,
 ) -> abc.DisposableBase:
     """What a subscription to :func:`from_async_iter` does, for an observer already wrapped (by the
     ``reactivex.create`` of a caller that builds its own cold Observable on it): iterate ``factory()`` in a new
-    task on ``loop``, delivering to ``observer``; the disposable cancels it."""
+    task on ``loop``, delivering to ``observer``; the disposable cancels it. With a ``gate``, after delivering an
+    item it waits while the gate is full before reading the next (the iterator stays suspended meanwhile)."""
     disposed = False
     delivering = False  # inside observer.on_next: a dispose there lets pump stop and close by itself
 
@@ -349,6 +353,8 @@ def iterate(
                     raise
                 finally:
                     delivering = False
+                if gate is not None and gate.full:
+                    await gate.wait()
         except Exception as error:
             if not disposed:
                 observer.on_error(error)

@@ -13,6 +13,7 @@ it renders so the server module is only about HTTP, lifecycle and observation.
 
 from __future__ import annotations
 
+import json
 import time
 import zlib
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ __all__ = [
     "StallAfter",
     "ToolCallSpec",
     "UsageLike",
+    "distinct_text",
     "words",
 ]
 
@@ -163,7 +165,8 @@ class Reply:
     - ``finish_reason``: ``None`` means ``"tool_calls"`` when there are tool calls, else ``"stop"``.
     - ``usage``: reported counts; ``None`` computes them (prompt ≈ words in all messages, completion = number
       of reasoning, text and tool-call chunks).
-    - ``token_delay``: seconds between events; ``None`` uses the server's ``token_delay``.
+    - ``token_delay``: seconds between events (between writes, on a server with ``events_per_write`` > 1); ``None``
+      uses the server's ``token_delay``.
     - ``fault``: how to break the delivery, see :data:`Fault`.
     """
 
@@ -199,12 +202,17 @@ class OpenAIReply:
     response id (``chatcmpl-local-<n>``); ``default_tokens`` is the length of the default text.
     """
 
-    def __init__(self, body: dict[str, Any], reply: Reply, *, n: int, default_tokens: int) -> None:
+    def __init__(
+        self, body: dict[str, Any], reply: Reply, *, n: int, default_tokens: int, distinct: bool = False
+    ) -> None:
         self.body, self.reply, self.model = body, reply, str(body.get("model", ""))
         messages = [m for m in body["messages"] if isinstance(m, dict)]
         tokens = reply.tokens
-        if tokens is None:
-            tokens = () if reply.tool_calls else default_text(last_user_text(messages), default_tokens)
+        if tokens is None and reply.tool_calls:
+            tokens = ()
+        elif tokens is None:
+            task = last_user_text(messages)
+            tokens = distinct_text(self.model, task, default_tokens) if distinct else default_text(task, default_tokens)
         self.tokens = tokens
         self.id = f"chatcmpl-local-{n}"
         self.created = int(time.time())
@@ -254,6 +262,24 @@ class OpenAIReply:
             events.append(self._usage_chunk(len(deltas)))
         return events
 
+    def encoded_events(self, *, include_usage: bool) -> list[bytes]:
+        """:meth:`events`, each as the bytes of ``json.dumps(event, separators=(",", ":"))``, cheaply: the chunks
+        that only carry text (nearly all) are one template around each token's JSON string."""
+        head, tail = compact_json(self.chunk({"content": ""})).split(b'"content":""', 1)
+        head += b'"content":'
+        out = []
+        deltas = self.deltas()
+        for delta in deltas:
+            text = delta.get("content")
+            if len(delta) == 1 and type(text) is str:
+                out.append(head + _json_string(text).encode() + tail)
+            else:
+                out.append(compact_json(self.chunk(delta)))
+        out.append(compact_json(self.chunk({}, self.finish_reason)))
+        if include_usage:
+            out.append(compact_json(self._usage_chunk(len(deltas))))
+        return out
+
     def empty_events(self, *, include_usage: bool) -> list[dict[str, Any]]:
         events = [self.chunk({}, self.finish_reason)]
         if include_usage:
@@ -277,6 +303,14 @@ class OpenAIReply:
         choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": finish}
         usage = self.usage(0 if empty else len(self.deltas()))
         return {**self._base("chat.completion"), "choices": [choice], "usage": usage}
+
+
+def compact_json(obj: object) -> bytes:
+    """``obj`` as compact JSON bytes, as the local server writes its events."""
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+_json_string = json.encoder.encode_basestring_ascii  # what json.dumps writes for a str (ensure_ascii=True)
 
 
 def wants_usage(body: dict[str, Any]) -> bool:
@@ -311,3 +345,15 @@ def default_text(task: str, n: int) -> tuple[str, ...]:
         word = _FILLER[(start + i) % len(_FILLER)]
         tokens.append(word if word.startswith(" ") else " " + word)
     return tuple(tokens)
+
+
+def distinct_text(model: str, task: str, n: int) -> tuple[str, ...]:
+    """``n`` tokens that belong to this ``model`` and ``task`` only: ``" <key>:<k>"`` for k = 0 .. n-1, where
+    ``key`` is 8 hex digits of a CRC of both. A token delivered twice, out of order or to another run (another
+    model or task) then shows in the text a client received. Deterministic across runs and processes.
+
+    >>> distinct_text("m", "task", 3)
+    (' 3c22a1bf:0', ' 3c22a1bf:1', ' 3c22a1bf:2')
+    """
+    key = format(zlib.crc32(f"{model}\n{task}".encode()), "08x")
+    return tuple(f" {key}:{k}" for k in range(n))

@@ -11,7 +11,6 @@ counted in a :class:`Progress`.
 from __future__ import annotations
 
 import asyncio
-import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -27,6 +26,7 @@ from rxagents.testing._faults import (
     RawBody,
     SlowFirstByte,
     StallAfter,
+    compact_json,
     wants_usage,
 )
 
@@ -73,9 +73,20 @@ async def pause(conn: Conn, delay: float | None) -> None:
 
 
 async def stream(
-    request: web.BaseRequest, conn: Conn, render: OpenAIReply, delay: float, progress: Progress
+    request: web.BaseRequest,
+    conn: Conn,
+    render: OpenAIReply,
+    delay: float,
+    progress: Progress,
+    per_write: int = 1,
 ) -> web.StreamResponse:
-    """``text/event-stream``: one ``data:`` event per chunk, ``delay`` seconds apart, then ``data: [DONE]``."""
+    """``text/event-stream``: the reply's ``data:`` events, then ``data: [DONE]``.
+
+    The events go out ``per_write`` at a time, each group in one write (as a real server's TCP coalesces events
+    that are ready together), ``delay`` seconds apart; ``[DONE]`` goes with the last group (with ``per_write=1``:
+    in a write of its own, right after the last event). A fault's position still counts events: the events
+    before it are written first.
+    """
     fault = render.reply.fault
     if isinstance(fault, SlowFirstByte):
         await pause(conn, fault.delay)
@@ -86,15 +97,24 @@ async def stream(
         return await raw_stream(request, conn, fault, delay, progress)
     usage = wants_usage(render.body)
     if isinstance(fault, EmptyStream):
-        events = render.empty_events(include_usage=usage) if fault.finish else []
+        events = [compact_json(event) for event in render.empty_events(include_usage=usage)] if fault.finish else []
     else:
-        events = render.events(include_usage=usage)
+        events = render.encoded_events(include_usage=usage)
     at = min(fault.after, len(events)) if isinstance(fault, DropAfter | MalformedAfter | StallAfter) else -1
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+    group: list[bytes] = []  # events not written yet
+
+    async def flush() -> None:
+        if group:
+            await response.write(b"".join(group))
+            progress.events += len(group) - (group[-1] == _DONE)
+            group.clear()
+
     try:
         await response.prepare(request)
         for position in range(len(events) + 1):
             if position == at:
+                await flush()
                 if isinstance(fault, DropAfter):  # abort: no terminating chunk, no [DONE]
                     progress.outcome = "fault"
                     if request.transport is not None:
@@ -106,16 +126,22 @@ async def stream(
                     await response.write(b"data: " + _malformed(render.chunk({"content": "x"}), fault) + b"\n\n")
             if position == len(events):
                 break
-            await pause(conn, delay if position else 0)
-            await response.write(b"data: " + _dumps(events[position]) + b"\n\n")
-            progress.events += 1
+            if not group:
+                await pause(conn, delay if position else 0)
+            group.append(b"data: " + events[position] + b"\n\n")
+            if len(group) >= per_write:
+                await flush()
         if not isinstance(fault, NoDone):
-            await response.write(b"data: [DONE]\n\n")
+            group.append(_DONE)
+        await flush()
         await response.write_eof()
     except ConnectionError as exc:  # a write found the connection closed
         raise ClientGone from exc
     progress.outcome = "completed"
     return response
+
+
+_DONE = b"data: [DONE]\n\n"
 
 
 async def raw_stream(
@@ -154,15 +180,11 @@ async def complete(request: web.BaseRequest, conn: Conn, render: OpenAIReply, pr
     if isinstance(fault, RawBody):
         progress.outcome, progress.events = "completed", 1
         return web.Response(body=b"".join(fault.chunks), content_type="application/json")
-    payload = _dumps(render.completion(empty=isinstance(fault, EmptyStream)))
+    payload = compact_json(render.completion(empty=isinstance(fault, EmptyStream)))
     if isinstance(fault, MalformedAfter):
         payload = _malformed(render.completion(empty=False), fault, cut=len(payload) // 2)
     progress.outcome, progress.events = "completed", 1
     return web.Response(body=payload, content_type="application/json")
-
-
-def _dumps(obj: object) -> bytes:
-    return json.dumps(obj, separators=(",", ":")).encode()
 
 
 _NOT_UTF8 = b"\xff\xfe"  # never valid in UTF-8
@@ -171,7 +193,7 @@ _NOT_UTF8 = b"\xff\xfe"  # never valid in UTF-8
 def _malformed(obj: dict[str, Any], fault: MalformedAfter, cut: int = 40) -> bytes:
     """``obj`` spoiled as :class:`MalformedAfter` says: its JSON cut after ``cut`` bytes or, with
     ``invalid_utf8``, complete JSON with bytes that are not UTF-8 at the start of its first ``content`` text."""
-    data = _dumps(obj)
+    data = compact_json(obj)
     if not fault.invalid_utf8:
         return data[:cut]
     return data.replace(b'"content":"', b'"content":"' + _NOT_UTF8, 1)

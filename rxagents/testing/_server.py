@@ -33,7 +33,7 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
 from rxagents._loop_thread import LoopThread
-from rxagents._validate import check_int, check_seconds, check_str
+from rxagents._validate import check_bool, check_int, check_seconds, check_str
 from rxagents._web import listen
 from rxagents.testing import _responses
 from rxagents.testing._faults import HttpError, OpenAIReply, Reply
@@ -107,7 +107,11 @@ class LocalModelServer:
     """An OpenAI-compatible streaming chat server on a background thread, for tests and demos.
 
     ``default_tokens``: chunks in the default reply (>= 1). ``token_delay``: default seconds between streamed
-    events (>= 0). ``port``: 0 to 65535, 0 for any free one. Bad values raise
+    writes (>= 0). ``port``: 0 to 65535, 0 for any free one. ``distinct_tokens``: the default reply is
+    :func:`~rxagents.testing._faults.distinct_text` of the request's model and last user message (tokens that
+    belong to that one run, for load tests that check every token's delivery) instead of words derived from the
+    message. ``events_per_write``: streamed events written together, in one write (>= 1; ``token_delay`` is then
+    between writes), as a real server's TCP coalesces the events that are ready at once. Bad values raise
     :class:`~rxagents.errors.ConfigurationError` here, not at ``start()``.
     ``start()`` returns once listening; ``stop()`` releases stalled responses, closes every connection and
     joins the thread. Usable as a context manager. All public methods are thread-safe.
@@ -120,10 +124,14 @@ class LocalModelServer:
         *,
         default_tokens: int = 20,
         token_delay: float = 0.0,
+        distinct_tokens: bool = False,
+        events_per_write: int = 1,
     ) -> None:
         self.host = check_str("host", host)
         self.default_tokens = check_int("default_tokens", default_tokens)
         self.token_delay = check_seconds("token_delay", token_delay, zero=True)
+        self.distinct_tokens = check_bool("distinct_tokens", distinct_tokens)
+        self.events_per_write = check_int("events_per_write", events_per_write, hint="1 writes each event alone")
         self._requested_port = check_int("port", port, minimum=0, maximum=65535, hint="0 picks a free port")
         self._port: int | None = None
         self._cond = threading.Condition()
@@ -340,10 +348,12 @@ class LocalModelServer:
         reply = self._next_reply(model)
         progress = _responses.Progress()
         try:
-            render = OpenAIReply(body, reply, n=next(self._ids), default_tokens=self.default_tokens)
+            render = OpenAIReply(
+                body, reply, n=next(self._ids), default_tokens=self.default_tokens, distinct=self.distinct_tokens
+            )
             if stream:
                 delay = self.token_delay if reply.token_delay is None else reply.token_delay
-                return await _responses.stream(request, conn, render, delay, progress)
+                return await _responses.stream(request, conn, render, delay, progress, self.events_per_write)
             return await _responses.complete(request, conn, render, progress)
         except _responses.ClientGone:
             stop = self._stopping_at

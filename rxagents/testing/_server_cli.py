@@ -25,9 +25,15 @@ def serve_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tokens", type=_cli_args.integer(1), default=20,
                         help="chunks in the default reply, >= 1 (default 20)")  # fmt: skip
     parser.add_argument("--token-delay", type=_cli_args.seconds(), default=0.0,
-                        help="seconds between chunks, >= 0 (default 0)")  # fmt: skip
+                        help="seconds between writes, >= 0 (default 0)")  # fmt: skip
+    parser.add_argument("--events-per-write", type=_cli_args.integer(1), default=1,
+                        help="SSE events written together in one write, >= 1 (default 1: each alone)")  # fmt: skip
+    parser.add_argument("--distinct-tokens", action="store_true",
+                        help="the default reply's tokens are ' <key>:<k>', key a CRC of the model and the last "
+                        "user message: unique to each run (for load tests)")  # fmt: skip
     args = parser.parse_args(argv)
-    server = LocalModelServer(args.host, args.port, default_tokens=args.tokens, token_delay=args.token_delay)
+    server = LocalModelServer(args.host, args.port, default_tokens=args.tokens, token_delay=args.token_delay,
+                              distinct_tokens=args.distinct_tokens, events_per_write=args.events_per_write)  # fmt: skip
     try:
         server.start()
     except OSError as exc:

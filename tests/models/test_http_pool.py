@@ -12,12 +12,18 @@ import os
 import subprocess
 import sys
 import textwrap
+import urllib.request
 from pathlib import Path
+from unittest import mock
+
+from hypothesis import given
+from hypothesis import strategies as st
 
 import rxagents
 from rxagents import _runtime
 from rxagents.agent import Agent
-from rxagents.models._http_pool import loop_session
+from rxagents.models import OpenAICompatibleModel
+from rxagents.models._http_pool import loop_session, proxy_for
 from rxagents.testing._faults import Reply, words
 from rxagents.testing._server import LocalModelServer
 
@@ -113,3 +119,59 @@ def test_a_loop_shutting_down_closes_only_its_own_session(model_server: LocalMod
     assert on_runtime() == "still served"  # the runtime loop's session was not closed with it
     session = asyncio.run_coroutine_threadsafe(loop_session(), _runtime.runtime_loop()).result(timeout=10)
     assert session is not None and not session.closed
+
+
+# --- proxies: read by name, as urllib reads them --------------------------------------------------------------
+_PROXY_NAMES = ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY")
+_VALUES = st.sampled_from([None, "", "http://p:1", "http://q:2"])
+_BYPASS = st.sampled_from([None, "", "127.0.0.1", "host.test", "*", "other.test,.test"])
+
+
+def _urllib_proxy(url: str, host: str) -> str | None:
+    """What urllib's whole-environment scan gives (the implementation proxy_for replaced)."""
+    proxies = urllib.request.getproxies_environment()
+    proxy = proxies.get(url.split(":", 1)[0]) or proxies.get("all")
+    if not proxy or urllib.request.proxy_bypass_environment(host, proxies):  # type: ignore[attr-defined]
+        return None
+    return proxy
+
+
+@given(
+    values=st.fixed_dictionaries({name: _VALUES for name in _PROXY_NAMES}),
+    no_proxy=st.tuples(_BYPASS, _BYPASS),
+    cgi=st.booleans(),
+    scheme=st.sampled_from(["http", "https"]),
+    host=st.sampled_from(["127.0.0.1", "host.test", "api.openai.com"]),
+)
+def test_proxy_for_reads_the_environment_as_urllib_does(
+    values: dict[str, str | None], no_proxy: tuple[str | None, str | None], cgi: bool, scheme: str, host: str
+) -> None:
+    env = {**values, "no_proxy": no_proxy[0], "NO_PROXY": no_proxy[1], "REQUEST_METHOD": "GET" if cgi else None}
+    url = f"{scheme}://{host}/v1/chat/completions"
+    cleared = {name: value for name, value in os.environ.items() if not name.lower().endswith("_proxy")}
+    cleared.pop("REQUEST_METHOD", None)
+    with mock.patch.dict(os.environ, cleared, clear=True):
+        os.environ.update({name: value for name, value in env.items() if value is not None})
+        assert proxy_for(url, host) == _urllib_proxy(url, host)
+
+
+# --- the pool's size: configurable per backend ------------------------------------------------------------------
+def test_max_connections_bounds_the_streams_open_at_once(model_server: LocalModelServer) -> None:
+    """12 gathered runs through a backend whose pool holds 4 connections: every run completes, with its own text,
+    and the server never serves more than 4 at once (the others wait for a free connection)."""
+    backend = OpenAICompatibleModel(max_connections=4)
+    models = [f"pool-4-{os.getpid()}-{i}" for i in range(12)]
+    for i, model in enumerate(models):
+        model_server.enqueue(Reply(tokens=words(f"run {i} done"), token_delay=0.02), model=model)
+    agents = [Agent(agent_name=f"P{i}", llm=backend, model_name=model, api_base=model_server.url, print_on=False)
+              for i, model in enumerate(models)]  # fmt: skip
+
+    async def main() -> list[str]:
+        return await asyncio.wait_for(asyncio.gather(*(agent.arun("t") for agent in agents)), 60)
+
+    assert asyncio.run(main()) == [f"run {i} done" for i in range(12)]
+    records = [r for r in model_server.closed_streams if r.model in models]
+    assert len(records) == 12 and {r.outcome for r in records} == {"completed"}
+    edges = sorted([(r.ended_at, -1) for r in records] + [(r.started_at, 1) for r in records])  # ends first
+    open_now = [sum(step for _, step in edges[: i + 1]) for i in range(len(edges))]
+    assert max(open_now) <= 4

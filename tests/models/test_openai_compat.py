@@ -9,6 +9,8 @@ from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from rxagents import _runtime
 from rxagents.errors import (
@@ -23,6 +25,7 @@ from rxagents.errors import (
 from rxagents.events import EventKind, Usage
 from rxagents.models import Delta, LiteLLMModel, ModelBackend, ModelRequest, OpenAICompatibleModel
 from rxagents.models._http_pool import proxy_for
+from rxagents.models._openai_compat import _loads
 from rxagents.models._openai_compat_errors import MAX_SHOWN
 from rxagents.testing._faults import HttpError, RawBody, Reply, StallAfter, ToolCallSpec, words
 from rxagents.testing._server import LocalModelServer
@@ -177,6 +180,34 @@ def test_a_bad_chunk_is_malformed_after_the_text_before_it(
     with pytest.raises(MalformedStreamError, match=what):
         run(consume(_raw(model_server, _chunk({"content": "before"}) + event + _chunk({"content": "after"}))))
     assert got == ["before"]  # the same network chunk: what came before the bad event was handed on first
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=8,
+)
+_SPACE = st.sampled_from(["", " ", "\t", "\r\n", "\ufeff"])
+
+
+@given(
+    text=st.one_of(
+        st.builds(lambda value, before, after: before + json.dumps(value) + after, _JSON, _SPACE, _SPACE),
+        st.builds(lambda value, junk: json.dumps(value) + junk, _JSON, st.text(max_size=4)),
+        st.builds(lambda value, cut: json.dumps(value)[:cut], _JSON, st.integers(0, 40)),
+        st.text(max_size=20),
+    )
+)
+def test_chunks_parse_as_json_loads_parses_them(text: str) -> None:
+    """The shortcut past json.loads' wrapper gives its value, or its error, for any text."""
+    try:
+        expected: Any = json.loads(text)
+    except ValueError as error:
+        with pytest.raises(type(error)) as raised:
+            _loads(text)
+        assert str(raised.value) == str(error)
+    else:
+        assert _loads(text) == expected
 
 
 def test_a_json_document_instead_of_a_stream_is_malformed(model_server: LocalModelServer) -> None:

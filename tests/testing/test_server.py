@@ -16,6 +16,8 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
+from hypothesis import given
+from hypothesis import strategies as st
 
 from rxagents.errors import ConfigurationError
 from rxagents.events import Usage
@@ -26,10 +28,12 @@ from rxagents.testing._faults import (
     HttpError,
     MalformedAfter,
     NoDone,
+    OpenAIReply,
     Reply,
     SlowFirstByte,
     StallAfter,
     ToolCallSpec,
+    distinct_text,
     words,
 )
 
@@ -168,6 +172,88 @@ async def test_default_text_is_deterministic_per_task(server: LocalModelServer, 
     assert first == again
     assert first != other
     assert other.startswith("Local test model reply to: Something else entirely.")
+
+
+@given(
+    tokens=st.none() | st.lists(st.text(), max_size=4).map(tuple),
+    reasoning=st.lists(st.text(max_size=5), max_size=2).map(tuple),
+    calls=st.lists(st.builds(ToolCallSpec, st.text(min_size=1, max_size=5).filter(str.strip)), max_size=2).map(tuple),
+    usage=st.booleans(),
+)
+def test_encoded_events_are_the_events_as_compact_json(
+    tokens: tuple[str, ...] | None, reasoning: tuple[str, ...], calls: tuple[ToolCallSpec, ...], usage: bool
+) -> None:
+    render = OpenAIReply(body(), Reply(tokens=tokens, reasoning=reasoning, tool_calls=calls), n=1, default_tokens=3)
+    events = render.events(include_usage=usage)
+    assert render.encoded_events(include_usage=usage) == [json.dumps(e, separators=(",", ":")).encode() for e in events]
+
+
+@pytest.mark.asyncio
+async def test_distinct_tokens_belong_to_one_model_and_task(client: httpx.AsyncClient) -> None:
+    def tokens(data: list[str]) -> list[str]:
+        return [json.loads(d)["choices"][0]["delta"]["content"] for d in data[:-3]]  # finish, usage, [DONE]
+
+    with LocalModelServer(default_tokens=5, distinct_tokens=True) as server:
+        first = tokens(await sse(client, server, body("model-a", task="task 1")))
+        again = tokens(await sse(client, server, body("model-a", task="task 1")))
+        other_task = tokens(await sse(client, server, body("model-a", task="task 2")))
+        other_model = tokens(await sse(client, server, body("model-b", task="task 1")))
+        server.enqueue(Reply(tokens=("scripted",)))
+        scripted = tokens(await sse(client, server, body("model-a", task="task 1")))
+    assert first == again == list(distinct_text("model-a", "task 1", 5))
+    assert other_task == list(distinct_text("model-a", "task 2", 5))
+    assert other_model == list(distinct_text("model-b", "task 1", 5))
+    assert len(set(first + other_task + other_model)) == 15  # no token in two runs' replies
+    assert scripted == ["scripted"]  # a scripted reply is still sent as scripted
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("per_write", [1, 4])
+async def test_events_per_write_coalesce_the_stream_into_fewer_writes(
+    client: httpx.AsyncClient, per_write: int
+) -> None:
+    """8 tokens, finish and usage: 10 events. With 0.25 s between writes, each network read ends where a write
+    ended (a slow read may take two writes, never part of one): after a multiple of ``per_write`` events."""
+    with LocalModelServer(default_tokens=8, token_delay=0.25, events_per_write=per_write) as server:
+        bodies: list[bytes] = []
+        async with client.stream("POST", f"{server.url}/chat/completions", json=body()) as response:
+            async for piece in response.aiter_raw():
+                bodies.append(piece)
+        whole = await sse(client, server, body())
+        records = server.closed_streams
+    raw = [line[6:] for line in b"".join(bodies).decode().split("\n\n") if line.startswith("data: ")]
+
+    def content(data: list[str]) -> list[Any]:
+        return [json.loads(d).get("choices") for d in data[:-1]] + data[-1:]
+
+    assert content(raw) == content(whole)  # whole events, the same stream as a reader of lines sees it
+    counts = [piece.count(b"data: ") for piece in bodies]
+    ends = [sum(counts[: i + 1]) for i in range(len(counts))]
+    assert ends[-1] == 11  # 10 events and [DONE]
+    assert all(end % per_write == 0 for end in ends[:-1]), counts
+    if per_write == 4:
+        assert max(counts) >= 4  # coalesced: four events arrived in one read
+    assert [r.events_sent for r in records] == [10, 10] and {r.outcome for r in records} == {"completed"}
+
+
+@pytest.mark.asyncio
+async def test_faults_still_happen_after_their_event_count_when_coalescing(client: httpx.AsyncClient) -> None:
+    with LocalModelServer(events_per_write=4) as server:
+        server.enqueue(Reply(tokens=words("a b c d e f"), fault=DropAfter(3)))
+        received: list[str] = []
+        with pytest.raises(httpx.RemoteProtocolError):
+            async with client.stream("POST", f"{server.url}/chat/completions", json=body()) as response:
+                async for line in response.aiter_lines():
+                    if line.startswith("data: "):
+                        received.append(line)
+        server.enqueue(Reply(tokens=words("a b c d e f"), fault=MalformedAfter(5)))
+        data = await sse(client, server, body())
+        records = server.closed_streams
+    assert len(received) == 3 and records[0].outcome == "fault" and records[0].events_sent == 3
+    assert len(data) == 6 + 2 + 1 + 1  # the bad event after five, then the rest, [DONE]
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(data[5])
+    assert records[1].events_sent == 8 and records[1].outcome == "completed"
 
 
 @pytest.mark.asyncio
@@ -550,6 +636,8 @@ def test_sync_use_with_context_manager_and_wait_until() -> None:
         ({"token_delay": float("nan")}, "token_delay must be a finite number of seconds >= 0, got nan"),
         ({"token_delay": "0.1"}, "token_delay must be a finite number of seconds >= 0, got '0.1'"),
         ({"host": ""}, "host must be a non-empty string, got ''"),
+        ({"events_per_write": 0}, "events_per_write must be an int >= 1, got 0; 1 writes each event alone"),
+        ({"distinct_tokens": "yes"}, "distinct_tokens must be True or False, got 'yes'"),
     ],
 )
 def test_bad_arguments_are_refused_at_construction(kwargs: dict[str, Any], message: str) -> None:
