@@ -28,7 +28,8 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 from rxagents._urls import safe_url
 from rxagents.bus._base import Bus, Outgoing, RunInfo, Transient, run_info, scrub
-from rxagents.bus._errors import BusError, BusUnavailable
+from rxagents.bus._errors import AttemptFenced, BusError, BusUnavailable
+from rxagents.bus._nats_acks import AckInbox
 from rxagents.bus._nats_queue import NatsQueue
 from rxagents.bus._wire import Message, decode_message
 from rxagents.errors import ConfigurationError
@@ -45,6 +46,8 @@ _PLAIN = re.compile(r"[A-Za-z0-9_-]{1,200}")
 _NAME = re.compile(r"[A-Za-z0-9_-]+")
 _SUBJECT = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*")
 _SCHEMES = ("nats", "tls")
+#: JetStream's error code for a failed Nats-Expected-Last-Subject-Sequence check.
+_WRONG_LAST_SEQUENCE = 10071
 
 
 def run_token(run_id: str) -> str:
@@ -189,6 +192,7 @@ class NatsBus(Bus):
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
         self._queue: NatsQueue | None = None
+        self._acks: AckInbox | None = None
 
     def __repr__(self) -> str:
         return f"NatsBus({self.url!r}, stream={self.stream!r})"
@@ -249,7 +253,7 @@ class NatsBus(Bus):
                 f"cannot connect to NATS at {self.url} within connect_timeout={self._connect_timeout}s ({reason}); "
                 f"is nats-server running with JetStream enabled (nats-server -js)?"
             ) from None
-        self._nc, self._js = nc, js
+        self._nc, self._js, self._acks = nc, js, AckInbox(nc)
 
     async def _ensure_stream(self, nc: Client) -> None:
         nats = _nats()
@@ -297,6 +301,9 @@ class NatsBus(Bus):
         if queue is not None:
             await queue.close()
         nc, self._nc, self._js = self._nc, None, None
+        acks, self._acks = self._acks, None
+        if acks is not None:
+            await acks.close()
         if nc is not None:
             with contextlib.suppress(Exception):
                 await nc.close()
@@ -310,31 +317,58 @@ class NatsBus(Bus):
 
     async def _send(self, messages: Sequence[Outgoing]) -> None:
         nats = _nats()
-        _, js = self._client()
+        self._client()
+        acks = self._acks
+        assert acks is not None
         futures: list[asyncio.Future[Any]] = []
         try:
             for message in messages:
-                future = await js.publish_async(
-                    self.subject(message.run_id),
-                    message.payload,
-                    headers={"Nats-Msg-Id": message.msg_id},
-                )
-                futures.append(future)
-            done, pending = await asyncio.wait(futures, timeout=self._ack_timeout)
+                headers = {"Nats-Msg-Id": message.msg_id}
+                if message.fence is not None:
+                    headers["Nats-Expected-Last-Subject-Sequence"] = str(message.fence.token)
+                    headers["Nats-Expected-Last-Subject-Sequence-Subject"] = self.fence_subject(message.run_id)
+                futures.append(await acks.publish(self.subject(message.run_id), message.payload, headers))
+            _, pending = await asyncio.wait(futures, timeout=self._ack_timeout)
             if pending:
                 raise Transient(f"{len(pending)} of {len(messages)} messages unacknowledged after {self._ack_timeout}s")
-            for future in done:
-                error = future.exception()
-                if isinstance(error, nats.js.errors.APIError) and error.code not in (None, 503):
-                    raise BusError(f"JetStream at {self.url} refused a message: {error}")
-                if error is not None:
-                    raise Transient(f"{type(error).__name__}: {error}")
+            for message, future in zip(messages, futures, strict=True):
+                if future.exception() is not None:
+                    raise Transient(f"no JetStream stream answered on {self.subject(message.run_id)!r}")
+                error = future.result().get("error")
+                if error is None:
+                    continue
+                if message.fence is not None and error.get("err_code") == _WRONG_LAST_SEQUENCE:
+                    raise AttemptFenced(
+                        f"run {message.run_id!r} on {self.url}: a newer attempt took the run over (its task was "
+                        f"delivered again); the broker refuses this attempt's messages",
+                        run_id=message.run_id,
+                    )
+                if error.get("code") == 503:
+                    raise Transient(f"JetStream unavailable: {error.get('description')}")
+                raise BusError(f"JetStream at {self.url} refused a message: {error.get('description') or error}")
         except (TimeoutError, nats.errors.Error, OSError) as error:
             raise Transient(f"{type(error).__name__}: {error}") from None
         finally:
             for future in futures:
                 if not future.done():
                     future.cancel()
+
+    def fence_subject(self, run_id: str) -> str:
+        """The subject of the fence messages of ``run_id``'s attempts (see :meth:`Bus.begin_attempt`)."""
+        return f"{self.subject(run_id)}.fence"
+
+    async def _fence(self, run_id: str) -> int:
+        nats = _nats()
+        _, js = self._client()
+        try:
+            ack = await js.publish(self.fence_subject(run_id), b"", timeout=self._ack_timeout)
+        except nats.js.errors.APIError as error:
+            if error.code == 503:
+                raise Transient(f"JetStream unavailable: {error.description}") from None
+            raise BusError(f"JetStream at {self.url} refused the fence of run {run_id!r}: {error}") from None
+        except (TimeoutError, nats.errors.Error, OSError) as error:
+            raise Transient(f"{type(error).__name__}: {error}") from None
+        return int(ack.seq)
 
     # --- reading ----------------------------------------------------------------------------------------------
 
@@ -434,7 +468,8 @@ class NatsBus(Bus):
         jsm = nc.jsm(timeout=self._ack_timeout)
         try:
             info = await jsm.stream_info(self.stream, subjects_filter=f"{self.subject_prefix}.>")
-            subjects = list((info.state.subjects or {}).keys())
+            depth = self.subject_prefix.count(".") + 1  # rxagents.run.<token>; fences are rxagents.run.<token>.fence
+            subjects = [subject for subject in info.state.subjects or {} if subject.count(".") == depth]
             found: list[tuple[int, RunInfo]] = []
             limit = asyncio.Semaphore(32)
 
