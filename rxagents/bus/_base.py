@@ -151,6 +151,9 @@ class Bus(abc.ABC):
     ``attach``, run there. ``url`` is the broker URL without credentials; ``repr`` and errors show only it.
     """
 
+    #: How many ``_send`` calls a publisher may have waiting at once (their messages go out in call order).
+    _send_depth = 1
+
     def __init__(self, url: str) -> None:
         self.url = safe_url(url)
         self._loop: asyncio.AbstractEventLoop | None = None

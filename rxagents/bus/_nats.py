@@ -48,6 +48,8 @@ _SUBJECT = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*")
 _SCHEMES = ("nats", "tls")
 #: JetStream's error code for a failed Nats-Expected-Last-Subject-Sequence check.
 _WRONG_LAST_SEQUENCE = 10071
+#: Messages published between two turns of the loop: the broker stores the first ones while the next are sent.
+_YIELD_EVERY = 64
 
 
 def run_token(run_id: str) -> str:
@@ -107,6 +109,8 @@ class NatsBus(Bus):
         task_stream, task_subject: the work queue's stream (work-queue retention) and subject.
         cancel_stream, cancel_prefix: the stream of cancel requests and the prefix of their subjects.
     """
+
+    _send_depth = 2  # a publisher's next batch goes on the wire while the acknowledgements of one come in
 
     def __init__(
         self,
@@ -193,6 +197,7 @@ class NatsBus(Bus):
         self._js: JetStreamContext | None = None
         self._queue: NatsQueue | None = None
         self._acks: AckInbox | None = None
+        self._wire = asyncio.Lock()  # one send's messages at a time on the wire: sends keep their order
 
     def __repr__(self) -> str:
         return f"NatsBus({self.url!r}, stream={self.stream!r})"
@@ -322,12 +327,15 @@ class NatsBus(Bus):
         assert acks is not None
         futures: list[asyncio.Future[Any]] = []
         try:
-            for message in messages:
-                headers = {"Nats-Msg-Id": message.msg_id}
-                if message.fence is not None:
-                    headers["Nats-Expected-Last-Subject-Sequence"] = str(message.fence.token)
-                    headers["Nats-Expected-Last-Subject-Sequence-Subject"] = self.fence_subject(message.run_id)
-                futures.append(await acks.publish(self.subject(message.run_id), message.payload, headers))
+            async with self._wire:
+                for i, message in enumerate(messages, 1):
+                    if i % _YIELD_EVERY == 0:  # the client's flusher puts what is buffered on the wire meanwhile
+                        await asyncio.sleep(0)
+                    headers = {"Nats-Msg-Id": message.msg_id}
+                    if message.fence is not None:
+                        headers["Nats-Expected-Last-Subject-Sequence"] = str(message.fence.token)
+                        headers["Nats-Expected-Last-Subject-Sequence-Subject"] = self.fence_subject(message.run_id)
+                    futures.append(await acks.publish(self.subject(message.run_id), message.payload, headers))
             _, pending = await asyncio.wait(futures, timeout=self._ack_timeout)
             if pending:
                 raise Transient(f"{len(pending)} of {len(messages)} messages unacknowledged after {self._ack_timeout}s")
@@ -349,9 +357,7 @@ class NatsBus(Bus):
         except (TimeoutError, nats.errors.Error, OSError) as error:
             raise Transient(f"{type(error).__name__}: {error}") from None
         finally:
-            for future in futures:
-                if not future.done():
-                    future.cancel()
+            acks.forget(futures)
 
     def fence_subject(self, run_id: str) -> str:
         """The subject of the fence messages of ``run_id``'s attempts (see :meth:`Bus.begin_attempt`)."""

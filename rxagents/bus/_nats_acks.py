@@ -28,6 +28,9 @@ __all__ = ["AckInbox", "NoResponders"]
 log = logging.getLogger("rxagents.bus")
 
 
+_STORED: Mapping[str, Any] = {}
+
+
 class NoResponders(Exception):
     """No JetStream stream listens on the subject (the stream is missing or the server is starting)."""
 
@@ -54,34 +57,50 @@ class AckInbox:
                 )
 
     async def publish(self, subject: str, payload: bytes, headers: dict[str, str]) -> asyncio.Future[Mapping[str, Any]]:
-        """Put one message on the wire; the future gets the server's answer (a dict with ``seq``, or with
-        ``error``) or :class:`NoResponders`. Cancel the future to stop waiting for it."""
+        """Put one message on the wire; the future gets the server's answer (a dict: ``{}`` when the message was
+        stored or was a duplicate, else with ``error``) or :class:`NoResponders`. :meth:`forget` the futures
+        given up on."""
         if self._sub is None:
             await self._start()
         token = str(self._next)
         self._next += 1
         future: asyncio.Future[Mapping[str, Any]] = asyncio.get_running_loop().create_future()
         self._futures[token] = future
-        future.add_done_callback(lambda _: self._futures.pop(token, None))
         await self._nc.publish(subject, payload, reply=f"{self._prefix}.{token}", headers=headers)
         return future
 
+    def forget(self, futures: list[asyncio.Future[Mapping[str, Any]]]) -> None:
+        """Stop waiting for the answers of ``futures`` (cancelled; their answers, if they come, are ignored)."""
+        waiting = {id(future) for future in futures if not future.done()}
+        if waiting:
+            for token, future in list(self._futures.items()):
+                if id(future) in waiting:
+                    del self._futures[token]
+                    future.cancel()
+
     async def _answer(self, msg: Msg) -> None:
-        future = self._futures.get(msg.subject[len(self._prefix) + 1 :])
+        future = self._futures.pop(msg.subject[len(self._prefix) + 1 :], None)
         if future is None or future.done():
             return
         if msg.headers and msg.headers.get("Status") == "503":
             future.set_exception(NoResponders())
             return
+        data = msg.data
+        if b'"error"' not in data:  # {"stream":...,"seq":...}: stored (or a duplicate)
+            future.set_result(_STORED)
+            return
         try:
-            answer = json.loads(msg.data)
+            answer = json.loads(data)
         except ValueError:
-            answer = {"error": {"code": 500, "description": f"not a JetStream answer: {msg.data[:80]!r}"}}
-        future.set_result(answer if isinstance(answer, dict) else {"error": {"code": 500, "description": "?"}})
+            answer = None
+        if not isinstance(answer, dict):
+            answer = {"error": {"code": 500, "description": f"not a JetStream answer: {data[:80]!r}"}}
+        future.set_result(answer if "error" in answer else _STORED)
 
     async def close(self) -> None:
         """Stop listening; futures still waiting are cancelled."""
-        for future in list(self._futures.values()):
+        futures, self._futures = list(self._futures.values()), {}
+        for future in futures:
             future.cancel()
         sub, self._sub = self._sub, None
         if sub is not None:

@@ -1,8 +1,10 @@
 """The publisher behind ``publish`` and ``apublish``: coalescing, bounded in-flight sends, bounded buffering.
 
 Events are appended to a buffer; one sender task per publisher takes what is buffered, encodes it into messages
-(consecutive events of one run share a message when ``coalesce`` is on), hands up to ``max_in_flight`` messages
-to the broker at once and waits for all their acknowledgements before it sends the next batch. Nothing waits for
+(consecutive events of one run share a message when ``coalesce`` is on) and hands batches of up to
+``max_in_flight`` messages to the broker: ``bus._send_depth`` batches at once (NATS: two, so the next batch is on
+the wire while the acknowledgements of the one before come in; Redis: one, its pipelines may take different
+connections), each acknowledged in order before its events count as published. Nothing waits for
 a timer: when the broker keeps up, every event goes out in its own message as soon as it arrives; when it falls
 behind, the events that arrived meanwhile leave together. A batch whose acknowledgements do not all arrive is
 sent again as it was (the broker drops what it already stored), until ``unavailable_timeout`` seconds pass
@@ -167,33 +169,49 @@ class Publisher:
             self._on_failure(error)
 
     async def _run(self) -> None:
+        window: deque[tuple[list[Outgoing], asyncio.Task[bool]]] = deque()
         try:
             while self.error is None:
-                if not self._pending:
-                    self._idle.set()
-                    if self._closing:
+                if self._pending and len(window) < self.bus._send_depth:
+                    if self._continuing:
+                        await self._count_stored()
+                        continue
+                    batch = self._take()
+                    self._in_flight = self._in_flight + batch
+                    self._in_flight_events += sum(len(message.events) for message in batch)
+                    window.append((batch, asyncio.get_running_loop().create_task(self._send(batch))))
+                    await asyncio.sleep(0)  # the batch goes on the wire before the next is taken
+                    continue
+                if window:
+                    batch, sending = window[0]
+                    if not await sending:
                         return
-                    self._wake.clear()
-                    await self._wake.wait()
+                    window.popleft()
+                    done = sum(len(message.events) for message in batch)
+                    self.published += done
+                    self._in_flight = self._in_flight[len(batch) :]
+                    self._in_flight_events -= done
+                    self._room.set()
                     continue
-                if self._continuing:
-                    await self._count_stored()
-                    continue
-                self._in_flight = self._take()
-                self._in_flight_events = sum(len(message.events) for message in self._in_flight)
-                if not await self._send(self._in_flight):
+                self._idle.set()
+                if self._closing:
                     return
-                self.published += self._in_flight_events
-                self._in_flight = []
-                self._in_flight_events = 0
-                self._room.set()
+                self._wake.clear()
+                await self._wake.wait()
         except asyncio.CancelledError:
+            for _, sending in window:
+                sending.cancel()
             if self.error is None:
                 self._fail(BusUnavailable(f"publishing to {self.bus.url} was cancelled"))
             raise
         except Exception as error:  # a bug: never leave waiters hanging
+            for _, sending in window:
+                sending.cancel()
             log.error("the bus publisher failed", exc_info=True)
             self._fail(BusError(f"publishing to {self.bus.url} failed: {type(error).__name__}: {error}"))
+        finally:
+            for _, sending in window:
+                sending.cancel()
 
     async def _count_stored(self) -> None:
         """For runs whose first event here is not their start (a worker's next attempt, the end of a run, events
@@ -249,12 +267,12 @@ class Publisher:
         failing_since: float | None = None
         backoff = 0.05
         sending = messages
-        while True:
+        while self.error is None:
             try:
                 await self.bus._send(sending)
                 return True
             except Transient as error:
-                sending = messages + _heads_again(messages)
+                sending = messages + _heads_again(self._in_flight)
                 now = loop.time()
                 if failing_since is None:
                     failing_since = now
@@ -274,6 +292,7 @@ class Publisher:
             except BusError as error:
                 self._fail(BusError(f"{error} (the unacknowledged events are in .unpublished)"))
                 return False
+        return False
 
 
 def _heads_again(messages: list[Outgoing]) -> list[Outgoing]:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from rxagents.bus import Bus, NatsBus, aattach, apublish
+from rxagents.bus import Bus, NatsBus, aattach, apublish, decode_message
 from rxagents.bus._base import Outgoing, Transient
 from tests.bus.brokers import collect, fresh_run_id, run_events
 
@@ -66,3 +66,19 @@ async def test_a_batch_stored_out_of_order_after_a_lost_connection_lists_its_hig
     assert await listed(bus, events[0].run_id) == ("finished", 11, 10)
     got, error = await asyncio.wait_for(collect(aattach(bus, events[0].run_id)), 10)
     assert error is None and got == events
+
+
+async def test_pipelined_batches_are_stored_in_seq_order(bus: Bus) -> None:
+    events = run_events(fresh_run_id("window"), 3000)  # several batches of max_in_flight messages, in flight at once
+    assert await apublish(bus, events, coalesce=False, max_in_flight=256) == len(events)
+    stored: list[int] = []
+    reader = bus._read(events[0].run_id, 0, None)
+    async for item in reader:
+        if item is None:
+            continue
+        message = decode_message(item[0])
+        stored.append(message.first)
+        if message.events[-1].is_terminal:
+            break
+    await reader.aclose()  # type: ignore[attr-defined]
+    assert stored == list(range(len(events)))
