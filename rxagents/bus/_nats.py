@@ -24,13 +24,13 @@ from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlsplit, urlunsplit
 
 from rxagents._urls import safe_url
 from rxagents.bus._base import Bus, Outgoing, RunInfo, Transient, run_info, scrub
 from rxagents.bus._errors import AttemptFenced, BusError, BusUnavailable
 from rxagents.bus._nats_acks import AckInbox
 from rxagents.bus._nats_queue import NatsQueue
+from rxagents.bus._nats_urls import split_servers
 from rxagents.bus._wire import Message, decode_message
 from rxagents.errors import ConfigurationError
 
@@ -45,7 +45,6 @@ log = logging.getLogger("rxagents.bus")
 _PLAIN = re.compile(r"[A-Za-z0-9_-]{1,200}")
 _NAME = re.compile(r"[A-Za-z0-9_-]+")
 _SUBJECT = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*")
-_SCHEMES = ("nats", "tls")
 #: JetStream's error code for a failed Nats-Expected-Last-Subject-Sequence check.
 _WRONG_LAST_SEQUENCE = 10071
 #: Messages published between two turns of the loop: the broker stores the first ones while the next are sent.
@@ -137,7 +136,7 @@ class NatsBus(Bus):
         cancel_stream: str = "RXAGENTS_CANCEL",
         cancel_prefix: str = "rxagents.cancel",
     ) -> None:
-        servers, url_user, url_password, url_token = _split_servers(url)
+        servers, url_user, url_password, url_token = split_servers(url)
         super().__init__(servers[0])
         self.url = ",".join(safe_url(server) for server in servers)
         for option, name, example in (
@@ -502,31 +501,3 @@ def _sequences(reply: str | None) -> tuple[int, int]:
     if len(tokens) >= 11:  # $JS.ACK.<domain>.<account>.<stream>.<consumer>.<delivered>.<sseq>.<cseq>...
         return int(tokens[7]), int(tokens[8])
     raise BusError(f"not a JetStream message (reply subject {reply!r})")
-
-
-def _split_servers(url: str) -> tuple[list[str], str | None, str | None, str | None]:
-    """The server URLs without credentials, and the user, password and token the URLs carried."""
-    if not isinstance(url, str) or not url.strip():
-        raise ConfigurationError(f"url must be a NATS URL such as 'nats://127.0.0.1:4222', got {url!r}")
-    servers: list[str] = []
-    user = password = token = None
-    for part in url.split(","):
-        part = part.strip()
-        try:
-            pieces = urlsplit(part)
-            host, port = pieces.hostname, pieces.port
-        except ValueError:
-            raise ConfigurationError(
-                f"url must be a NATS URL such as 'nats://127.0.0.1:4222', got {safe_url(part)!r}"
-            ) from None
-        if pieces.scheme not in _SCHEMES or not host:
-            raise ConfigurationError(
-                f"url must be nats://host:port or tls://host:port (commas between servers), got {safe_url(part)!r}"
-            )
-        if pieces.username is not None and pieces.password is not None:
-            user, password = unquote(pieces.username), unquote(pieces.password)
-        elif pieces.username:
-            token = unquote(pieces.username)
-        shown_host = f"[{host}]" if ":" in host else host
-        servers.append(urlunsplit((pieces.scheme, f"{shown_host}:{port or 4222}", "", "", "")))
-    return servers, user, password, token
