@@ -25,9 +25,17 @@ Importing :mod:`rxagents` does not import this package; the adapters import thei
 from __future__ import annotations
 
 from rxagents.bus._attach import aattach, attach
-from rxagents.bus._base import Bus, RunInfo, RunStatus
+from rxagents.bus._base import Bus, Fence, RunInfo, RunStatus
 from rxagents.bus._connect import connect_bus
-from rxagents.bus._errors import BusError, BusGapError, BusUnavailable, RemoteRunError, RunCancelled, RunNotFound
+from rxagents.bus._errors import (
+    AttemptFenced,
+    BusError,
+    BusGapError,
+    BusUnavailable,
+    RemoteRunError,
+    RunCancelled,
+    RunNotFound,
+)
 from rxagents.bus._local import LocalNatsServer, LocalRedisServer, nats_server_path, redis_server_path
 from rxagents.bus._nats import NatsBus
 from rxagents.bus._publish import apublish, publish
@@ -39,11 +47,13 @@ from rxagents.bus._wire import Message, decode_message, encode_message, event_fr
 from rxagents.bus._worker import Worker, WorkerStats, run_worker
 
 __all__ = [
+    "AttemptFenced",
     "Bus",
     "BusError",
     "BusGapError",
     "BusRuns",
     "BusUnavailable",
+    "Fence",
     "LocalNatsServer",
     "LocalRedisServer",
     "Message",

@@ -14,6 +14,9 @@ only; an adapter (:class:`~rxagents.bus.NatsBus`, :class:`~rxagents.bus.RedisBus
   included. ``cursor`` is the position just after a message; reading again with it resumes after that
   message (``None``: from the start). It yields ``None`` at least every second while nothing arrives (so the
   caller can keep its timers), and raises :class:`Transient` when the connection drops;
+- ``_fence(run_id)``: begin a new attempt at a run (:meth:`Bus.begin_attempt`): from then on the broker
+  refuses messages carrying an earlier attempt's fence (``_send`` raises
+  :class:`~rxagents.bus._errors.AttemptFenced`);
 - ``runs()``: the runs the broker holds, and ``last_message(run_id)``: the last one stored of a run;
 - ``queue``: the work queue of tasks and the cancel requests (a :class:`~rxagents.bus._queue.TaskQueue`).
 """
@@ -28,13 +31,24 @@ from types import TracebackType
 from typing import Any, Literal, Self
 
 from rxagents._urls import safe_url
-from rxagents.bus._errors import BusError, RemoteRunError, RunCancelled
+from rxagents.bus._errors import BusError, BusUnavailable, RemoteRunError, RunCancelled
 from rxagents.bus._queue import TaskQueue
 from rxagents.bus._wire import Message
 from rxagents.errors import ConfigurationError
 from rxagents.events import EventKind, TokenEvent
 
-__all__ = ["Bus", "Outgoing", "RunInfo", "RunStatus", "Transient", "check_bus", "is_cancellation", "run_info", "scrub"]
+__all__ = [
+    "Bus",
+    "Fence",
+    "Outgoing",
+    "RunInfo",
+    "RunStatus",
+    "Transient",
+    "check_bus",
+    "is_cancellation",
+    "run_info",
+    "scrub",
+]
 
 RunStatus = Literal["running", "finished", "failed", "cancelled"]
 
@@ -85,20 +99,34 @@ def run_info(last: Message) -> RunInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class Fence:
+    """One attempt at run ``run_id`` (:meth:`Bus.begin_attempt`): messages published with it are refused once a
+    later attempt began. ``token`` is the adapter's (NATS: the stream sequence of the attempt's fence message;
+    Redis: the attempt number)."""
+
+    run_id: str
+    token: int
+
+
+@dataclass(frozen=True, slots=True)
 class Outgoing:
-    """An encoded message waiting for the broker: events ``first..last`` of ``run_id``."""
+    """An encoded message waiting for the broker: events ``first..last`` of ``run_id``, of the attempt ``fence``
+    (None: not fenced). ``again`` > 0 marks a copy of a message re-sent after a failure (its id differs, see
+    :class:`~rxagents.bus._publisher.Publisher`)."""
 
     run_id: str
     first: int
     last: int
     payload: bytes
     events: tuple[TokenEvent, ...]
+    fence: Fence | None = None
+    again: int = 0
 
     @property
     def msg_id(self) -> str:
         """The de-duplication id: ``run_id:seq`` for one event, ``run_id:first-last`` for several."""
         span = str(self.first) if self.first == self.last else f"{self.first}-{self.last}"
-        return f"{self.run_id}:{span}"
+        return f"{self.run_id}:{span}" if not self.again else f"{self.run_id}:{span}~{self.again}"
 
 
 def scrub(text: str, secrets: Sequence[str | None]) -> str:
@@ -122,6 +150,9 @@ class Bus(abc.ABC):
     A bus belongs to the asyncio loop it connected on: its methods, and the streams of ``publish`` and
     ``attach``, run there. ``url`` is the broker URL without credentials; ``repr`` and errors show only it.
     """
+
+    #: How many ``_send`` calls a publisher may have waiting at once (their messages go out in call order).
+    _send_depth = 1
 
     def __init__(self, url: str) -> None:
         self.url = safe_url(url)
@@ -204,6 +235,24 @@ class Bus(abc.ABC):
 
     @abc.abstractmethod
     def _read(self, run_id: str, from_seq: int, cursor: Any) -> AsyncIterator[tuple[bytes, Any] | None]: ...
+
+    @abc.abstractmethod
+    async def _fence(self, run_id: str) -> int: ...
+
+    async def begin_attempt(self, run_id: str) -> Fence:
+        """Begin a new attempt at run ``run_id``: from now on the broker refuses the messages of every earlier
+        attempt (published with its :class:`Fence`), whose publishers fail with
+        :class:`~rxagents.bus.AttemptFenced`. Read the run (:meth:`last_message`) *after* this, then publish the
+        attempt with ``publish(bus, fence=...)``: nothing an earlier attempt writes can land after that read.
+        A worker does this for every task it takes.
+
+        Raises:
+            BusUnavailable: the broker cannot be reached.
+        """
+        try:
+            return Fence(run_id, await self._fence(run_id))
+        except Transient as error:
+            raise BusUnavailable(f"cannot begin an attempt at run {run_id!r} on {self.url}: {error}") from None
 
     @property
     @abc.abstractmethod

@@ -7,7 +7,15 @@ from collections.abc import Iterable
 from rxagents.errors import RxAgentsError
 from rxagents.events import TokenEvent
 
-__all__ = ["BusError", "BusGapError", "BusUnavailable", "RemoteRunError", "RunCancelled", "RunNotFound"]
+__all__ = [
+    "AttemptFenced",
+    "BusError",
+    "BusGapError",
+    "BusUnavailable",
+    "RemoteRunError",
+    "RunCancelled",
+    "RunNotFound",
+]
 
 
 class BusError(RxAgentsError):
@@ -29,6 +37,16 @@ class BusError(RxAgentsError):
 class BusUnavailable(BusError):
     """The broker could not be reached (or kept failing) for longer than the caller allowed, or a publisher's
     buffer of unacknowledged events is full. ``unpublished``: see :class:`BusError`."""
+
+
+class AttemptFenced(BusError):
+    """A newer attempt took run ``run_id`` over (its task was delivered again to another worker while this one
+    stalled or lost the broker): the broker refuses this attempt's writes, so the run's log holds the newer
+    attempt only after its ``retry`` event. The attempt should stop; ``unpublished``: see :class:`BusError`."""
+
+    def __init__(self, message: str, *, run_id: str) -> None:
+        super().__init__(message)
+        self.run_id = run_id
 
 
 class BusGapError(BusError):

@@ -24,12 +24,13 @@ from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlsplit, urlunsplit
 
 from rxagents._urls import safe_url
 from rxagents.bus._base import Bus, Outgoing, RunInfo, Transient, run_info, scrub
-from rxagents.bus._errors import BusError, BusUnavailable
+from rxagents.bus._errors import AttemptFenced, BusError, BusUnavailable
+from rxagents.bus._nats_acks import AckInbox
 from rxagents.bus._nats_queue import NatsQueue
+from rxagents.bus._nats_urls import split_servers
 from rxagents.bus._wire import Message, decode_message
 from rxagents.errors import ConfigurationError
 
@@ -44,7 +45,10 @@ log = logging.getLogger("rxagents.bus")
 _PLAIN = re.compile(r"[A-Za-z0-9_-]{1,200}")
 _NAME = re.compile(r"[A-Za-z0-9_-]+")
 _SUBJECT = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*")
-_SCHEMES = ("nats", "tls")
+#: JetStream's error code for a failed Nats-Expected-Last-Subject-Sequence check.
+_WRONG_LAST_SEQUENCE = 10071
+#: Messages published between two turns of the loop: the broker stores the first ones while the next are sent.
+_YIELD_EVERY = 64
 
 
 def run_token(run_id: str) -> str:
@@ -105,6 +109,8 @@ class NatsBus(Bus):
         cancel_stream, cancel_prefix: the stream of cancel requests and the prefix of their subjects.
     """
 
+    _send_depth = 2  # a publisher's next batch goes on the wire while the acknowledgements of one come in
+
     def __init__(
         self,
         url: str = "nats://127.0.0.1:4222",
@@ -130,7 +136,7 @@ class NatsBus(Bus):
         cancel_stream: str = "RXAGENTS_CANCEL",
         cancel_prefix: str = "rxagents.cancel",
     ) -> None:
-        servers, url_user, url_password, url_token = _split_servers(url)
+        servers, url_user, url_password, url_token = split_servers(url)
         super().__init__(servers[0])
         self.url = ",".join(safe_url(server) for server in servers)
         for option, name, example in (
@@ -189,6 +195,8 @@ class NatsBus(Bus):
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
         self._queue: NatsQueue | None = None
+        self._acks: AckInbox | None = None
+        self._wire = asyncio.Lock()  # one send's messages at a time on the wire: sends keep their order
 
     def __repr__(self) -> str:
         return f"NatsBus({self.url!r}, stream={self.stream!r})"
@@ -249,7 +257,7 @@ class NatsBus(Bus):
                 f"cannot connect to NATS at {self.url} within connect_timeout={self._connect_timeout}s ({reason}); "
                 f"is nats-server running with JetStream enabled (nats-server -js)?"
             ) from None
-        self._nc, self._js = nc, js
+        self._nc, self._js, self._acks = nc, js, AckInbox(nc)
 
     async def _ensure_stream(self, nc: Client) -> None:
         nats = _nats()
@@ -297,6 +305,9 @@ class NatsBus(Bus):
         if queue is not None:
             await queue.close()
         nc, self._nc, self._js = self._nc, None, None
+        acks, self._acks = self._acks, None
+        if acks is not None:
+            await acks.close()
         if nc is not None:
             with contextlib.suppress(Exception):
                 await nc.close()
@@ -310,31 +321,59 @@ class NatsBus(Bus):
 
     async def _send(self, messages: Sequence[Outgoing]) -> None:
         nats = _nats()
-        _, js = self._client()
+        self._client()
+        acks = self._acks
+        assert acks is not None
         futures: list[asyncio.Future[Any]] = []
         try:
-            for message in messages:
-                future = await js.publish_async(
-                    self.subject(message.run_id),
-                    message.payload,
-                    headers={"Nats-Msg-Id": message.msg_id},
-                )
-                futures.append(future)
-            done, pending = await asyncio.wait(futures, timeout=self._ack_timeout)
+            async with self._wire:
+                for i, message in enumerate(messages, 1):
+                    if i % _YIELD_EVERY == 0:  # the client's flusher puts what is buffered on the wire meanwhile
+                        await asyncio.sleep(0)
+                    headers = {"Nats-Msg-Id": message.msg_id}
+                    if message.fence is not None:
+                        headers["Nats-Expected-Last-Subject-Sequence"] = str(message.fence.token)
+                        headers["Nats-Expected-Last-Subject-Sequence-Subject"] = self.fence_subject(message.run_id)
+                    futures.append(await acks.publish(self.subject(message.run_id), message.payload, headers))
+            _, pending = await asyncio.wait(futures, timeout=self._ack_timeout)
             if pending:
                 raise Transient(f"{len(pending)} of {len(messages)} messages unacknowledged after {self._ack_timeout}s")
-            for future in done:
-                error = future.exception()
-                if isinstance(error, nats.js.errors.APIError) and error.code not in (None, 503):
-                    raise BusError(f"JetStream at {self.url} refused a message: {error}")
-                if error is not None:
-                    raise Transient(f"{type(error).__name__}: {error}")
+            for message, future in zip(messages, futures, strict=True):
+                if future.exception() is not None:
+                    raise Transient(f"no JetStream stream answered on {self.subject(message.run_id)!r}")
+                error = future.result().get("error")
+                if error is None:
+                    continue
+                if message.fence is not None and error.get("err_code") == _WRONG_LAST_SEQUENCE:
+                    raise AttemptFenced(
+                        f"run {message.run_id!r} on {self.url}: a newer attempt took the run over (its task was "
+                        f"delivered again); the broker refuses this attempt's messages",
+                        run_id=message.run_id,
+                    )
+                if error.get("code") == 503:
+                    raise Transient(f"JetStream unavailable: {error.get('description')}")
+                raise BusError(f"JetStream at {self.url} refused a message: {error.get('description') or error}")
         except (TimeoutError, nats.errors.Error, OSError) as error:
             raise Transient(f"{type(error).__name__}: {error}") from None
         finally:
-            for future in futures:
-                if not future.done():
-                    future.cancel()
+            acks.forget(futures)
+
+    def fence_subject(self, run_id: str) -> str:
+        """The subject of the fence messages of ``run_id``'s attempts (see :meth:`Bus.begin_attempt`)."""
+        return f"{self.subject(run_id)}.fence"
+
+    async def _fence(self, run_id: str) -> int:
+        nats = _nats()
+        _, js = self._client()
+        try:
+            ack = await js.publish(self.fence_subject(run_id), b"", timeout=self._ack_timeout)
+        except nats.js.errors.APIError as error:
+            if error.code == 503:
+                raise Transient(f"JetStream unavailable: {error.description}") from None
+            raise BusError(f"JetStream at {self.url} refused the fence of run {run_id!r}: {error}") from None
+        except (TimeoutError, nats.errors.Error, OSError) as error:
+            raise Transient(f"{type(error).__name__}: {error}") from None
+        return int(ack.seq)
 
     # --- reading ----------------------------------------------------------------------------------------------
 
@@ -434,7 +473,8 @@ class NatsBus(Bus):
         jsm = nc.jsm(timeout=self._ack_timeout)
         try:
             info = await jsm.stream_info(self.stream, subjects_filter=f"{self.subject_prefix}.>")
-            subjects = list((info.state.subjects or {}).keys())
+            depth = self.subject_prefix.count(".") + 1  # rxagents.run.<token>; fences are rxagents.run.<token>.fence
+            subjects = [subject for subject in info.state.subjects or {} if subject.count(".") == depth]
             found: list[tuple[int, RunInfo]] = []
             limit = asyncio.Semaphore(32)
 
@@ -461,31 +501,3 @@ def _sequences(reply: str | None) -> tuple[int, int]:
     if len(tokens) >= 11:  # $JS.ACK.<domain>.<account>.<stream>.<consumer>.<delivered>.<sseq>.<cseq>...
         return int(tokens[7]), int(tokens[8])
     raise BusError(f"not a JetStream message (reply subject {reply!r})")
-
-
-def _split_servers(url: str) -> tuple[list[str], str | None, str | None, str | None]:
-    """The server URLs without credentials, and the user, password and token the URLs carried."""
-    if not isinstance(url, str) or not url.strip():
-        raise ConfigurationError(f"url must be a NATS URL such as 'nats://127.0.0.1:4222', got {url!r}")
-    servers: list[str] = []
-    user = password = token = None
-    for part in url.split(","):
-        part = part.strip()
-        try:
-            pieces = urlsplit(part)
-            host, port = pieces.hostname, pieces.port
-        except ValueError:
-            raise ConfigurationError(
-                f"url must be a NATS URL such as 'nats://127.0.0.1:4222', got {safe_url(part)!r}"
-            ) from None
-        if pieces.scheme not in _SCHEMES or not host:
-            raise ConfigurationError(
-                f"url must be nats://host:port or tls://host:port (commas between servers), got {safe_url(part)!r}"
-            )
-        if pieces.username is not None and pieces.password is not None:
-            user, password = unquote(pieces.username), unquote(pieces.password)
-        elif pieces.username:
-            token = unquote(pieces.username)
-        shown_host = f"[{host}]" if ":" in host else host
-        servers.append(urlunsplit((pieces.scheme, f"{shown_host}:{port or 4222}", "", "", "")))
-    return servers, user, password, token

@@ -12,7 +12,7 @@ from reactivex import Observable, abc
 from reactivex.disposable import CompositeDisposable, Disposable, SingleAssignmentDisposable
 
 from rxagents import _runtime
-from rxagents.bus._base import Bus, check_bus
+from rxagents.bus._base import Bus, Fence, check_bus
 from rxagents.bus._errors import BusError, RunCancelled
 from rxagents.bus._publisher import Publisher, check_options
 from rxagents.errors import ConfigurationError
@@ -32,6 +32,7 @@ def publish(
     max_in_flight: int = 1024,
     max_buffer: int = 100_000,
     unavailable_timeout: float = 30.0,
+    fence: Fence | None = None,
 ) -> Callable[[Observable[TokenEvent]], Observable[TokenEvent]]:
     """Publish every event of the stream to ``bus``; the events pass through unchanged.
 
@@ -71,6 +72,10 @@ def publish(
         max_in_flight: messages awaiting acknowledgement at most.
         max_buffer: events awaiting acknowledgement at most.
         unavailable_timeout: seconds of failed sending before the stream fails.
+        fence: the attempt this is (:meth:`Bus.begin_attempt <rxagents.bus.Bus.begin_attempt>`), for a run
+            that may be attempted again elsewhere (a worker's task): once a newer attempt began, the broker
+            refuses this one's messages and the stream fails with :class:`~rxagents.bus.AttemptFenced` (the
+            source is disposed). None: not fenced.
 
     Returns:
         An operator from TokenEvents to the same TokenEvents.
@@ -82,12 +87,14 @@ def publish(
     """
     check_bus(bus)
     check_options(coalesce, max_batch, max_in_flight, max_buffer, unavailable_timeout)
+    _check_fence(fence)
     options = {
         "coalesce": coalesce,
         "max_batch": max_batch,
         "max_in_flight": max_in_flight,
         "max_buffer": max_buffer,
         "unavailable_timeout": unavailable_timeout,
+        "fence": fence,
     }
 
     def operator(source: Observable[TokenEvent]) -> Observable[TokenEvent]:
@@ -108,7 +115,7 @@ def publish(
             def the_publisher() -> Publisher:
                 nonlocal publisher
                 if publisher is None:
-                    publisher = Publisher(bus, **options)  # type: ignore[arg-type]
+                    publisher = Publisher(bus, **options, on_failure=fail)  # type: ignore[arg-type]
                 return publisher
 
             def fail(error: Exception) -> None:
@@ -234,9 +241,11 @@ async def apublish(
     max_in_flight: int = 1024,
     max_buffer: int = 100_000,
     unavailable_timeout: float = 30.0,
+    fence: Fence | None = None,
 ) -> int:
     """Publish ``events`` (an iterable or async iterable) to ``bus`` and return how many the broker acknowledged
-    (all of them: otherwise it raises). The async twin of :func:`publish`, with the same options; when
+    (all of them: otherwise it raises). The async twin of :func:`publish`, with the same options (``fence``
+    too); when
     ``max_buffer`` events wait for acknowledgement it stops taking events until there is room.
 
     Raises:
@@ -249,6 +258,7 @@ async def apublish(
     """
     check_bus(bus)
     check_options(coalesce, max_batch, max_in_flight, max_buffer, unavailable_timeout)
+    _check_fence(fence)
     if asyncio.get_running_loop() is not bus.loop:
         raise BusError(f"{bus!r} belongs to another event loop: publish from the loop it connected on")
     publisher = Publisher(
@@ -258,6 +268,7 @@ async def apublish(
         max_in_flight=max_in_flight,
         max_buffer=max_buffer,
         unavailable_timeout=unavailable_timeout,
+        fence=fence,
     )
     try:
         if isinstance(events, AsyncIterable):
@@ -276,6 +287,11 @@ async def apublish(
     finally:
         publisher.close()
     return publisher.published
+
+
+def _check_fence(fence: object) -> None:
+    if fence is not None and not isinstance(fence, Fence):
+        raise ConfigurationError(f"fence must be a Fence from await bus.begin_attempt(run_id) or None, got {fence!r}")
 
 
 def _event(item: object) -> TokenEvent:

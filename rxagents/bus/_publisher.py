@@ -1,12 +1,20 @@
 """The publisher behind ``publish`` and ``apublish``: coalescing, bounded in-flight sends, bounded buffering.
 
 Events are appended to a buffer; one sender task per publisher takes what is buffered, encodes it into messages
-(consecutive events of one run share a message when ``coalesce`` is on), hands up to ``max_in_flight`` messages
-to the broker at once and waits for all their acknowledgements before it sends the next batch. Nothing waits for
+(consecutive events of one run share a message when ``coalesce`` is on) and hands batches of up to
+``max_in_flight`` messages to the broker: ``bus._send_depth`` batches at once (NATS: two, so the next batch is on
+the wire while the acknowledgements of the one before come in; Redis: one, its pipelines may take different
+connections), each acknowledged in order before its events count as published. Nothing waits for
 a timer: when the broker keeps up, every event goes out in its own message as soon as it arrives; when it falls
 behind, the events that arrived meanwhile leave together. A batch whose acknowledgements do not all arrive is
 sent again as it was (the broker drops what it already stored), until ``unavailable_timeout`` seconds pass
-without success.
+without success. A re-sent batch ends with a copy of each run's highest message under a fresh de-duplication id:
+part of the batch may have been stored before the failure (NATS flushes what it buffered once it reconnects), so
+the re-sent earlier messages land after later ones; the copy makes the run's last stored message its highest
+seq again, which is what ``bus.runs()`` and ``bus.last_message`` read (readers drop the copy by seq).
+
+A publisher given an attempt's :class:`~rxagents.bus._base.Fence` sends that run's messages with it: once a newer
+attempt began, the broker refuses them and the publisher fails with :class:`~rxagents.bus.AttemptFenced`.
 
 Buffer policy: the buffer holds the events given to the publisher and not yet acknowledged, at most
 ``max_buffer``. :meth:`Publisher.put` (``apublish``) waits for room; :meth:`Publisher.offer` (the ``publish``
@@ -18,10 +26,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from collections import deque
+from collections.abc import Callable
+from dataclasses import replace
 
-from rxagents.bus._base import Bus, Outgoing, Transient
-from rxagents.bus._errors import BusError, BusUnavailable
+from rxagents.bus._base import Bus, Fence, Outgoing, Transient
+from rxagents.bus._errors import AttemptFenced, BusError, BusUnavailable
 from rxagents.bus._wire import encode_message
 from rxagents.errors import ConfigurationError
 from rxagents.events import EventKind, TokenEvent
@@ -48,7 +59,8 @@ def check_options(coalesce: object, max_batch: object, max_in_flight: object, ma
 
 
 class Publisher:
-    """Sends events to ``bus`` in order; see the module docs. Use it on the bus's loop only."""
+    """Sends events to ``bus`` in order; see the module docs. Use it on the bus's loop only. ``on_failure`` is
+    called (on the loop) with the publisher's error when it fails."""
 
     def __init__(
         self,
@@ -59,9 +71,13 @@ class Publisher:
         max_in_flight: int = 1024,
         max_buffer: int = 100_000,
         unavailable_timeout: float = 30.0,
+        fence: Fence | None = None,
+        on_failure: Callable[[BusError], None] | None = None,
     ) -> None:
         check_options(coalesce, max_batch, max_in_flight, max_buffer, unavailable_timeout)
         self.bus = bus
+        self.fence = fence
+        self._on_failure = on_failure
         self.max_batch = max_batch if coalesce else 1
         self.max_in_flight = max_in_flight
         self.max_buffer = max_buffer
@@ -71,7 +87,8 @@ class Publisher:
         self._pending: deque[TokenEvent] = deque()
         self._in_flight: list[Outgoing] = []
         self._in_flight_events = 0
-        self._tokens: dict[str, int] = {}
+        self._tokens: dict[str, int] = {}  # per run: its token events up to the last one encoded
+        self._continuing: dict[str, TokenEvent] = {}  # runs whose first event here is not their start
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -126,6 +143,9 @@ class Publisher:
     # --- internals ----------------------------------------------------------------------------------------------
 
     def _append(self, event: TokenEvent) -> None:
+        if event.seq > 0 and event.run_id not in self._tokens:
+            self._continuing.setdefault(event.run_id, event)
+        self._tokens.setdefault(event.run_id, 0)
         self._pending.append(event)
         self._idle.clear()
         self._wake.set()
@@ -145,32 +165,76 @@ class Publisher:
         self._idle.set()
         self._room.set()
         self._wake.set()
+        if self._on_failure is not None:
+            self._on_failure(error)
 
     async def _run(self) -> None:
+        window: deque[tuple[list[Outgoing], asyncio.Task[bool]]] = deque()
         try:
             while self.error is None:
-                if not self._pending:
-                    self._idle.set()
-                    if self._closing:
-                        return
-                    self._wake.clear()
-                    await self._wake.wait()
+                if self._pending and len(window) < self.bus._send_depth:
+                    if self._continuing:
+                        await self._count_stored()
+                        continue
+                    batch = self._take()
+                    self._in_flight = self._in_flight + batch
+                    self._in_flight_events += sum(len(message.events) for message in batch)
+                    window.append((batch, asyncio.get_running_loop().create_task(self._send(batch))))
+                    await asyncio.sleep(0)  # the batch goes on the wire before the next is taken
                     continue
-                self._in_flight = self._take()
-                self._in_flight_events = sum(len(message.events) for message in self._in_flight)
-                if not await self._send(self._in_flight):
+                if window:
+                    batch, sending = window[0]
+                    if not await sending:
+                        return
+                    window.popleft()
+                    done = sum(len(message.events) for message in batch)
+                    self.published += done
+                    self._in_flight = self._in_flight[len(batch) :]
+                    self._in_flight_events -= done
+                    self._room.set()
+                    continue
+                self._idle.set()
+                if self._closing:
                     return
-                self.published += self._in_flight_events
-                self._in_flight = []
-                self._in_flight_events = 0
-                self._room.set()
+                self._wake.clear()
+                await self._wake.wait()
         except asyncio.CancelledError:
+            for _, sending in window:
+                sending.cancel()
             if self.error is None:
                 self._fail(BusUnavailable(f"publishing to {self.bus.url} was cancelled"))
             raise
         except Exception as error:  # a bug: never leave waiters hanging
+            for _, sending in window:
+                sending.cancel()
             log.error("the bus publisher failed", exc_info=True)
             self._fail(BusError(f"publishing to {self.bus.url} failed: {type(error).__name__}: {error}"))
+        finally:
+            for _, sending in window:
+                sending.cancel()
+
+    async def _count_stored(self) -> None:
+        """For runs whose first event here is not their start (a worker's next attempt, the end of a run, events
+        published again): drop the events the broker holds already (up to its highest seq; it would drop
+        them too) and start the run's token count from the broker's, so ``tokens`` counts the whole run."""
+        continuing, self._continuing = self._continuing, {}
+        for run_id in continuing:
+            try:
+                last = await self.bus.last_message(run_id)
+            except BusError as error:
+                log.warning("run %s: cannot read its token count (%s); counting from this publisher's", run_id, error)
+                continue
+            if last is None:
+                continue
+            stored = [event for event in self._pending if event.run_id == run_id and event.seq <= last.last]
+            if stored:
+                self._pending = deque(e for e in self._pending if e.run_id != run_id or e.seq > last.last)
+                self.published += len(stored)
+                self._room.set()
+            if any(event.run_id == run_id for event in self._pending):
+                self._tokens[run_id] = last.tokens
+            else:
+                self._tokens.pop(run_id, None)
 
     def _take(self) -> list[Outgoing]:
         """Encode buffered events into at most ``max_in_flight`` messages."""
@@ -195,17 +259,20 @@ class Publisher:
         else:
             self._tokens[run_id] = tokens
         payload = encode_message(group, tokens)
-        return Outgoing(run_id, group[0].seq, group[-1].seq, payload, tuple(group))
+        fence = self.fence if self.fence is not None and self.fence.run_id == run_id else None
+        return Outgoing(run_id, group[0].seq, group[-1].seq, payload, tuple(group), fence)
 
     async def _send(self, messages: list[Outgoing]) -> bool:
         loop = asyncio.get_running_loop()
         failing_since: float | None = None
         backoff = 0.05
-        while True:
+        sending = messages
+        while self.error is None:
             try:
-                await self.bus._send(messages)
+                await self.bus._send(sending)
                 return True
             except Transient as error:
+                sending = messages + _heads_again(self._in_flight)
                 now = loop.time()
                 if failing_since is None:
                     failing_since = now
@@ -219,6 +286,19 @@ class Publisher:
                     return False
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 1.0)
+            except AttemptFenced as error:
+                self._fail(error)
+                return False
             except BusError as error:
                 self._fail(BusError(f"{error} (the unacknowledged events are in .unpublished)"))
                 return False
+        return False
+
+
+def _heads_again(messages: list[Outgoing]) -> list[Outgoing]:
+    """A copy of each run's highest message in ``messages``, under a de-duplication id of its own."""
+    heads: dict[str, Outgoing] = {}
+    for message in messages:
+        if message.run_id not in heads or message.last > heads[message.run_id].last:
+            heads[message.run_id] = message
+    return [replace(message, again=secrets.randbits(31) | 1) for message in heads.values()]

@@ -7,6 +7,8 @@ broker-side de-duplication, so every message is added by one Lua script, atomica
 - a message whose seqs were all stored already (``last < next``) is a re-send: not stored, acknowledged;
 - a message that starts after ``next`` would leave a gap: refused (the publisher lost earlier events; the
   publish fails with a :class:`~rxagents.bus.BusError` instead of storing a run with a hole);
+- a message of an attempt (see :meth:`~rxagents.bus.Bus.begin_attempt`: ``INCR <prefix>:attempt:R``) whose
+  attempt number is not the run's latest is refused (a newer attempt took the run over);
 - otherwise it is stored with the entry id ``<last seq>-1`` (so readers can start at any seq with ``XREAD``),
   ``next`` becomes ``last + 1``, both keys get the ``max_age`` expiry (sliding: counted from the run's last
   message), the stream is trimmed to ``max_msgs_per_run`` entries, and the run's id is scored with the server's
@@ -27,7 +29,7 @@ from urllib.parse import unquote, urlsplit
 
 from rxagents._urls import safe_url
 from rxagents.bus._base import Bus, Outgoing, RunInfo, Transient, run_info, scrub
-from rxagents.bus._errors import BusError, BusUnavailable
+from rxagents.bus._errors import AttemptFenced, BusError, BusUnavailable
 from rxagents.bus._redis_queue import RedisQueue
 from rxagents.bus._wire import Message, decode_message
 from rxagents.errors import ConfigurationError
@@ -39,6 +41,7 @@ if TYPE_CHECKING:
 __all__ = ["RedisBus"]
 
 _APPEND = """
+if ARGV[7] ~= '' and tonumber(redis.call('GET', KEYS[4]) or '0') ~= tonumber(ARGV[7]) then return 'fenced' end
 local next_seq = tonumber(redis.call('GET', KEYS[2]) or '0')
 local first = tonumber(ARGV[1])
 local last = tonumber(ARGV[2])
@@ -54,6 +57,7 @@ local ttl = tonumber(ARGV[5])
 if ttl > 0 then
   redis.call('SET', KEYS[2], last + 1, 'PX', ttl)
   redis.call('PEXPIRE', KEYS[1], ttl)
+  redis.call('PEXPIRE', KEYS[4], ttl)
 else
   redis.call('SET', KEYS[2], last + 1)
 end
@@ -219,20 +223,48 @@ class RedisBus(Bus):
         try:
             async with client.pipeline(transaction=False) as pipe:
                 for m in messages:
-                    keys = [self.key(m.run_id), f"{self.prefix}:next:{m.run_id}", f"{self.prefix}:runs"]
-                    await script(keys=keys, args=[m.first, m.last, m.payload, maxlen, ttl, m.run_id], client=pipe)
+                    keys = [self.key(m.run_id), f"{self.prefix}:next:{m.run_id}", f"{self.prefix}:runs",
+                            self._attempt_key(m.run_id)]  # fmt: skip
+                    fence: int | str = m.fence.token if m.fence is not None else ""
+                    args: list[int | str | bytes] = [m.first, m.last, m.payload, maxlen, ttl, m.run_id, fence]
+                    await script(keys=keys, args=args, client=pipe)
                 results = await pipe.execute()
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as error:
             raise Transient(self._fault("publishing", error)) from None
         except redis.exceptions.RedisError as error:
             raise BusError(self._fault("Redis refused a message", error)) from None
         for m, result in zip(messages, results, strict=True):
+            if result == b"fenced":
+                raise AttemptFenced(
+                    f"run {m.run_id!r} on {self.url}: a newer attempt took the run over (its task was delivered "
+                    f"again); the broker refuses this attempt's messages",
+                    run_id=m.run_id,
+                )
             if int(result) < 0:
                 expected = -1 - int(result)
                 raise BusError(
                     f"run {m.run_id!r} on {self.url}: the broker has its events up to seq {expected - 1}, this message "
                     f"starts at seq {m.first}: events {expected}..{m.first - 1} were never published"
                 )
+
+    def _attempt_key(self, run_id: str) -> str:
+        return f"{self.prefix}:attempt:{run_id}"
+
+    async def _fence(self, run_id: str) -> int:
+        redis = _redis()
+        client = self._redis_client()
+        key = self._attempt_key(run_id)
+        try:
+            async with client.pipeline(transaction=True) as pipe:
+                pipe.incr(key)
+                if self.max_age is not None:
+                    pipe.pexpire(key, int(self.max_age * 1000))
+                results = await pipe.execute()
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as error:
+            raise Transient(self._fault("beginning an attempt", error)) from None
+        except redis.exceptions.RedisError as error:
+            raise BusError(self._fault(f"Redis refused the attempt of run {run_id!r}", error)) from None
+        return int(results[0])
 
     # --- reading ----------------------------------------------------------------------------------------------
 

@@ -6,6 +6,13 @@
   before any worker are taken too); a worker keeps a task by re-claiming it (``XCLAIM ... JUSTID``, which resets
   its idle time), and takes the tasks idle longer than ``redeliver_after`` first (``XAUTOCLAIM``): those of a
   worker that died. Done: ``XACK`` and ``XDEL``.
+- Dead workers' consumers: a worker killed with ``kill -9`` leaves its consumer in the group. Each worker, at
+  most once every ``redeliver_after``, removes (``XGROUP DELCONSUMER``, in a Lua script with the check, so
+  atomically) the group's consumers that hold no pending task and were idle longer than ``redeliver_after``:
+  a dead worker's tasks were claimed by then (``XAUTOCLAIM``), and a live worker that holds none is idle for
+  at most one blocking read (if it is removed all the same, its next ``XREADGROUP`` makes it again). A consumer
+  that holds tasks is never removed: that would drop its tasks from the group. A worker that stops removes its
+  own consumer when it holds no task.
 - Cancel requests: the key ``<prefix>:cancel:<run_id>`` (the reason, with the runs' ``max_age``), announced on
   the channel ``<prefix>:cancel``.
 """
@@ -15,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
@@ -27,12 +35,28 @@ if TYPE_CHECKING:
 
 __all__ = ["RedisQueue"]
 
+log = logging.getLogger("rxagents.bus")
+
 _PUT = """
 if redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[3]) then
   redis.call('XADD', KEYS[1], '*', 'r', ARGV[1], 'p', ARGV[2])
   return 1
 end
 return 0
+"""
+_FORGET = """
+local removed = 0
+for _, consumer in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
+  local info = {}
+  for i = 1, #consumer, 2 do info[consumer[i]] = consumer[i + 1] end
+  local mine = info['name'] == ARGV[3]
+  if tonumber(info['pending']) == 0 and ((ARGV[4] == '1' and mine) or
+      (ARGV[4] == '0' and not mine and tonumber(info['idle']) > tonumber(ARGV[2]))) then
+    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], info['name'])
+    removed = removed + 1
+  end
+end
+return removed
 """
 #: How long a task's de-duplication key and a cancel marker live when runs are kept forever (max_age=None).
 _DEFAULT_KEEP_MS = 7 * 86_400_000
@@ -48,6 +72,7 @@ class RedisQueue(TaskQueue):
         self._group: str | None = None
         self._worker = ""
         self._idle_ms = 0
+        self._swept_at: float | None = None  # loop time of the last removal of dead consumers
 
     def _redis(self) -> Any:
         from rxagents.bus._redis import _redis
@@ -103,7 +128,30 @@ class RedisQueue(TaskQueue):
             raise Transient(self.bus._fault("taking tasks", error)) from None
         except redis.exceptions.RedisError as error:
             raise BusError(self.bus._fault("taking tasks", error)) from None
+        now = asyncio.get_running_loop().time()
+        if self._swept_at is None or now - self._swept_at >= self._idle_ms / 1000:
+            self._swept_at = now
+            await self.forget_dead()
         return [Taken(fields[b"p"], 2 if redelivered else 1, entry_id) for entry_id, fields in entries]
+
+    async def forget_dead(self, *, only_self: bool = False) -> int:
+        """Remove the group's consumers that hold no task and were idle longer than ``redeliver_after`` (dead
+        workers'; see the module docs), or with ``only_self`` this worker's own if it holds none; how many."""
+        redis = self._redis()
+        client = self.bus._redis_client()
+        if self._group is None:
+            return 0
+        args: list[str | int] = [self._group, self._idle_ms, self._worker, "1" if only_self else "0"]
+        try:
+            return int(await client.eval(_FORGET, 1, self.tasks, *args))
+        except (redis.exceptions.RedisError, OSError) as error:  # tidying only: the next sweep tries again
+            log.debug("removing dead consumers of %s: %s", self.tasks, error)
+            return 0
+
+    async def close(self) -> None:
+        if self._group is not None and self.bus._client is not None:
+            with contextlib.suppress(TimeoutError):  # the broker is away: a live worker's sweep removes it later
+                await asyncio.wait_for(self.forget_dead(only_self=True), 1.0)
 
     async def touch(self, taken: Taken) -> None:
         redis = self._redis()

@@ -2,7 +2,9 @@
 
 A :class:`Worker` runs up to ``concurrency`` tasks at once on its loop. For each task it takes:
 
-1. it reads what the broker holds of the run: a run that already ended (a previous attempt finished it but died
+1. it begins an attempt at the run (:meth:`~rxagents.bus.Bus.begin_attempt`): from then on the broker refuses
+   the writes of any earlier attempt (a worker that stalled or lost the broker while its task went to another);
+   then it reads what the broker holds of the run: a run that already ended (a previous attempt finished it but died
    before acknowledging) is acknowledged at once; a cancel request stored for the run ends it without running;
 2. it builds the spec's agent or workflow (:mod:`rxagents.bus._runner`; keys from its own environment), and
    publishes the run under the submitted run id. When an earlier attempt died mid-run, the run continues its
@@ -11,7 +13,9 @@ A :class:`Worker` runs up to ``concurrency`` tasks at once on its loop. For each
    checks for a cancel request; a cancel request announced on the bus stops the run at once (its HTTP stream
    closes) with a terminal ``error`` event of :class:`~rxagents.bus.RunCancelled`;
 4. once the run's terminal event is on the broker, it acknowledges the task. If publishing fails, the task is
-   not acknowledged: another attempt continues the run later.
+   not acknowledged: another attempt continues the run later. When the broker refuses the run's writes because
+   a newer attempt began (:class:`~rxagents.bus.AttemptFenced`), the run stops (its model stream closes) and the
+   task is left to that attempt.
 
 A task whose worker dies (``kill -9``, a lost machine) is delivered again after ``redeliver_after`` seconds.
 """
@@ -32,8 +36,8 @@ from reactivex import Observable
 
 from rxagents._validate import check_int, check_seconds, check_str
 from rxagents.bus._attempt import Stop, continue_run, ending
-from rxagents.bus._base import Bus, Transient, check_bus
-from rxagents.bus._errors import BusError, RunCancelled
+from rxagents.bus._base import Bus, Fence, Transient, check_bus
+from rxagents.bus._errors import AttemptFenced, BusError, RunCancelled
 from rxagents.bus._publish import apublish, publish
 from rxagents.bus._queue import Taken
 from rxagents.bus._runner import runner
@@ -52,7 +56,8 @@ STOPPED = "the worker running it stopped before the run ended"
 class WorkerStats:
     """What a worker did so far: tasks ``taken``; runs that ``finished``, ``failed`` (an error event) or were
     ``cancelled``; runs ``continued`` after an earlier attempt died; tasks found ``already_ended``; ``rejected``
-    tasks that could not run (a bad payload or spec); tasks ``unacknowledged`` because publishing failed."""
+    tasks that could not run (a bad payload or spec); tasks ``unacknowledged`` because publishing failed; runs
+    ``fenced``: stopped because a newer attempt took them over (their task was delivered again elsewhere)."""
 
     taken: int = 0
     finished: int = 0
@@ -62,6 +67,7 @@ class WorkerStats:
     already_ended: int = 0
     rejected: int = 0
     unacknowledged: int = 0
+    fenced: int = 0
 
 
 @dataclass(slots=True, eq=False)
@@ -247,6 +253,7 @@ class Worker:
         active = self._active[run_id]
         agent, model = _names(job.spec)
         try:
+            fence = await self.bus.begin_attempt(run_id)  # first: no earlier attempt's write lands after the read
             last = await self.bus.last_message(run_id)
             if last is not None and last.events[-1].is_terminal:
                 self.stats.already_ended += 1
@@ -254,7 +261,7 @@ class Worker:
                 return
             reason = active.stop.reason or await self.bus.queue.cancel_reason(run_id)
             if reason is not None:
-                if await self._end(run_id, RunCancelled(run_id, reason), last, agent, model):
+                if await self._end(run_id, RunCancelled(run_id, reason), last, agent, model, fence):
                     self.stats.cancelled += 1
                     await self._ack(taken)
                 return
@@ -262,7 +269,7 @@ class Worker:
                 run = runner(job.spec, api_bases=self.api_bases)
             except Exception as error:  # ConfigurationError: an unknown model, a key missing here, an api_base...
                 log.error("worker %s: run %s cannot run here: %s", self.name, run_id, error)
-                if await self._end(run_id, error, last, agent, model):
+                if await self._end(run_id, error, last, agent, model, fence):
                     self.stats.rejected += 1
                     await self._ack(taken)
                 return
@@ -273,9 +280,16 @@ class Worker:
             why = f"the run starts over on worker {self.name}: the worker running it stopped"
             loop = asyncio.get_running_loop()
             source = run(job.task, run_id).pipe(
-                continue_run(last, why, loop.time), active.stop.operator, publish(self.bus, **self.publish_options)
+                continue_run(last, why, loop.time),
+                active.stop.operator,
+                publish(self.bus, **self.publish_options, fence=fence),
             )
             outcome = await _completion(source)
+            if isinstance(outcome, AttemptFenced):
+                self.stats.fenced += 1
+                log.warning("worker %s: run %s was taken over by a newer attempt; this one stopped", self.name,
+                            run_id)  # fmt: skip
+                return
             if isinstance(outcome, BusError):  # publishing failed: another attempt continues the run
                 self.stats.unacknowledged += 1
                 log.warning("worker %s: publishing run %s failed (%s); the task goes back to the queue",
@@ -285,7 +299,7 @@ class Worker:
                 # make sure the run's end is on the broker (a run stopped before it emitted anything has none)
                 now = await self.bus.last_message(run_id)
                 if (now is None or not now.events[-1].is_terminal) and not await self._end(
-                    run_id, outcome, now, agent, model
+                    run_id, outcome, now, agent, model, fence
                 ):
                     return
             if outcome is None:
@@ -305,11 +319,16 @@ class Worker:
         except BusError:
             return None
 
-    async def _end(self, run_id: str, error: BaseException, last: Message | None, agent: str, model: str) -> bool:
+    async def _end(self, run_id: str, error: BaseException, last: Message | None, agent: str, model: str,
+                   fence: Fence | None = None) -> bool:  # fmt: skip
         """Publish the end of ``run_id`` with ``error``; False when the broker could not take it."""
         events = ending(run_id, error, last, agent, model, asyncio.get_running_loop().time())
         try:
-            await apublish(self.bus, events, **self.publish_options)
+            await apublish(self.bus, events, **self.publish_options, fence=fence)
+        except AttemptFenced:
+            self.stats.fenced += 1
+            log.warning("worker %s: run %s was taken over by a newer attempt", self.name, run_id)
+            return False
         except BusError as failure:
             self.stats.unacknowledged += 1
             log.warning("worker %s: cannot publish the end of run %s: %s", self.name, run_id, failure)
