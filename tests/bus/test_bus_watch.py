@@ -8,9 +8,9 @@ from collections import defaultdict
 
 import pytest
 
-from rxagents.bus import Bus, Worker, awatch, cancel, submit
+from rxagents.bus import Bus, Worker, apublish, awatch, cancel, submit
 from rxagents.events import EventKind, TokenEvent
-from tests.bus.brokers import collect, make_bus, server_for
+from tests.bus.brokers import collect, fresh_run_id, make_bus, run_events, server_for
 from tests.bus.processes import run_command
 from tests.bus.test_bus_worker import TASK, check_run, local_text
 
@@ -59,3 +59,24 @@ async def test_rxagents_watch_shows_the_runs_in_the_dashboard() -> None:
     assert result.returncode == 0, result.stderr
     assert "watched-writer: done" in result.stdout
     assert "1 run(s) watched" in result.stdout
+
+
+async def test_watch_follows_a_run_that_started_and_ended_between_two_listings(queue_bus: tuple[Bus, str]) -> None:
+    bus, _ = queue_bus
+    old, slow, quick = fresh_run_id("old"), fresh_run_id("slow"), fresh_run_id("quick")
+    await apublish(bus, run_events(old, 2))  # ended before the watch began: not shown
+    slow_run = run_events(slow, 3)
+    await apublish(bus, slow_run[:2])  # running when the watch begins
+    ready = asyncio.Event()
+    watching = asyncio.create_task(collect(awatch(bus, poll=0.3, exit_when_idle=0.5, on_ready=ready.set)))
+    await asyncio.wait_for(ready.wait(), 10)
+    await apublish(bus, run_events(quick, 3))  # starts and ends within one poll
+    await apublish(bus, slow_run[2:])
+    events, error = await asyncio.wait_for(watching, 30)
+    assert error is None
+    runs: dict[str, list[TokenEvent]] = defaultdict(list)
+    for event in events:
+        runs[event.run_id].append(event)
+    assert set(runs) == {slow, quick}
+    assert runs[slow] == slow_run
+    assert runs[quick] == run_events(quick, 3)
