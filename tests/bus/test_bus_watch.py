@@ -58,7 +58,8 @@ async def test_rxagents_watch_shows_the_runs_in_the_dashboard() -> None:
             await working
     assert result.returncode == 0, result.stderr
     assert "watched-writer: done" in result.stdout
-    assert "1 run(s) watched" in result.stdout
+    assert "1 run(s) watched: 1 finished, 0 failed, 0 cancelled, 0 unfinished" in result.stdout
+    assert "0 duplicated, 0 missing events" in result.stdout
 
 
 async def test_watch_follows_a_run_that_started_and_ended_between_two_listings(queue_bus: tuple[Bus, str]) -> None:
