@@ -12,6 +12,7 @@ __all__ = ["serve_main"]
 def serve_main(argv: list[str] | None = None) -> int:
     """CLI: serve a :class:`LocalModelServer` in the foreground until Ctrl-C; returns the exit status."""
     from rxagents import _cli_args
+    from rxagents.testing._faults import Reply, SlowFirstByte
     from rxagents.testing._server import LocalModelServer
 
     parser = argparse.ArgumentParser(
@@ -26,8 +27,13 @@ def serve_main(argv: list[str] | None = None) -> int:
                         help="chunks in the default reply, >= 1 (default 20)")  # fmt: skip
     parser.add_argument("--token-delay", type=_cli_args.seconds(), default=0.0,
                         help="seconds between chunks, >= 0 (default 0)")  # fmt: skip
+    parser.add_argument("--first-byte-delay", type=_cli_args.seconds(), default=0.0,
+                        help="seconds each reply waits before its first byte, >= 0 (default 0): with "
+                        "--token-delay 0, many slow-starting replies streamed in bursts")  # fmt: skip
     args = parser.parse_args(argv)
     server = LocalModelServer(args.host, args.port, default_tokens=args.tokens, token_delay=args.token_delay)
+    if args.first_byte_delay:
+        server.set_default(Reply(fault=SlowFirstByte(args.first_byte_delay)))
     try:
         server.start()
     except OSError as exc:
