@@ -182,7 +182,7 @@ def watch_main(argv: Sequence[str] | None = None) -> int:
             title = args.title or f"runs on {bus.url}"
 
             def ready() -> None:
-                print(f"rxagents watch: watching the runs on {bus.url}", file=out, flush=True)
+                print(f"rxagents watch: watching the runs on {bus.url}", file=sys.stderr, flush=True)
 
             console = Console(stderr=True) if args.json else None
             live = watch(bus, poll=args.poll, exit_when_idle=args.exit_when_idle, on_ready=ready)
