@@ -50,6 +50,8 @@ async def test_rxagents_watch_shows_the_runs_in_the_dashboard() -> None:
             working = asyncio.create_task(worker.run())
             spec = {"agent": {"agent_name": "watched-writer", "offline": {"pace": 0.05, "length": 40}}}
             await submit(bus, TASK, spec)
+            team = [{"agent_name": name, "offline": {"pace": 0.05, "length": 20}} for name in ("ana", "bob")]
+            await submit(bus, TASK, {"workflow": {"kind": "concurrent", "name": "team", "agents": team}})
             command = asyncio.to_thread(
                 run_command, "watch", "--bus", server.url, "--poll", "0.1", "--exit-when-idle", "1"
             )
@@ -58,7 +60,9 @@ async def test_rxagents_watch_shows_the_runs_in_the_dashboard() -> None:
             await working
     assert result.returncode == 0, result.stderr
     assert "watched-writer: done" in result.stdout
-    assert "1 run(s) watched: 1 finished, 0 failed, 0 cancelled, 0 unfinished" in result.stdout
+    for lane in ("team", "ana", "bob"):  # the workflow run: its own lane and one per agent
+        assert f"{lane}: done" in result.stdout
+    assert "2 run(s) watched: 2 finished, 0 failed, 0 cancelled, 0 unfinished" in result.stdout
     assert "0 duplicated, 0 missing events" in result.stdout
 
 
