@@ -168,7 +168,10 @@ def watch_main(argv: Sequence[str] | None = None) -> int:
                         "events, tokens, retries, duplicates, missing, error, text); the dashboard goes to "
                         "stderr")  # fmt: skip
     args = parser.parse_args(None if argv is None else list(argv))
-    out = sys.stderr if args.json else sys.stdout
+    # the files as they are now: a live dashboard replaces sys.stdout and sys.stderr while it runs (what is written
+    # there goes above it, on its console), which would send the ready line and the JSON records to the terminal
+    stdout, stderr = sys.stdout, sys.stderr
+    out = stderr if args.json else stdout
 
     async def main() -> int:
         from rich.console import Console
@@ -182,7 +185,7 @@ def watch_main(argv: Sequence[str] | None = None) -> int:
             title = args.title or f"runs on {bus.url}"
 
             def ready() -> None:
-                print(f"rxagents watch: watching the runs on {bus.url}", file=sys.stderr, flush=True)
+                print(f"rxagents watch: watching the runs on {bus.url}", file=stderr, flush=True)
 
             console = Console(stderr=True) if args.json else None
             live = watch(bus, poll=args.poll, exit_when_idle=args.exit_when_idle, on_ready=ready)
@@ -191,7 +194,7 @@ def watch_main(argv: Sequence[str] | None = None) -> int:
                 async for event in events:
                     record = tally.add(event)
                     if record is not None and args.json:
-                        print(json.dumps(record), flush=True)
+                        print(json.dumps(record), file=stdout, flush=True)
         print(f"rxagents watch: {tally.summary()}", file=out, flush=True)
         return 0
 

@@ -4,14 +4,20 @@ exit_when_idle it ends by itself. ``rxagents watch`` shows them in the dashboard
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import pty
+import subprocess
+import sys
+import threading
 from collections import defaultdict
 
 import pytest
 
-from rxagents.bus import Bus, Worker, apublish, awatch, cancel, submit
+from rxagents.bus import Bus, LocalNatsServer, Worker, apublish, awatch, cancel, submit
 from rxagents.events import EventKind, TokenEvent
 from tests.bus.brokers import collect, fresh_run_id, make_bus, run_events, server_for
-from tests.bus.processes import run_command
+from tests.bus.processes import REPO, command_env, run_command
 from tests.bus.test_bus_worker import TASK, check_run, local_text
 
 pytestmark = pytest.mark.asyncio
@@ -85,3 +91,35 @@ async def test_watch_follows_a_run_that_started_and_ended_between_two_listings(q
     assert set(runs) == {slow, quick}
     assert runs[slow] == slow_run
     assert runs[quick] == run_events(quick, 3)
+
+
+async def test_on_a_terminal_rxagents_watch_still_says_on_its_stderr_when_it_is_watching(
+    nats_server: LocalNatsServer,
+) -> None:
+    """A live dashboard replaces sys.stderr while it runs (to print above itself): the ready line must still reach
+    the command's real stderr, where a script waits for it (examples/distributed/run.py does)."""
+    primary, secondary = pty.openpty()
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "rxagents.cli", "watch", "--bus", nats_server.url, "--poll", "0.2"],
+        stdin=subprocess.DEVNULL, stdout=secondary, stderr=subprocess.PIPE, text=True, cwd=REPO,
+        env=command_env({"TERM": "xterm-256color", "COLUMNS": "100", "LINES": "30"}),
+    )  # fmt: skip
+    os.close(secondary)
+    drained = threading.Thread(target=drain, args=(primary,), daemon=True)  # the terminal must not fill up
+    drained.start()
+    try:
+        assert watcher.stderr is not None
+        first = await asyncio.wait_for(asyncio.to_thread(watcher.stderr.readline), 30)
+        assert first.startswith("rxagents watch: watching the runs on nats://127.0.0.1:"), first
+    finally:
+        watcher.terminate()
+        watcher.wait(30)
+        if watcher.stderr is not None:
+            watcher.stderr.close()
+
+
+def drain(fd: int) -> None:
+    with contextlib.suppress(OSError):
+        while os.read(fd, 65536):
+            pass
+    os.close(fd)
