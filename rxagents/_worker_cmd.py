@@ -3,7 +3,7 @@
     rxagents worker --bus URL [--concurrency N] [--group NAME] [--redeliver-after S] [--allow-api-base URL]...
     rxagents submit --bus URL "task" [--spec JSON] [--run-id ID]       prints the run id
     rxagents cancel --bus URL RUN_ID [--reason TEXT]
-    rxagents watch --bus URL [--poll S] [--exit-when-idle S] [--title T]   the terminal dashboard of live runs
+    rxagents watch --bus URL [--poll S] [--exit-when-idle S] [--title T] [--json]   the dashboard of live runs
 
 A worker takes tasks until SIGINT or SIGTERM: the first one stops it taking tasks and waits for the runs in
 progress to end; a second one ends them now (each with an error event of RunCancelled). Provider keys come from
@@ -107,7 +107,8 @@ def worker_main(argv: Sequence[str] | None = None) -> int:
             await worker.run()
             stats = worker.stats
             print(f"rxagents worker: stopped; {stats.finished} finished, {stats.failed} failed, "
-                  f"{stats.cancelled} cancelled, {stats.continued} continued", flush=True)  # fmt: skip
+                  f"{stats.cancelled} cancelled, {stats.continued} continued; at most {stats.peak} at once",
+                  flush=True)  # fmt: skip
         return 0
 
     return _run("rxagents worker", main)
@@ -162,21 +163,39 @@ def watch_main(argv: Sequence[str] | None = None) -> int:
                         help="stop once every run seen ended and none started for this many seconds "
                         "(default: watch until Ctrl-C)")  # fmt: skip
     parser.add_argument("--title", type=_cli_args.non_empty, default=None, help="the dashboard's title")
+    parser.add_argument("--json", action="store_true",
+                        help="print one JSON object a line on stdout as each run ends (run_id, agent, status, "
+                        "events, tokens, retries, duplicates, missing, error, text); the dashboard goes to "
+                        "stderr")  # fmt: skip
     args = parser.parse_args(None if argv is None else list(argv))
+    # the files as they are now: a live dashboard replaces sys.stdout and sys.stderr while it runs (what is written
+    # there goes above it, on its console), which would send the ready line and the JSON records to the terminal
+    stdout, stderr = sys.stdout, sys.stderr
+    out = stderr if args.json else stdout
 
     async def main() -> int:
+        from rich.console import Console
+
         from rxagents.bus import connect_bus, watch
+        from rxagents.bus._watch_tally import RunTally
         from rxagents.operators import to_async_iter
         from rxagents.sinks import dashboard
 
         async with connect_bus(args.bus) as bus:
             title = args.title or f"runs on {bus.url}"
-            live = watch(bus, poll=args.poll, exit_when_idle=args.exit_when_idle).pipe(dashboard(title, []))
-            runs: set[str] = set()
-            async with to_async_iter(live) as events:
+
+            def ready() -> None:
+                print(f"rxagents watch: watching the runs on {bus.url}", file=stderr, flush=True)
+
+            console = Console(stderr=True) if args.json else None
+            live = watch(bus, poll=args.poll, exit_when_idle=args.exit_when_idle, on_ready=ready)
+            tally = RunTally(keep_text=args.json)
+            async with to_async_iter(live.pipe(dashboard(title, [], console=console))) as events:
                 async for event in events:
-                    runs.add(event.run_id)
-        print(f"rxagents watch: {len(runs)} run(s) watched", flush=True)
+                    record = tally.add(event)
+                    if record is not None and args.json:
+                        print(json.dumps(record), file=stdout, flush=True)
+        print(f"rxagents watch: {tally.summary()}", file=out, flush=True)
         return 0
 
     return _run("rxagents watch", main)

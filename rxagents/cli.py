@@ -3,12 +3,12 @@
     rxagents run "task" [--model M] [--json] [--agent-name NAME] [--max-loops N] [--max-tokens N] [--api-base URL]
     rxagents demo [--pace SECONDS]
     rxagents serve [--host H] [--port P] [--agents N] [--task T] [--model M] ...   (live SSE dashboard)
-    rxagents serve-test-model [--host H] [--port P] [--tokens N] [--token-delay SECONDS]
+    rxagents serve-test-model [--host H] [--port P] [--tokens N] [--token-delay SECONDS] [--first-byte-delay S]
     rxagents doctor [--model M] [--api-base URL] [--timeout SECONDS]
     rxagents worker --bus URL [--concurrency N] [--group G] [--redeliver-after S] [--allow-api-base URL]
     rxagents submit --bus URL "task" [--spec JSON] [--run-id ID]
     rxagents cancel --bus URL RUN_ID [--reason TEXT]
-    rxagents watch --bus URL [--poll S] [--exit-when-idle S]
+    rxagents watch --bus URL [--poll S] [--exit-when-idle S] [--json]
     rxagents --version
 
 Every option is checked while the arguments are parsed: a bad value prints the subcommand's usage and one

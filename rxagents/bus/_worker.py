@@ -57,7 +57,8 @@ class WorkerStats:
     """What a worker did so far: tasks ``taken``; runs that ``finished``, ``failed`` (an error event) or were
     ``cancelled``; runs ``continued`` after an earlier attempt died; tasks found ``already_ended``; ``rejected``
     tasks that could not run (a bad payload or spec); tasks ``unacknowledged`` because publishing failed; runs
-    ``fenced``: stopped because a newer attempt took them over (their task was delivered again elsewhere)."""
+    ``fenced``: stopped because a newer attempt took them over (their task was delivered again elsewhere);
+    ``peak``: the most tasks it ran at once."""
 
     taken: int = 0
     finished: int = 0
@@ -68,6 +69,7 @@ class WorkerStats:
     rejected: int = 0
     unacknowledged: int = 0
     fenced: int = 0
+    peak: int = 0
 
 
 @dataclass(slots=True, eq=False)
@@ -225,6 +227,7 @@ class Worker:
         key = run_id if run_id is not None else f"invalid:{secrets.token_hex(8)}"
         active = _Active(key, taken, Stop(key))
         self._active[key] = active
+        self.stats.peak = max(self.stats.peak, len(self._active))
         task = loop.create_task(work)
         keeper = loop.create_task(self._keep(active))
         active.tasks = [task, keeper]

@@ -66,7 +66,8 @@ class Dashboard(FrameDriver):
         self._lock = threading.Lock()
         self._lanes: list[Lane] = []
         self._by_name: dict[str, list[Lane]] = {}
-        self._by_run: dict[str, Lane] = {}
+        self._by_run: dict[tuple[str, str], Lane] = {}  # (run_id, agent) -> its lane
+        self._run_lanes: dict[str, list[Lane]] = {}  # run_id -> its lanes; the first is the run's own
         self._pending: list[str] = []
         self._tokens = 0
         self._t_first: float | None = None
@@ -112,8 +113,20 @@ class Dashboard(FrameDriver):
                 lane = self._add_lane(event.agent)
         lane.run_id = event.run_id
         lane.runs += 1
-        self._by_run[event.run_id] = lane
+        self._by_run[event.run_id, event.agent] = lane
+        self._run_lanes.setdefault(event.run_id, []).append(lane)
         return lane
+
+    def _end_run(self, lane: Lane, status: LaneStatus) -> None:
+        """The run's own lane ended (its terminal event): the lanes of its agents still going end with it."""
+        lanes = self._run_lanes.get(lane.run_id or "", [])
+        if not lanes or lanes[0] is not lane:
+            return  # an agent's own end: its run goes on
+        del self._run_lanes[lane.run_id or ""]
+        for other in lanes[1:]:
+            if other.run_id == lane.run_id and other.status not in ENDED:
+                other.error = lane.error
+                self._set(other, status)
 
     def _set(self, lane: Lane, status: LaneStatus) -> None:
         lane.status = status
@@ -140,7 +153,7 @@ class Dashboard(FrameDriver):
         with self._lock:
             if self._finished:
                 return
-            lane = self._by_run.get(event.run_id)
+            lane = self._by_run.get((event.run_id, event.agent))
             if lane is None:
                 lane = self._bind(event)
             time = event.time
@@ -165,20 +178,27 @@ class Dashboard(FrameDriver):
                 self._set(lane, LaneStatus.STREAMING)
             elif kind is EventKind.FINISH:
                 self._set(lane, LaneStatus.DONE)
+                self._end_run(lane, LaneStatus.DONE)
             elif kind is EventKind.ERROR:
                 lane.error = describe(event.error)
                 self._set(lane, LaneStatus.ERROR)
-            elif kind is EventKind.RETRY:  # the run restarts: its text so far is discarded
-                lane.tail.clear()
-                if lane.parts is not None:
-                    lane.parts.clear()
-                lane.tokens = 0
-                lane.t0 = time
+                self._end_run(lane, LaneStatus.ERROR)
+            elif kind is EventKind.RETRY:  # the run restarts (all its lanes, if it is the run's own): text discarded
+                lanes = self._run_lanes.get(event.run_id, [])
+                for restarted in lanes if lanes and lanes[0] is lane else [lane]:
+                    self._restart(restarted, time)
                 if self.mode != "live":
                     self._pending.append(f"[{self.title}] 🔁 {lane.name}: retrying ({event.text})\n")
             elif lane.status is LaneStatus.WAITING:
                 self._set(lane, LaneStatus.STREAMING)
             self.dirty = True
+
+    def _restart(self, lane: Lane, time: float) -> None:
+        lane.tail.clear()
+        if lane.parts is not None:
+            lane.parts.clear()
+        lane.tokens = 0
+        lane.t0 = time
 
     def shutdown(self) -> None:
         self.finish(cancelled=True)
@@ -287,7 +307,10 @@ def dashboard(
     of its text (the last ``tail_lines`` lines — never the whole text), its token count and tokens/s (from
     the events' ``time``, the scheduler clock). Lanes are made for ``agents`` up front (shown as waiting) and
     for any other agent when its first event arrives; a run of an agent whose lane has ended (a sequential
-    chain repeated by ``max_loops``) reuses the lane.
+    chain repeated by ``max_loops``) reuses the lane. A run whose events name several agents (a workflow run
+    from a bus worker: one ``run_id``, each event's ``agent`` naming who wrote it) gets a lane per agent; its
+    terminal event (``finish`` or ``error``, of the run's first agent) ends them all, and a ``retry`` of the run
+    (of its first agent) starts them all over.
 
     Cost: an event updates its lane in O(1) (a counter and a bounded tail); frames are drawn by a periodic
     timer on ``scheduler``, at most ``refresh_per_second`` a second and only when something changed — never

@@ -12,6 +12,7 @@ __all__ = ["serve_main"]
 def serve_main(argv: list[str] | None = None) -> int:
     """CLI: serve a :class:`LocalModelServer` in the foreground until Ctrl-C; returns the exit status."""
     from rxagents import _cli_args
+    from rxagents.testing._faults import Reply, SlowFirstByte
     from rxagents.testing._server import LocalModelServer
 
     parser = argparse.ArgumentParser(
@@ -31,9 +32,14 @@ def serve_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--distinct-tokens", action="store_true",
                         help="the default reply's tokens are ' <key>:<k>', key a CRC of the model and the last "
                         "user message: unique to each run (for load tests)")  # fmt: skip
+    parser.add_argument("--first-byte-delay", type=_cli_args.seconds(), default=0.0,
+                        help="seconds each reply waits before its first byte, >= 0 (default 0): with "
+                        "--token-delay 0, many slow-starting replies streamed in bursts")  # fmt: skip
     args = parser.parse_args(argv)
     server = LocalModelServer(args.host, args.port, default_tokens=args.tokens, token_delay=args.token_delay,
                               distinct_tokens=args.distinct_tokens, events_per_write=args.events_per_write)  # fmt: skip
+    if args.first_byte_delay:
+        server.set_default(Reply(fault=SlowFirstByte(args.first_byte_delay)))
     try:
         server.start()
     except OSError as exc:

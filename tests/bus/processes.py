@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Self
 
 REPO = Path(__file__).resolve().parent.parent.parent
 
@@ -21,11 +22,13 @@ def command_env(extra: Mapping[str, str] = ()) -> dict[str, str]:  # type: ignor
     return env | dict(extra)
 
 
-class WorkerProcess:
-    """``rxagents worker --bus URL ...`` in a subprocess; its output (stdout and stderr) is collected."""
+class CommandProcess:
+    """``rxagents ARGS`` in a subprocess; its output (stdout and stderr) is collected, line by line. It is ready
+    once a line holds ``ready``."""
 
-    def __init__(self, url: str, *args: str, env: Mapping[str, str] = {}) -> None:
-        self.command = [sys.executable, "-m", "rxagents.cli", "worker", "--bus", url, *args]
+    def __init__(self, *args: str, ready: str, env: Mapping[str, str] = {}) -> None:
+        self.command = [sys.executable, "-m", "rxagents.cli", *args]
+        self.ready_text = ready
         self.process = subprocess.Popen(
             self.command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             env=command_env(env), cwd=REPO, text=True,
@@ -39,7 +42,7 @@ class WorkerProcess:
         assert self.process.stdout is not None
         for line in self.process.stdout:
             self.lines.append(line)
-            if "taking tasks" in line:
+            if self.ready_text in line:
                 self._ready.set()
         self._ready.set()
 
@@ -47,10 +50,20 @@ class WorkerProcess:
     def output(self) -> str:
         return "".join(self.lines)
 
-    def wait_ready(self, timeout: float = 30.0) -> WorkerProcess:
+    def wait_ready(self, timeout: float = 30.0) -> Self:
         if not self._ready.wait(timeout) or self.process.poll() is not None:
-            raise RuntimeError(f"the worker did not start:\n{self.output}")
+            raise RuntimeError(f"{' '.join(self.command[2:4])} did not start:\n{self.output}")
         return self
+
+    def wait(self, timeout: float) -> int:
+        """Wait for it to end by itself (SIGKILL after ``timeout`` seconds); its exit status."""
+        try:
+            code = self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            code = self.process.wait(10)
+        self._close()
+        return code
 
     def kill(self) -> None:
         """SIGKILL: no cleanup, as if the machine died."""
@@ -64,16 +77,24 @@ class WorkerProcess:
             self.process.stdout.close()
 
     def stop(self, timeout: float = 30.0) -> int:
-        """SIGTERM (the worker finishes its runs), then wait; SIGKILL if it does not stop in time."""
+        """SIGTERM (a worker finishes its runs), then wait; SIGKILL if it does not stop in time."""
         if self.process.poll() is None:
             self.process.terminate()
-        try:
-            code = self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            code = self.process.wait(10)
-        self._close()
-        return code
+        return self.wait(timeout)
+
+
+class WorkerProcess(CommandProcess):
+    """``rxagents worker --bus URL ...`` in a subprocess."""
+
+    def __init__(self, url: str, *args: str, env: Mapping[str, str] = {}) -> None:
+        super().__init__("worker", "--bus", url, *args, ready="taking tasks", env=env)
+
+
+class WatchProcess(CommandProcess):
+    """``rxagents watch --bus URL ...`` in a subprocess: ready once its first look at the runs is done."""
+
+    def __init__(self, url: str, *args: str) -> None:
+        super().__init__("watch", "--bus", url, *args, ready="rxagents watch: watching the runs")
 
 
 def run_command(
@@ -95,4 +116,4 @@ def wait_for(predicate: object, timeout: float = 10.0, step: float = 0.02) -> bo
     return False
 
 
-__all__: Sequence[str] = ["WorkerProcess", "command_env", "run_command", "wait_for"]
+__all__: Sequence[str] = ["CommandProcess", "WatchProcess", "WorkerProcess", "command_env", "run_command", "wait_for"]

@@ -56,6 +56,16 @@ async def test_attach_before_publish_sees_the_live_stream_and_two_attaches_agree
     assert await second == (events, None)
 
 
+async def test_a_hundred_and_fifty_readers_of_one_bus_wait_at_once(bus: Bus) -> None:
+    """Each blocked reader holds a connection on Redis: more than redis-py's default pool (100) must work."""
+    events = run_events(fresh_run_id(), 3)
+    await apublish(bus, events[:2])  # the run is live: every reader waits for the rest
+    readers = [asyncio.create_task(collect(aattach(bus, events[0].run_id))) for _ in range(150)]
+    await asyncio.sleep(1.0)  # every reader is waiting
+    await apublish(bus, events[2:])
+    assert await asyncio.wait_for(asyncio.gather(*readers), 30) == [(events, None)] * 150
+
+
 async def test_republished_and_overlapping_events_are_delivered_once(bus: Bus) -> None:
     events = run_events(fresh_run_id(), 40)
     await apublish(bus, events[:25], max_batch=4)

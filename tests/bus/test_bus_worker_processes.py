@@ -5,16 +5,22 @@ provider key or broker password on the broker or in the worker's output, and man
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
+from rxagents import Agent, OfflineModel
 from rxagents.bus import Bus, LocalNatsServer, LocalRedisServer, RemoteRunError, aattach, submit
 from rxagents.events import EventKind, TokenEvent
+from rxagents.operators import collect_text, to_async_iter
+from rxagents.testing._faults import default_text
 from rxagents.testing._server import LocalModelServer
 from tests.bus.brokers import BROKERS, collect, make_bus, server_for
-from tests.bus.processes import WorkerProcess, run_command
+from tests.bus.processes import CommandProcess, WatchProcess, WorkerProcess, run_command
 from tests.bus.test_bus_worker import TASK, check_run, local_text
 
 pytestmark = pytest.mark.asyncio
@@ -164,36 +170,81 @@ async def test_broker_credentials_never_show_in_a_workers_output() -> None:
     assert password not in worker.output
 
 
-async def test_three_workers_a_hundred_runs_nothing_lost_nothing_duplicated(
-    own_server: tuple[str, LocalNatsServer | LocalRedisServer],
+def model_for(kind: str, stack: contextlib.ExitStack, tokens: int) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """The agent spec of a ``tokens``-token run on the offline model, or on the local test model server over real
+    HTTP (started here in its own process), and the options a worker needs for it."""
+    # Each run waits a second, then streams at full speed: the runs overlap, their tokens are coalesced on the way
+    if kind == "offline":  # max_tokens cuts the answer to exactly ``tokens``
+        offline = {"length": tokens + 40, "first_token_delay": 1.0}
+        return {"agent_name": "writer", "max_tokens": tokens, "offline": offline}, ()
+    server = CommandProcess("serve-test-model", "--port", "0", "--tokens", str(tokens), "--first-byte-delay", "1",
+                            ready="test model at")  # fmt: skip
+    stack.callback(server.stop)
+    url = server.wait_ready().output.split("test model at ")[1].split()[0]
+    return {"agent_name": "writer", "model_name": "test-model", "api_base": url}, ("--allow-api-base", url)
+
+
+async def expected_text(model: str, task: str, tokens: int) -> str:
+    """The answer the run of ``task`` must deliver."""
+    if model == "offline":
+        agent = Agent(agent_name="writer", llm=OfflineModel(length=tokens + 40), max_tokens=tokens, print_on=False)
+        async with to_async_iter(agent.stream(task).pipe(collect_text())) as texts:
+            return await anext(texts)
+    return "".join(default_text(task, tokens))
+
+
+@pytest.mark.parametrize("model", ["offline", "http"])
+async def test_three_workers_a_hundred_runs_each_at_once_nothing_lost_nothing_duplicated_the_dashboard_sees_all(
+    own_server: tuple[str, LocalNatsServer | LocalRedisServer], model: str
 ) -> None:
+    """3 worker processes at concurrency 100, 300 runs of 200 tokens submitted at once, followed by this process
+    and by ``rxagents watch`` in a fifth: every run once, with its exact text, in both, on both model kinds."""
     kind, server = own_server
-    runs, tokens = 100, 200
-    workers = [WorkerProcess(server.url, "--concurrency", "40") for _ in range(3)]
-    try:
-        for worker in workers:
-            worker.wait_ready()
+    runs, tokens, concurrency = 300, 200, 100
+    with contextlib.ExitStack() as stack:
+        agent, options = model_for(model, stack, tokens)
+        spec = {"agent": agent}
+        workers = [WorkerProcess(server.url, "--concurrency", str(concurrency), *options) for _ in range(3)]
+        watcher = WatchProcess(server.url, "--poll", "0.5", "--exit-when-idle", "1", "--json")
+        for process in (*workers, watcher):
+            stack.callback(process.stop)
+        for process in (*workers, watcher):
+            process.wait_ready()  # the dashboard is attached before the first submission
         started = time.monotonic()
         async with make_bus(kind, server.url) as bus:
             tasks = [f"{TASK} (run {i})" for i in range(runs)]
-            spec = {"agent": {"agent_name": "writer", "offline": {"length": tokens}}}
             run_ids = await asyncio.gather(*(submit(bus, task, spec) for task in tasks))
             results = await asyncio.wait_for(
-                asyncio.gather(*(collect(aattach(bus, run_id, start_timeout=60)) for run_id in run_ids)), 120
+                asyncio.gather(*(collect(aattach(bus, run_id, start_timeout=60)) for run_id in run_ids)), 180
             )
+            elapsed = time.monotonic() - started
             listed = {run.run_id: run for run in await bus.runs()}
-        elapsed = time.monotonic() - started
+        answers = {task: await expected_text(model, task, tokens) for task in tasks}
         for task, run_id, (events, error) in zip(tasks, run_ids, results, strict=True):
             assert error is None, run_id
             check_run(events, run_id)
             assert not any(e.kind is EventKind.RETRY for e in events)
-            assert answer_text(events) == await local_text(task, length=tokens)
+            assert answer_text(events) == answers[task]
+            assert sum(e.kind is EventKind.TOKEN for e in events) == tokens
             assert listed[run_id].status == "finished"
-            assert listed[run_id].tokens == sum(e.kind is EventKind.TOKEN for e in events)
-    finally:
+            assert listed[run_id].tokens == tokens
+        assert watcher.wait(60) == 0, watcher.output[-3000:]  # it ended by itself, once idle
         codes = [worker.stop() for worker in workers]
-    assert codes == [0, 0, 0]
-    finished = sum(int(line.split("stopped; ")[1].split(" finished")[0]) for w in workers for line in w.lines
-                   if "stopped; " in line)  # fmt: skip
-    assert finished == runs  # each run ran once: none lost, none run twice
-    print(f"{kind}: {runs} runs x {tokens} tokens on 3 workers in {elapsed:.1f} s")
+    assert codes == [0, 0, 0], [worker.output for worker in workers]
+    stopped = [line for worker in workers for line in worker.lines if "stopped; " in line]
+    assert sum(int(line.split("stopped; ")[1].split(" finished")[0]) for line in stopped) == runs  # each ran once
+    peaks = [int(line.split("at most ")[1].split(" at once")[0]) for line in stopped]
+    assert max(peaks) == concurrency and min(peaks) >= concurrency // 2, peaks  # the runs really overlapped
+    # the dashboard's process saw every run whole, once, with its exact text
+    seen = [json.loads(line) for line in watcher.lines if line.startswith("{")]
+    assert sorted(record["run_id"] for record in seen) == sorted(run_ids)
+    expected = {run_id: (task, len(events)) for task, run_id, (events, _) in zip(tasks, run_ids, results, strict=True)}
+    for record in seen:
+        task, events = expected[record["run_id"]]
+        assert record["status"] == "finished" and record["tokens"] == tokens and record["events"] == events
+        assert record["duplicates"] == record["missing"] == record["retries"] == 0
+        assert record["text"] == answers[task]
+    summary = f"{runs} run(s) watched: {runs} finished, 0 failed, 0 cancelled, 0 unfinished; {runs * tokens} tokens; "
+    assert summary + "0 duplicated, 0 missing events" in watcher.output
+    assert watcher.output.count(f"writer: done · {tokens} tokens") == runs  # the dashboard drew each run's end
+    print(f"{kind}/{model}: {runs} runs x {tokens} tokens on 3 workers (peaks {peaks}) in {elapsed:.1f} s")

@@ -248,6 +248,59 @@ def test_a_retry_event_discards_the_lane_text() -> None:
     assert (lane.tail, lane.tokens) == ("new", 1)
 
 
+def workflow_run(*, ending: EventKind = EventKind.FINISH, error: Exception | None = None) -> list[TokenEvent]:
+    """One run of workflow W as a bus worker publishes it: W's start, the agents' tokens, W's end."""
+    tokens = [("a", "a1 "), ("b", "b1 "), ("a", "a2"), ("b", "b2")]
+    events = [TokenEvent(EventKind.START, "W", "r1", 0, time=0.0)]
+    events += [TokenEvent(EventKind.TOKEN, agent, "r1", i, text=text, time=i / 10) for i, (agent, text) in
+               enumerate(tokens, start=1)]  # fmt: skip
+    events.append(TokenEvent(ending, "W", "r1", 5, time=0.5, error=error))
+    return events
+
+
+def test_a_workflow_run_gets_a_lane_per_agent_and_its_end_ends_them_all() -> None:
+    board = Dashboard("T", [], console=recording_console())
+    for event in workflow_run():
+        board.on_event(event)
+    assert [(lane.name, lane.status, lane.tokens, lane.tail) for lane in board.lanes()] == [
+        ("W", LaneStatus.DONE, 0, ""), ("a", LaneStatus.DONE, 2, "a1 a2"), ("b", LaneStatus.DONE, 2, "b1 b2"),
+    ]  # fmt: skip
+
+
+def test_a_failed_workflow_run_ends_its_agents_lanes_with_its_error() -> None:
+    board = Dashboard("T", [], console=recording_console())
+    events = workflow_run(ending=EventKind.ERROR, error=ModelError("boom"))
+    for event in [*events[:3], events[-1]]:
+        board.on_event(event)
+    assert [(lane.name, lane.status, lane.error) for lane in board.lanes()] == [
+        ("W", LaneStatus.ERROR, "ModelError: boom"), ("a", LaneStatus.ERROR, "ModelError: boom"),
+        ("b", LaneStatus.ERROR, "ModelError: boom"),
+    ]  # fmt: skip
+
+
+def test_a_retry_of_a_workflow_run_restarts_every_agent_and_an_agents_retry_only_its_own() -> None:
+    board = Dashboard("T", [], console=recording_console())
+    events = workflow_run()
+    for event in events[:5]:
+        board.on_event(event)
+    board.on_event(TokenEvent(EventKind.RETRY, "a", "r1", 5, text="ModelError: cut", time=0.5))
+    assert [lane.tokens for lane in board.lanes()] == [0, 0, 2]
+    board.on_event(TokenEvent(EventKind.RETRY, "W", "r1", 6, text="the run starts over", time=0.6))
+    board.on_event(TokenEvent(EventKind.TOKEN, "b", "r1", 7, text="again", time=0.7))
+    assert [(lane.tokens, lane.tail) for lane in board.lanes()] == [(0, ""), (0, ""), (1, "again")]
+
+
+def test_not_a_terminal_each_agent_of_a_workflow_run_gets_its_own_text() -> None:
+    console = recording_console(terminal=False)
+    scheduler = TestScheduler()
+    run = cold(scheduler, workflow_run())
+    scheduler.start(lambda: run.pipe(dashboard("T", [], console=console, scheduler=scheduler)), created=0,
+                    subscribed=0, disposed=100)  # fmt: skip
+    out = raw(console)
+    assert "✅ a: done · 2 tokens" in out and "    a1 a2\n" in out
+    assert "✅ b: done · 2 tokens" in out and "    b1 b2\n" in out
+
+
 def test_agents_can_be_given_as_agent_objects() -> None:
     team = agents(2)
     board = Dashboard("T", team, console=recording_console())

@@ -671,7 +671,7 @@ def test_serve_main_prints_url_and_serves_until_interrupted() -> None:
     code = "import sys; from rxagents.testing._server import serve_main; sys.exit(serve_main(sys.argv[1:]))"
     env = {**os.environ, "PYTHONPATH": str(root)}
     with subprocess.Popen(
-        [sys.executable, "-c", code, "--port", "0", "--tokens", "2"],
+        [sys.executable, "-c", code, "--port", "0", "--tokens", "2", "--first-byte-delay", "0.3"],
         stdout=subprocess.PIPE,
         text=True,
         env=env,
@@ -680,7 +680,9 @@ def test_serve_main_prints_url_and_serves_until_interrupted() -> None:
         line = process.stdout.readline().strip()
         url = line.rsplit(" ", 1)[-1]
         assert line.startswith("Local OpenAI-compatible test model at http://127.0.0.1:")
+        started = time.monotonic()
         reply = httpx.post(f"{url}/chat/completions", json=body(stream=False), timeout=5.0)
+        assert time.monotonic() - started >= 0.3  # --first-byte-delay: the reply waited before it began
         assert reply.json()["choices"][0]["message"]["content"] == "Local test"
         process.send_signal(2)  # SIGINT, i.e. Ctrl-C
         assert process.wait(timeout=5) == 0
