@@ -5,10 +5,20 @@ One :class:`Dispatcher` per ``run``/``arun`` call; two drivers:
 * :meth:`Dispatcher.consume` (``Agent.run``, ``Workflow.run_result``): the runs execute on the rxagents
   runtime loop, which only reads the sockets and queues events; **the thread that called** ``run`` takes
   them off and calls the handlers, so a slow callback never stalls the socket reader. The events are handed
-  over in batches: all those one turn of the loop produced (one socket read's worth) go on the queue
-  together, once that turn's work is done, so the calling thread is woken once per batch, not once per
-  token. ``run`` cannot await: an ``async def`` callback is rejected before the run starts (use ``arun``),
-  and a coroutine a callback returns is closed and counted as that callback's error.
+  over in batches: those one turn of the loop produced (one socket read's worth) go on the queue together,
+  once that turn's work is done, so the calling thread is woken once per batch, not once per token; except
+  that an event produced while the calling thread **waits** idle for events is handed over at once (waking
+  it costs the same either way, and a turn that parses a burst can take many milliseconds). The calling
+  thread, once woken, also needs the GIL, which a runtime thread busy with a burst would keep until the
+  interpreter forces a switch (``sys.getswitchinterval()``, 5 ms), so the runtime thread then **yields** to
+  it: it waits until the calling thread has taken the batch (at most :data:`YIELD_TIMEOUT`), at most once
+  per :data:`YIELD_INTERVAL` per call. So the first token after the request, or after any pause, reaches
+  the callback at once (the handlers run meanwhile; the loop thread goes on once the calling thread waits
+  again, or the interpreter switches back). A burst costs at most one such wait per millisecond per ``run``
+  call: typically a thread switch, 0.01–0.2 ms of the runtime loop, which every ``run`` call shares (no
+  measurable CPU per token, bench/README.md). ``run`` cannot await: an ``async def`` callback is rejected
+  before the run starts (use ``arun``), and a coroutine a callback returns is closed and counted as that
+  callback's error.
 * :meth:`Dispatcher.aconsume` (``arun``, ``arun_result``): the runs execute on the caller's loop and the
   awaiting task calls the handlers **on the loop's thread**, in event order, as every asyncio callback
   runs; it takes the events waiting a batch at a time too
@@ -29,6 +39,7 @@ run driver's part (:mod:`rxagents._drive`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import queue
@@ -43,7 +54,7 @@ from rxagents.errors import RunError, partial_text_of
 from rxagents.events import TokenEvent
 from rxagents.operators._bridge import to_gated_iter
 
-__all__ = ["CALLBACK_BUFFER", "CallbackErrorPolicy", "Dispatcher", "Handler"]
+__all__ = ["CALLBACK_BUFFER", "YIELD_INTERVAL", "YIELD_TIMEOUT", "CallbackErrorPolicy", "Dispatcher", "Handler"]
 
 log = logging.getLogger("rxagents")
 
@@ -56,6 +67,11 @@ Handler = Callable[[TokenEvent], Any]
 
 #: ``arun``: the most events that wait for the callbacks before the runs' readers wait too.
 CALLBACK_BUFFER = 256
+
+#: ``run``: seconds (loop clock) after the runtime thread yielded to the calling thread before it yields again.
+YIELD_INTERVAL = 0.001
+#: ``run``: the longest the runtime thread waits for the calling thread to take a batch when it yields (seconds).
+YIELD_TIMEOUT = 0.0005
 
 _END = object()
 
@@ -102,6 +118,13 @@ class Dispatcher:
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._batch: list[TokenEvent] = []  # the events of this loop turn, not handed over yet
         self._consumer: int | None = None  # the thread that calls the handlers (consume)
+        self._waiting = False  # the callback thread waits for a batch, with none on the queue (consume)
+        self._yielded_at = float("-inf")  # when the producer last yielded to the callback thread (loop clock)
+        self._taken = threading.Lock()  # released by the callback thread when it takes a batch the producer waits on
+        self._taken.acquire()
+        self._want_taken = False  # the producer waits (or waited) on _taken
+        #: How many times the producer waited for the callback thread to take a batch (see the module docstring).
+        self.yields = 0
         #: Called (on the callback thread) when a callback error is fatal; cancels the run.
         self.on_fatal: Callable[[], Any] | None = None
 
@@ -115,16 +138,38 @@ class Dispatcher:
     # producer side (the run's loop) ------------------------------------------------------------
     def push(self, event: TokenEvent) -> None:
         """Queue ``event`` for the callback thread: with the other events of this turn of the running loop, handed
-        over together once the turn's work is done (at once when no loop runs on this thread, or when this is the
-        callback thread itself, whose loop, if any, waits for the handlers)."""
+        over together once the turn's work is done; at once when that thread waits idle for events (see
+        :meth:`_hand_over`), when no loop runs on this thread, or when this is the callback thread itself, whose
+        loop, if any, waits for the handlers."""
         batch = self._batch
         batch.append(event)
-        if len(batch) == 1:
+        if self._waiting:  # the callback thread waits idle: this turn's events so far go now
+            self._waiting = False
+            self._hand_over()
+        elif len(batch) == 1:
             loop = _runtime.running_loop()
             if loop is None or threading.get_ident() == self._consumer:
                 self._flush()
             else:
                 loop.call_soon(self._flush)
+
+    def _hand_over(self) -> None:
+        """Hand the batch to the waiting callback thread now; on a loop, and at most once per
+        :data:`YIELD_INTERVAL`, wait until that thread has taken it (at most :data:`YIELD_TIMEOUT`), so it gets
+        the GIL now rather than at the interpreter's next forced switch."""
+        loop = _runtime.running_loop()
+        if loop is None:
+            self._flush()
+            return
+        now = loop.time()
+        if now - self._yielded_at < YIELD_INTERVAL:
+            self._flush()
+            return
+        self._yielded_at = now
+        self.yields += 1
+        self._want_taken = True
+        self._flush()
+        self._taken.acquire(timeout=YIELD_TIMEOUT)  # releases the GIL meanwhile
 
     def _flush(self) -> None:
         batch = self._batch
@@ -149,7 +194,13 @@ class Dispatcher:
         handlers, routed = self.handlers, self._routed
         iscoroutine = inspect.iscoroutine
         while self.error is None:  # a fatal callback error cancelled the run
+            self._waiting = True
             item = get()
+            self._waiting = False
+            if self._want_taken:  # the producer waits until this thread has taken a batch: it has
+                self._want_taken = False
+                with contextlib.suppress(RuntimeError):  # released already, after the producer stopped waiting
+                    self._taken.release()
             if type(item) is tuple:  # the end: (_END, error or None)
                 if item[1] is not None and self.error is None:
                     self.error = item[1]
@@ -183,6 +234,7 @@ class Dispatcher:
         try:
             self.drain()
         except BaseException:
+            self._waiting = False  # interrupted while waiting: nobody will take a batch now
             subscription.dispose()
             raise
 
