@@ -6,15 +6,16 @@ One :class:`Dispatcher` per ``run``/``arun`` call; two drivers:
   runtime loop, which only reads the sockets and queues events; **the thread that called** ``run`` takes
   them off and calls the handlers, so a slow callback never stalls the socket reader. The events are handed
   over in batches: those one turn of the loop produced (one socket read's worth) go on the queue together,
-  once that turn's work is done, so the calling thread is woken once per batch, not once per token; except
-  that an event produced while the calling thread **waits** idle for events is handed over at once (waking
-  it costs the same either way, and a turn that parses a burst can take many milliseconds). The calling
-  thread, once woken, also needs the GIL, which a runtime thread busy with a burst would keep until the
-  interpreter forces a switch (``sys.getswitchinterval()``, 5 ms), so the runtime thread then **yields** to
-  it: it waits until the calling thread has taken the batch (at most :data:`YIELD_TIMEOUT`), at most once
-  per :data:`YIELD_INTERVAL` per call. So the first token after the request, or after any pause, reaches
-  the callback at once (the handlers run meanwhile; the loop thread goes on once the calling thread waits
-  again, or the interpreter switches back). A burst costs at most one such wait per millisecond per ``run``
+  once that turn's work is done, so the calling thread is woken once per batch, not once per token. Except
+  after a pause: the first event of a batch that starts :data:`YIELD_INTERVAL` or more after the previous
+  one, while the calling thread **waits** idle for events, is handed over at once, not when its turn ends (a
+  turn that parses a burst can take 100 ms). The calling thread, once woken, also needs the GIL, which a
+  runtime thread busy with a burst would keep until the interpreter forces a switch
+  (``sys.getswitchinterval()``, 5 ms), so the runtime thread then **yields** to it: it waits until the
+  calling thread has taken the batch (at most :data:`YIELD_TIMEOUT`). So the first token after the request,
+  or after any pause, reaches the callback at once (the handlers run meanwhile; the loop thread goes on once
+  the calling thread waits again, or the interpreter switches back), while a burst's events still go a turn
+  at a time. That costs at most one such wait per :data:`YIELD_INTERVAL` per ``run``
   call: typically a thread switch, 0.01–0.2 ms of the runtime loop, which every ``run`` call shares (no
   measurable CPU per token, bench/README.md). ``run`` cannot await: an ``async def`` callback is rejected
   before the run starts (use ``arun``), and a coroutine a callback returns is closed and counted as that
@@ -68,7 +69,8 @@ Handler = Callable[[TokenEvent], Any]
 #: ``arun``: the most events that wait for the callbacks before the runs' readers wait too.
 CALLBACK_BUFFER = 256
 
-#: ``run``: seconds (loop clock) after the runtime thread yielded to the calling thread before it yields again.
+#: ``run``: a batch that starts this long (seconds, loop clock) after the previous one goes to a waiting callback
+#: thread at once, and the runtime thread yields to it.
 YIELD_INTERVAL = 0.001
 #: ``run``: the longest the runtime thread waits for the calling thread to take a batch when it yields (seconds).
 YIELD_TIMEOUT = 0.0005
@@ -119,7 +121,7 @@ class Dispatcher:
         self._batch: list[TokenEvent] = []  # the events of this loop turn, not handed over yet
         self._consumer: int | None = None  # the thread that calls the handlers (consume)
         self._waiting = False  # the callback thread waits for a batch, with none on the queue (consume)
-        self._yielded_at = float("-inf")  # when the producer last yielded to the callback thread (loop clock)
+        self._batch_at = float("-inf")  # when the first event of the latest batch was pushed (loop clock)
         self._taken = threading.Lock()  # released by the callback thread when it takes a batch the producer waits on
         self._taken.acquire()
         self._want_taken = False  # the producer waits (or waited) on _taken
@@ -138,34 +140,28 @@ class Dispatcher:
     # producer side (the run's loop) ------------------------------------------------------------
     def push(self, event: TokenEvent) -> None:
         """Queue ``event`` for the callback thread: with the other events of this turn of the running loop, handed
-        over together once the turn's work is done; at once when that thread waits idle for events (see
-        :meth:`_hand_over`), when no loop runs on this thread, or when this is the callback thread itself, whose
-        loop, if any, waits for the handlers."""
+        over together once the turn's work is done. At once when it starts a batch after a pause while that
+        thread waits idle for events (see the module docstring), when no loop runs on this thread, or when this
+        is the callback thread itself, whose loop, if any, waits for the handlers."""
         batch = self._batch
         batch.append(event)
-        if self._waiting:  # the callback thread waits idle: this turn's events so far go now
-            self._waiting = False
-            self._hand_over()
-        elif len(batch) == 1:
+        if len(batch) == 1:
             loop = _runtime.running_loop()
             if loop is None or threading.get_ident() == self._consumer:
                 self._flush()
+                return
+            now = loop.time()
+            if self._waiting and now - self._batch_at >= YIELD_INTERVAL:
+                self._batch_at = now
+                self._hand_over()
             else:
+                self._batch_at = now
                 loop.call_soon(self._flush)
 
     def _hand_over(self) -> None:
-        """Hand the batch to the waiting callback thread now; on a loop, and at most once per
-        :data:`YIELD_INTERVAL`, wait until that thread has taken it (at most :data:`YIELD_TIMEOUT`), so it gets
-        the GIL now rather than at the interpreter's next forced switch."""
-        loop = _runtime.running_loop()
-        if loop is None:
-            self._flush()
-            return
-        now = loop.time()
-        if now - self._yielded_at < YIELD_INTERVAL:
-            self._flush()
-            return
-        self._yielded_at = now
+        """Hand the batch to the waiting callback thread now, and wait until that thread has taken it (at most
+        :data:`YIELD_TIMEOUT`), so it gets the GIL now rather than at the interpreter's next forced switch."""
+        self._waiting = False
         self.yields += 1
         self._want_taken = True
         self._flush()

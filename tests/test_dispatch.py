@@ -426,7 +426,10 @@ def _when_waiting(dispatcher: _dispatch.Dispatcher, sizes: list[int], then: Any 
     return reactivex.create(subscribe)
 
 
-def test_run_hands_a_waiting_thread_the_first_event_at_once_and_the_rest_of_the_turn_together() -> None:
+def test_run_hands_a_waiting_thread_the_first_event_at_once_and_the_rest_of_the_turn_together(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_dispatch, "YIELD_INTERVAL", 0.0)  # every turn starts after a pause
     seen: list[tuple[int, int]] = []
     pushed = [threading.Event() for _ in range(3)]  # turn i's events are all pushed
     firsts = {0: 0, 40: 1, 41: 2}  # the first event of each turn -> its turn
