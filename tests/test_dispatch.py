@@ -547,3 +547,30 @@ def test_events_a_source_gives_while_subscribing_on_a_loop_thread_are_handed_ove
     asyncio.run(main())
     assert spy.handed[0] == 1 and spy.handed[-1] == "end"  # the first at once, on this thread, while subscribing
     assert sum(n for n in spy.handed if isinstance(n, int)) == 4 and seen == [0, 0, 1, 2]
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts open descriptors in /proc")
+def test_run_closes_the_descriptors_it_wakes_the_calling_thread_with() -> None:
+    def interrupt(event: TokenEvent) -> None:
+        raise KeyboardInterrupt
+
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(10):
+        dispatcher, _ = _dispatcher(lambda e: None)
+        dispatcher.consume(_turns([3, 2]))
+        assert dispatcher.delivered == 5
+        interrupted, _ = _dispatcher(interrupt)
+        with pytest.raises(KeyboardInterrupt):
+            interrupted.consume(_turns([3]))
+    assert len(os.listdir("/proc/self/fd")) == before
+
+
+def test_run_delivers_everything_when_no_pipe_can_be_opened(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_pipe() -> tuple[int, int]:
+        raise OSError(24, "Too many open files")
+
+    monkeypatch.setattr(_dispatch.os, "pipe", no_pipe)
+    seen: list[int] = []
+    dispatcher, _ = _dispatcher(lambda e: seen.append(e.seq))
+    dispatcher.consume(_turns([40, 1, 25]))
+    assert seen == list(range(66)) and dispatcher.error is None
