@@ -5,10 +5,22 @@ One :class:`Dispatcher` per ``run``/``arun`` call; two drivers:
 * :meth:`Dispatcher.consume` (``Agent.run``, ``Workflow.run_result``): the runs execute on the rxagents
   runtime loop, which only reads the sockets and queues events; **the thread that called** ``run`` takes
   them off and calls the handlers, so a slow callback never stalls the socket reader. The events are handed
-  over in batches: all those one turn of the loop produced (one socket read's worth) go on the queue
-  together, once that turn's work is done, so the calling thread is woken once per batch, not once per
-  token. ``run`` cannot await: an ``async def`` callback is rejected before the run starts (use ``arun``),
-  and a coroutine a callback returns is closed and counted as that callback's error.
+  over in batches: those one turn of the loop produced (one socket read's worth) go on the queue together,
+  once that turn's work is done, so the calling thread is woken once per batch, not once per token. Except
+  after a pause: the first event of a batch that starts :data:`YIELD_INTERVAL` or more after the previous
+  one, while the calling thread **waits** idle for events, is handed over at once, not when its turn ends (a
+  turn that parses a burst can take 100 ms). The calling thread, once woken, also needs the GIL, which a
+  runtime thread busy with a burst would keep until the interpreter forces a switch
+  (``sys.getswitchinterval()``, 5 ms), so the runtime thread then **yields** to it: it waits until the
+  calling thread has taken the batch (at most :data:`YIELD_TIMEOUT`); the calling thread is woken through a
+  pipe, so that the kernel runs it there and then (:class:`_Waker`). So the first token after the request,
+  or after any pause, reaches the callback at once (the handlers run meanwhile; the loop thread goes on once
+  the calling thread waits again, or the interpreter switches back), while a burst's events still go a turn
+  at a time. That costs at most one such wait per :data:`YIELD_INTERVAL` per ``run``
+  call: typically a thread switch, 0.01–0.2 ms of the runtime loop, which every ``run`` call shares (no
+  measurable CPU per token, bench/README.md). ``run`` cannot await: an ``async def`` callback is rejected
+  before the run starts (use ``arun``), and a coroutine a callback returns is closed and counted as that
+  callback's error.
 * :meth:`Dispatcher.aconsume` (``arun``, ``arun_result``): the runs execute on the caller's loop and the
   awaiting task calls the handlers **on the loop's thread**, in event order, as every asyncio callback
   runs; it takes the events waiting a batch at a time too
@@ -29,8 +41,10 @@ run driver's part (:mod:`rxagents._drive`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
+import os
 import queue
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -43,7 +57,7 @@ from rxagents.errors import RunError, partial_text_of
 from rxagents.events import TokenEvent
 from rxagents.operators._bridge import to_gated_iter
 
-__all__ = ["CALLBACK_BUFFER", "CallbackErrorPolicy", "Dispatcher", "Handler"]
+__all__ = ["CALLBACK_BUFFER", "YIELD_INTERVAL", "YIELD_TIMEOUT", "CallbackErrorPolicy", "Dispatcher", "Handler"]
 
 log = logging.getLogger("rxagents")
 
@@ -57,12 +71,59 @@ Handler = Callable[[TokenEvent], Any]
 #: ``arun``: the most events that wait for the callbacks before the runs' readers wait too.
 CALLBACK_BUFFER = 256
 
+#: ``run``: a batch that starts this long (seconds, loop clock) after the previous one goes to a waiting callback
+#: thread at once, and the runtime thread yields to it.
+YIELD_INTERVAL = 0.001
+#: ``run``: the longest the runtime thread waits for the calling thread to take a batch when it yields (seconds).
+YIELD_TIMEOUT = 0.0005
+
 _END = object()
 
 _CORO_IN_RUN = (
     "the streaming_callback returned a coroutine, which run() cannot await (it calls callbacks on the "
     "thread that called it); use `await agent.arun(task, streaming_callback=...)` for async callbacks"
 )
+
+
+class _Waker:
+    """Wakes the callback thread of ``run`` through a pipe it reads when it has nothing to do.
+
+    A pipe, not the queue's own lock: on Linux a pipe write wakes the reader synchronously (the kernel places it
+    to run where the writer runs, as soon as the writer blocks), where a lock's wake-up can queue the woken
+    thread behind another process's task until the next scheduler tick (4 ms): measured, the first token
+    reached the callback 0.03 ms after the hand-off every time, against 3.5–4.5 ms in a third of the runs.
+    Without a pipe (none could be opened) the thread blocks on the queue itself.
+    """
+
+    __slots__ = ("_lock", "read", "write")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()  # a write never goes to a descriptor closed (and maybe reused) meanwhile
+        self.read: int | None = None
+        self.write: int | None = None
+        try:
+            self.read, self.write = os.pipe()
+            os.set_blocking(self.write, False)
+        except OSError:  # out of descriptors: the queue's lock wakes the thread instead
+            self.close()
+
+    def wake(self) -> None:
+        with self._lock:
+            if self.write is not None:
+                with contextlib.suppress(BlockingIOError):  # full of wake-ups not read yet: it is awake anyway
+                    os.write(self.write, b"\0")
+
+    def wait(self) -> None:
+        """Block until the next wake-up (or one not read yet)."""
+        assert self.read is not None
+        os.read(self.read, 512)
+
+    def close(self) -> None:
+        with self._lock:
+            for fd in (self.read, self.write):
+                if fd is not None:
+                    os.close(fd)
+            self.read = self.write = None
 
 
 class Dispatcher:
@@ -102,6 +163,14 @@ class Dispatcher:
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._batch: list[TokenEvent] = []  # the events of this loop turn, not handed over yet
         self._consumer: int | None = None  # the thread that calls the handlers (consume)
+        self._waiting = False  # the callback thread waits for a batch, with none on the queue (consume)
+        self._batch_at = float("-inf")  # when the first event of the latest batch was pushed (loop clock)
+        self._taken = threading.Lock()  # released by the callback thread when it takes a batch the producer waits on
+        self._taken.acquire()
+        self._want_taken = False  # the producer waits (or waited) on _taken
+        self._waker: _Waker | None = None  # how the producer wakes the waiting callback thread (consume)
+        #: How many times the producer waited for the callback thread to take a batch (see the module docstring).
+        self.yields = 0
         #: Called (on the callback thread) when a callback error is fatal; cancels the run.
         self.on_fatal: Callable[[], Any] | None = None
 
@@ -115,41 +184,64 @@ class Dispatcher:
     # producer side (the run's loop) ------------------------------------------------------------
     def push(self, event: TokenEvent) -> None:
         """Queue ``event`` for the callback thread: with the other events of this turn of the running loop, handed
-        over together once the turn's work is done (at once when no loop runs on this thread, or when this is the
-        callback thread itself, whose loop, if any, waits for the handlers)."""
+        over together once the turn's work is done. At once when it starts a batch after a pause while that
+        thread waits idle for events (see the module docstring), when no loop runs on this thread, or when this
+        is the callback thread itself, whose loop, if any, waits for the handlers."""
         batch = self._batch
         batch.append(event)
         if len(batch) == 1:
             loop = _runtime.running_loop()
             if loop is None or threading.get_ident() == self._consumer:
                 self._flush()
+                return
+            now = loop.time()
+            if self._waiting and now - self._batch_at >= YIELD_INTERVAL:
+                self._batch_at = now
+                self._hand_over()
             else:
+                self._batch_at = now
                 loop.call_soon(self._flush)
+
+    def _hand_over(self) -> None:
+        """Hand the batch to the waiting callback thread now, and wait until that thread has taken it (at most
+        :data:`YIELD_TIMEOUT`), so it gets the GIL now rather than at the interpreter's next forced switch."""
+        self.yields += 1
+        self._want_taken = True
+        self._flush()
+        self._taken.acquire(timeout=YIELD_TIMEOUT)  # releases the GIL meanwhile
 
     def _flush(self) -> None:
         batch = self._batch
         if batch:
             self._batch = []
-            self._queue.put(batch)
+            self._put(batch)
+
+    def _put(self, item: Any) -> None:
+        self._queue.put(item)
+        if self._waiting:  # after the put: if the thread had looked at the queue before it, it waits for this
+            self._waiting = False
+            waker = self._waker
+            if waker is not None:
+                waker.wake()
 
     def push_error(self, error: Exception) -> None:
         self._flush()
-        self._queue.put((_END, error))
+        self._put((_END, error))
 
     def push_end(self) -> None:
         self._flush()
-        self._queue.put((_END, None))
+        self._put((_END, None))
 
     # consumer side (the callback thread) --------------------------------------------------------
     def drain(self) -> None:
         """Call the handlers for every event until the run ends. Returns normally either way;
         :attr:`error` tells the outcome."""
-        get = self._queue.get
+        take = self._take
         kept = None if self._record is not None else self._kept
         handlers, routed = self.handlers, self._routed
         iscoroutine = inspect.iscoroutine
         while self.error is None:  # a fatal callback error cancelled the run
-            item = get()
+            item = take()
             if type(item) is tuple:  # the end: (_END, error or None)
                 if item[1] is not None and self.error is None:
                     self.error = item[1]
@@ -170,6 +262,26 @@ class Dispatcher:
                     break
         self._report()
 
+    def _take(self) -> Any:
+        """The next item of the queue, waiting for it (woken by :meth:`_put`)."""
+        get, waker = self._queue.get_nowait, self._waker
+        while True:
+            self._waiting = True  # before looking: a put after the look then wakes this thread
+            try:
+                item = get()
+            except queue.Empty:
+                if waker is None or waker.read is None:
+                    item = self._queue.get()
+                else:
+                    waker.wait()
+                    continue
+            self._waiting = False
+            if self._want_taken:  # the producer waits until this thread has taken a batch: it has
+                self._want_taken = False
+                with contextlib.suppress(RuntimeError):  # released already, after the producer stopped waiting
+                    self._taken.release()
+            return item
+
     # driving a run -----------------------------------------------------------------------------
     def consume(self, observable: Observable[TokenEvent]) -> None:
         """Subscribe ``observable`` and call the handlers on *this* thread until it ends.
@@ -178,13 +290,18 @@ class Dispatcher:
         cancels the run and closes its HTTP stream, before it propagates.
         """
         self._consumer = threading.get_ident()
-        subscription = observable.subscribe(on_next=self.push, on_error=self.push_error, on_completed=self.push_end)
-        self.on_fatal = subscription.dispose
+        self._waker = waker = _Waker()
         try:
-            self.drain()
-        except BaseException:
-            subscription.dispose()
-            raise
+            subscription = observable.subscribe(on_next=self.push, on_error=self.push_error, on_completed=self.push_end)
+            self.on_fatal = subscription.dispose
+            try:
+                self.drain()
+            except BaseException:
+                self._waiting = False  # interrupted while waiting: nobody will take a batch now
+                subscription.dispose()
+                raise
+        finally:
+            waker.close()
 
     async def aconsume(self, build: Callable[[abc.SchedulerBase], Observable[TokenEvent]]) -> None:
         """Run ``build(scheduler)`` on the running loop and call the handlers in this task until it ends.

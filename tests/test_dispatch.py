@@ -406,13 +406,88 @@ def _dispatcher(handler: _dispatch.Handler, **kw: Any) -> tuple[_dispatch.Dispat
     return dispatcher, spy
 
 
-def test_run_hands_each_loop_turns_events_to_the_calling_thread_at_once_in_order() -> None:
+def _when_waiting(dispatcher: _dispatch.Dispatcher, sizes: list[int], then: Any = None) -> Observable[TokenEvent]:
+    """Like :func:`_turns`, but each turn starts only once the calling thread waits idle for events; ``then(i, k)``
+    (if given) runs on the loop right after event ``k`` of turn ``i`` was pushed."""
+
+    def subscribe(observer: abc.ObserverBase[TokenEvent], _: abc.SchedulerBase | None = None) -> abc.DisposableBase:
+        loop = _runtime.runtime_loop()
+        seq = itertools.count()
+
+        def turn(i: int) -> None:
+            if i == len(sizes):
+                observer.on_completed()
+                return
+            if not dispatcher._waiting:  # not yet: look again soon, letting the calling thread run meanwhile
+                loop.call_later(0.001, turn, i)
+                return
+            for _ in range(sizes[i]):
+                k = next(seq)
+                observer.on_next(TokenEvent(EventKind.TOKEN, "A", "r1", k, text=f"t{k} "))
+                if then is not None:
+                    then(i, k)
+            loop.call_soon(turn, i + 1)
+
+        loop.call_soon_threadsafe(turn, 0)
+        return Disposable()
+
+    return reactivex.create(subscribe)
+
+
+def test_run_hands_a_waiting_thread_the_first_event_at_once_and_the_rest_of_the_turn_together(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_dispatch, "YIELD_INTERVAL", 0.0)  # every turn starts after a pause
     seen: list[tuple[int, int]] = []
-    dispatcher, spy = _dispatcher(lambda e: seen.append((threading.get_ident(), e.seq)))
-    dispatcher.consume(_turns([40, 1, 25]))
-    assert spy.handed == [40, 1, 25, "end"]  # one wake-up of this thread per loop turn, not per event
+    pushed = [threading.Event() for _ in range(3)]  # turn i's events are all pushed
+    firsts = {0: 0, 40: 1, 41: 2}  # the first event of each turn -> its turn
+
+    def handler(event: TokenEvent) -> None:
+        seen.append((threading.get_ident(), event.seq))
+        if event.seq in firsts:  # busy until its turn is pushed: the rest of the turn finds this thread busy
+            assert pushed[firsts[event.seq]].wait(WAIT)
+
+    def then(i: int, k: int) -> None:
+        if k in (39, 40, 65):
+            pushed[i].set()
+
+    dispatcher, spy = _dispatcher(handler)
+    dispatcher.consume(_when_waiting(dispatcher, [40, 1, 25], then))
+    assert spy.handed == [1, 39, 1, 1, 24, "end"]  # at most: the first at once, then one wake-up per loop turn
     assert seen == [(threading.get_ident(), k) for k in range(66)]  # all, once, in order, on this thread
     assert dispatcher.error is None and dispatcher.delivered == 66 and len(dispatcher.events) == 66
+
+
+def test_run_calls_back_for_the_first_event_while_the_loop_turn_that_made_it_still_runs() -> None:
+    """A turn parsing a burst takes milliseconds: its first event must not wait for the turn to end (TTFT)."""
+    handled = threading.Event()
+    during: list[bool] = []
+
+    def then(i: int, k: int) -> None:
+        if k == 0:  # still inside the turn: the calling thread gets the event meanwhile
+            during.append(handled.wait(10.0))
+
+    dispatcher, _ = _dispatcher(lambda e: handled.set())
+    dispatcher.consume(_when_waiting(dispatcher, [5], then))
+    assert during == [True] and dispatcher.delivered == 5
+
+
+def test_run_yields_to_a_waiting_thread_until_it_took_the_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_dispatch, "YIELD_TIMEOUT", WAIT)  # however slow the machine: wait until it is taken
+    monkeypatch.setattr(_dispatch, "YIELD_INTERVAL", 0.0)  # every time
+    taken: list[tuple[int, bool]] = []
+    dispatcher, spy = _dispatcher(lambda e: None)
+    dispatcher.consume(_when_waiting(dispatcher, [1, 1], lambda i, k: taken.append((len(spy.handed), spy.empty()))))
+    assert taken == [(1, True), (2, True)]  # when push returned, the event was handed over, and taken already
+    assert dispatcher.yields == 2 and dispatcher.delivered == 2
+
+
+def test_run_yields_at_most_once_per_yield_interval(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_dispatch, "YIELD_INTERVAL", 3600.0)
+    dispatcher, spy = _dispatcher(lambda e: None)
+    dispatcher.consume(_when_waiting(dispatcher, [1, 1, 1]))
+    assert dispatcher.yields == 1  # the first hand-off only; the others are handed over without waiting
+    assert spy.handed == [1, 1, 1, "end"] and dispatcher.delivered == 3
 
 
 def test_run_stops_inside_a_batch_when_a_callback_error_is_fatal() -> None:
@@ -478,4 +553,32 @@ def test_events_a_source_gives_while_subscribing_on_a_loop_thread_are_handed_ove
         dispatcher.consume(reactivex.concat(reactivex.of(first), _turns([3])))  # blocks this loop meanwhile
 
     asyncio.run(main())
-    assert spy.handed == [1, 3, "end"] and seen == [0, 0, 1, 2]
+    assert spy.handed[0] == 1 and spy.handed[-1] == "end"  # the first at once, on this thread, while subscribing
+    assert sum(n for n in spy.handed if isinstance(n, int)) == 4 and seen == [0, 0, 1, 2]
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts open descriptors in /proc")
+def test_run_closes_the_descriptors_it_wakes_the_calling_thread_with() -> None:
+    def interrupt(event: TokenEvent) -> None:
+        raise KeyboardInterrupt
+
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(10):
+        dispatcher, _ = _dispatcher(lambda e: None)
+        dispatcher.consume(_turns([3, 2]))
+        assert dispatcher.delivered == 5
+        interrupted, _ = _dispatcher(interrupt)
+        with pytest.raises(KeyboardInterrupt):
+            interrupted.consume(_turns([3]))
+    assert len(os.listdir("/proc/self/fd")) == before
+
+
+def test_run_delivers_everything_when_no_pipe_can_be_opened(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_pipe() -> tuple[int, int]:
+        raise OSError(24, "Too many open files")
+
+    monkeypatch.setattr(_dispatch.os, "pipe", no_pipe)
+    seen: list[int] = []
+    dispatcher, _ = _dispatcher(lambda e: seen.append(e.seq))
+    dispatcher.consume(_turns([40, 1, 25]))
+    assert seen == list(range(66)) and dispatcher.error is None

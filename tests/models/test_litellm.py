@@ -129,3 +129,68 @@ def test_first_litellm_import_happens_off_the_event_loop() -> None:
         _litellm.import_litellm = real  # type: ignore[assignment]
         _litellm._litellm = saved or real()
     assert seen and seen[0] != "rxagents-runtime"  # a worker thread, not the loop's thread
+
+
+# --- reading litellm's chunk objects: _field is getattr(obj, name, None), without pydantic's slow path -------------
+_CHUNK_FIELDS = ("usage", "choices", "delta", "content", "reasoning_content", "tool_calls", "finish_reason",
+                 "total_tokens", "prompt_tokens", "completion_tokens", "role", "index", "nonexistent")  # fmt: skip
+
+
+def _objects_in(chunk: Any) -> list[Any]:
+    """The chunk and the objects the backend reads in it: its choices, their deltas, its usage."""
+    found = [chunk]
+    usage = getattr(chunk, "usage", None)
+    if usage is not None:
+        found.append(usage)
+    for choice in getattr(chunk, "choices", None) or ():
+        found.append(choice)
+        if getattr(choice, "delta", None) is not None:
+            found.append(choice.delta)
+    return found
+
+
+def test_field_reads_what_getattr_reads_on_every_object_of_a_real_stream(model_server: LocalModelServer) -> None:
+    from rxagents.models._litellm import _field, import_litellm
+
+    litellm = import_litellm()
+    request = _setup(model_server, Reply(tokens=("Answer",), reasoning=("Think",)))
+    tools = _setup(model_server, Reply(tokens=(), tool_calls=(ToolCallSpec("f", '{"a": 1}', pieces=2),)))
+
+    async def chunks(req: ModelRequest) -> list[Any]:
+        response = await litellm.acompletion(
+            model=req.model, messages=req.messages, api_base=req.api_base, api_key=req.api_key,
+            stream=True, stream_options={"include_usage": True}, max_retries=0,
+        )  # fmt: skip
+        return [chunk async for chunk in response]
+
+    objects = [obj for req in (request, tools) for chunk in run(chunks(req)) for obj in _objects_in(chunk)]
+    kinds = {type(obj).__name__ for obj in objects}
+    assert {"ModelResponseStream", "StreamingChoices", "Delta", "Usage"} <= kinds
+    for name in ("usage", "content", "reasoning_content", "tool_calls", "finish_reason"):  # each is set somewhere
+        assert any(getattr(obj, name, None) for obj in objects), name
+    for obj in objects:
+        for name in _CHUNK_FIELDS:
+            assert _field(obj, name) == getattr(obj, name, None), (type(obj).__name__, name)
+
+
+def test_field_defers_to_getattr_for_class_attributes_and_plain_objects() -> None:
+    import types
+
+    import pydantic
+
+    from rxagents.models._litellm import _field
+
+    class Model(pydantic.BaseModel, extra="allow"):
+        kept: int = 1
+
+        @property
+        def shown(self) -> str:
+            return "from the property"
+
+    model = Model(extra_one=2)
+    assert (_field(model, "kept"), _field(model, "extra_one"), _field(model, "shown")) == (1, 2, "from the property")
+    assert _field(model, "missing") is None
+    del model.kept  # what litellm does with a field a chunk lacks
+    assert _field(model, "kept") is None and getattr(model, "kept", None) is None
+    plain = types.SimpleNamespace(content="text")
+    assert (_field(plain, "content"), _field(plain, "missing")) == ("text", None)
