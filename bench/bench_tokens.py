@@ -329,6 +329,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tokens", type=int, default=2000, help="tokens (SSE chunks) in the stream (default 2000)")
     parser.add_argument("--repeat", type=int, default=5, help="measured runs per variant; the median is shown")
     parser.add_argument("--profile", metavar="VARIANT", help="cProfile this variant instead of measuring")
+    parser.add_argument("--pin", type=int, metavar="CPU",
+                        help="run this process's threads on CPU number CPU only (the server keeps every CPU): "
+                        "shows what the second core costs Agent.run, whose run and callback are two threads")  # fmt: skip
     args = parser.parse_args(argv)
     if args.tokens < 1:
         parser.error(f"--tokens must be >= 1, got {args.tokens}")
@@ -349,6 +352,9 @@ def main(argv: list[str] | None = None) -> int:
     expected = "".join(default_text(TASK, args.tokens))
     loop = asyncio.new_event_loop()  # one persistent loop for the async variants (litellm caches clients per loop)
     with server_process("--tokens", str(args.tokens)) as server:
+        if args.pin is not None:  # after the server started, so it is not pinned; later threads inherit it
+            for task in os.listdir("/proc/self/task"):
+                os.sched_setaffinity(int(task), {args.pin})
         url = server.url
         client = httpx.AsyncClient(trust_env=False, timeout=30.0)
 
