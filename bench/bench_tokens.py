@@ -330,13 +330,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=5, help="measured runs per variant; the median is shown")
     parser.add_argument("--profile", metavar="VARIANT", help="cProfile this variant instead of measuring")
     parser.add_argument("--pin", type=int, metavar="CPU",
-                        help="run this process's threads on CPU number CPU only (the server keeps every CPU): "
-                        "shows what the second core costs Agent.run, whose run and callback are two threads")  # fmt: skip
+                        help="run this process's threads on CPU number CPU only, the server on every CPU: "
+                        "what the second core costs Agent.run (its run and callback are two threads)")  # fmt: skip
     args = parser.parse_args(argv)
     if args.tokens < 1:
         parser.error(f"--tokens must be >= 1, got {args.tokens}")
     if args.repeat < 1:
         parser.error(f"--repeat must be >= 1, got {args.repeat}")
+    if args.pin is not None and args.pin not in os.sched_getaffinity(0):
+        parser.error(f"--pin must be one of this process's CPUs {sorted(os.sched_getaffinity(0))}, got {args.pin}")
 
     started = time.perf_counter()
     imports = None if args.profile else import_cost()  # before this process has anything cached
