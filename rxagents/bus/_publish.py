@@ -86,8 +86,7 @@ def publish(
             await agent.stream(task).pipe(publish(bus), collect_text())
     """
     check_bus(bus)
-    check_options(coalesce, max_batch, max_in_flight, max_buffer, unavailable_timeout)
-    _check_fence(fence)
+    check_options(coalesce, max_batch, max_in_flight, max_buffer, unavailable_timeout, fence)
     options = {
         "coalesce": coalesce,
         "max_batch": max_batch,
@@ -257,8 +256,7 @@ async def apublish(
         count = await apublish(bus, agent.astream(task))
     """
     check_bus(bus)
-    check_options(coalesce, max_batch, max_in_flight, max_buffer, unavailable_timeout)
-    _check_fence(fence)
+    check_options(coalesce, max_batch, max_in_flight, max_buffer, unavailable_timeout, fence)
     if asyncio.get_running_loop() is not bus.loop:
         raise BusError(f"{bus!r} belongs to another event loop: publish from the loop it connected on")
     publisher = Publisher(
@@ -287,11 +285,6 @@ async def apublish(
     finally:
         publisher.close()
     return publisher.published
-
-
-def _check_fence(fence: object) -> None:
-    if fence is not None and not isinstance(fence, Fence):
-        raise ConfigurationError(f"fence must be a Fence from await bus.begin_attempt(run_id) or None, got {fence!r}")
 
 
 def _event(item: object) -> TokenEvent:

@@ -45,7 +45,7 @@ _MAX_MESSAGE_TEXT = 128 * 1024
 
 
 def check_options(coalesce: object, max_batch: object, max_in_flight: object, max_buffer: object,
-                  unavailable_timeout: object) -> None:
+                  unavailable_timeout: object, fence: object = None) -> None:
     """Raise ConfigurationError naming the first bad option."""
     if not isinstance(coalesce, bool):
         raise ConfigurationError(f"coalesce must be True or False, got {coalesce!r}")
@@ -56,6 +56,8 @@ def check_options(coalesce: object, max_batch: object, max_in_flight: object, ma
         unavailable_timeout > 0
     ):
         raise ConfigurationError(f"unavailable_timeout must be a number of seconds > 0, got {unavailable_timeout!r}")
+    if fence is not None and not isinstance(fence, Fence):
+        raise ConfigurationError(f"fence must be a Fence from await bus.begin_attempt(run_id) or None, got {fence!r}")
 
 
 class Publisher:
@@ -74,7 +76,7 @@ class Publisher:
         fence: Fence | None = None,
         on_failure: Callable[[BusError], None] | None = None,
     ) -> None:
-        check_options(coalesce, max_batch, max_in_flight, max_buffer, unavailable_timeout)
+        check_options(coalesce, max_batch, max_in_flight, max_buffer, unavailable_timeout, fence)
         self.bus = bus
         self.fence = fence
         self._on_failure = on_failure
